@@ -1,0 +1,66 @@
+//! Places near a location, from the provider chosen in `herd.toml`.
+//!
+//! Every provider answers in the shape of Google's Places Nearby Search response, printed in
+//! Google's own layout (see [`layout`]), so clients see one format whichever provider serves.
+
+use std::time::Duration;
+
+/// Which service answers places queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// The bundled GeoNames data set: no network, no key.
+    Embedded,
+    /// Google's legacy Places Nearby Search web API.
+    Google,
+    /// Google's Places API (New) `places:searchNearby`.
+    GoogleNew,
+}
+
+/// An API key: kept out of every `Debug` and log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+
+    /// The key itself, for the one place that sends it upstream.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// What the places fetcher needs to know, validated by `config`.
+#[derive(Debug, Clone)]
+pub struct PlacesSettings {
+    pub provider: Provider,
+    /// Scheme, host and optional port, no trailing slash: `https://maps.googleapis.com`.
+    pub base_url: String,
+    pub api_key: Option<ApiKey>,
+    /// How long one upstream call may take before the reply says it timed out.
+    pub timeout: Duration,
+}
+
+/// One places question: a circle and how many results at most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearbyQuery {
+    pub lat: f64,
+    pub lng: f64,
+    /// The location as Google's `location=` wants it: `34.068930,-118.445127` (the client's
+    /// own digits, without a `+` sign, which a query string would read as a space).
+    pub location_param: String,
+    /// The radius in metres.
+    pub radius_m: f64,
+    /// The radius in metres as exact decimal text (`10500`, `0.5`), shifted from the client's
+    /// kilometres without floating point.
+    pub radius_param: String,
+    /// The most results to return, 1..=20.
+    pub bound: usize,
+}
