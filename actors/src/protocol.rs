@@ -1,0 +1,440 @@
+//! The client protocol: lines in, typed commands out; records and replies back to bytes.
+//!
+//! Pure, no I/O. The wire forms (SPEC.md section 2):
+//!
+//! ```text
+//! IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503
+//! AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503
+//! WHATSAT kiwi.cs.ucla.edu 10 5
+//! ? <the invalid line, byte for byte>
+//! ```
+//!
+//! Fields are separated by runs of the six ASCII white-space bytes and nothing else. Every
+//! number is checked on its decimal text, so range checks are exact and the time difference
+//! is computed in integer nanoseconds: no floating point on the AT path.
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why a line is not a valid command. The client only ever sees `? <line>`; the kind goes
+/// to the event log, so an operator can tell what was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("line is not valid UTF-8")]
+    NotUtf8,
+    #[error("unknown command")]
+    UnknownCommand,
+    #[error("wrong number of fields")]
+    FieldCount,
+    #[error("client id has a control character")]
+    ClientId,
+    #[error("coordinates are not [+-]D+(.D+)?[+-]D+(.D+)? within +-90, +-180")]
+    Coordinates,
+    #[error("time is not D+(.D{{1,9}})? within the 64-bit nanosecond range")]
+    Time,
+    #[error("radius is not D+(.D+)? in 0 < r <= 50")]
+    Radius,
+    #[error("bound is not an integer in 1..=20")]
+    Bound,
+    #[error("server name is not a single field")]
+    ServerName,
+    #[error("time difference is not [+-]D+.DDDDDDDDD")]
+    Difference,
+}
+
+/// The six bytes that separate fields.
+pub fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c)
+}
+
+/// The white-space separated fields of `s`.
+pub fn fields(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| c.is_ascii() && is_space(c as u8))
+        .filter(|f| !f.is_empty())
+}
+
+/// POSIX time in exact nanoseconds, never negative (the grammar has no sign).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub fn from_nanos(nanos: i64) -> Self {
+        Timestamp(nanos)
+    }
+
+    pub fn nanos(self) -> i64 {
+        self.0
+    }
+
+    /// The current time; a clock before 1970 reads as 0, one past 2262 as the maximum.
+    pub fn now() -> Self {
+        let nanos = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Err(_) => 0,
+        };
+        Timestamp(nanos)
+    }
+
+    /// Parses `D+(.D{1,9})?`; `None` past 9223372036.854775807.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (secs, frac) = match s.split_once('.') {
+            Some((secs, frac)) => (secs, frac),
+            None => (s, ""),
+        };
+        if !all_digits(secs) || (s.contains('.') && (frac.is_empty() || frac.len() > 9)) {
+            return None;
+        }
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let secs = secs.trim_start_matches('0');
+        if secs.len() > 10 {
+            return None;
+        }
+        let secs: i64 = if secs.is_empty() {
+            0
+        } else {
+            secs.parse().ok()?
+        };
+        let nanos = frac
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(9)
+            .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
+        secs.checked_mul(1_000_000_000)?
+            .checked_add(nanos)
+            .map(Timestamp)
+    }
+}
+
+/// `[+-]secs.nnnnnnnnn`: a signed nanosecond count in fixed notation.
+pub fn format_difference(nanos: i64, out: &mut String) {
+    let sign = if nanos < 0 { '-' } else { '+' };
+    let abs = nanos.unsigned_abs();
+    let _ = write!(
+        out,
+        "{sign}{}.{:09}",
+        abs / 1_000_000_000,
+        abs % 1_000_000_000
+    );
+}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Splits `D+(.D+)?` into its integer and fraction digits.
+fn unsigned_decimal(s: &str) -> Option<(&str, &str)> {
+    let (int, frac) = match s.split_once('.') {
+        Some((int, frac)) => {
+            if !all_digits(frac) {
+                return None;
+            }
+            (int, frac)
+        }
+        None => (s, ""),
+    };
+    all_digits(int).then_some((int, frac))
+}
+
+/// Compares the decimal `int.frac` with the integer `limit`, exactly.
+fn cmp_decimal(int: &str, frac: &str, limit: u32) -> Ordering {
+    let int = int.trim_start_matches('0');
+    let limit = limit.to_string();
+    int.len()
+        .cmp(&limit.len())
+        .then_with(|| int.cmp(&limit))
+        .then_with(|| {
+            if frac.bytes().any(|b| b != b'0') {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        })
+}
+
+/// A client's position: ISO 6709 `+34.068930-118.445127`, range-checked on the text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+    /// Where the longitude's sign starts in the text this was parsed from.
+    split: usize,
+}
+
+impl Location {
+    pub fn parse(s: &str) -> Option<Self> {
+        let bytes = s.as_bytes();
+        if !matches!(bytes.first(), Some(b'+' | b'-')) {
+            return None;
+        }
+        let split = 1 + bytes[1..].iter().position(|&b| b == b'+' || b == b'-')?;
+        let (lat, lng) = s.split_at(split);
+        let lat_value = signed_in_range(lat, 90)?;
+        let lng_value = signed_in_range(lng, 180)?;
+        Some(Location {
+            lat: lat_value,
+            lng: lng_value,
+            split,
+        })
+    }
+
+    /// `34.068930,-118.445127` from the text this was parsed from: the client's own digits,
+    /// without `+` (which a URL query would read as a space).
+    pub fn query_param(&self, text: &str) -> String {
+        let (lat, lng) = text.split_at(self.split);
+        format!(
+            "{},{}",
+            lat.trim_start_matches('+'),
+            lng.trim_start_matches('+')
+        )
+    }
+}
+
+/// Parses `[+-]D+(.D+)?` within `±limit`.
+fn signed_in_range(s: &str, limit: u32) -> Option<f64> {
+    let (int, frac) = unsigned_decimal(s.get(1..)?)?;
+    if cmp_decimal(int, frac, limit) == Ordering::Greater {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A WHATSAT radius: `D+(.D+)?` kilometres with 0 < r <= 50.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Radius {
+    pub metres: f64,
+    /// The radius in metres as exact decimal text, shifted from the kilometres' digits.
+    pub metres_text: String,
+}
+
+impl Radius {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (int, frac) = unsigned_decimal(s)?;
+        let positive = int.bytes().chain(frac.bytes()).any(|b| b != b'0');
+        if !positive || cmp_decimal(int, frac, 50) == Ordering::Greater {
+            return None;
+        }
+        let shift = frac.len().min(3);
+        let mut whole = format!("{int}{}{}", &frac[..shift], "000".get(shift..)?);
+        let whole_trimmed = whole.trim_start_matches('0').len();
+        whole.drain(..whole.len() - whole_trimmed.max(1));
+        let rest = frac[shift..].trim_end_matches('0');
+        let metres_text = if rest.is_empty() {
+            whole
+        } else {
+            format!("{whole}.{rest}")
+        };
+        let metres = metres_text.parse().ok()?;
+        Some(Radius {
+            metres,
+            metres_text,
+        })
+    }
+}
+
+/// A WHATSAT bound: `D+` in 1..=20.
+fn parse_bound(s: &str) -> Option<u8> {
+    if !all_digits(s) {
+        return None;
+    }
+    let digits = s.trim_start_matches('0');
+    if digits.len() > 2 {
+        return None;
+    }
+    let n: u8 = digits.parse().ok()?;
+    (1..=20).contains(&n).then_some(n)
+}
+
+/// A client id: non-empty, no white space, no control character.
+fn is_client_id(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c < '\u{20}' || c == '\u{7f}')
+}
+
+/// A valid client command, borrowing its text from the line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command<'a> {
+    IAmAt(IAmAt<'a>),
+    WhatsAt(WhatsAt<'a>),
+}
+
+/// `IAMAT <client> <coordinates> <time>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IAmAt<'a> {
+    pub client: &'a str,
+    pub coordinates: &'a str,
+    pub location: Location,
+    pub time_text: &'a str,
+    pub time: Timestamp,
+}
+
+/// `WHATSAT <client> <radius km> <bound>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhatsAt<'a> {
+    pub client: &'a str,
+    pub radius: Radius,
+    pub bound: u8,
+}
+
+/// Parses one line (without its terminator). `Ok(None)` for an empty or all-white-space
+/// line, which gets no reply.
+pub fn parse_line(line: &[u8]) -> Result<Option<Command<'_>>, ParseError> {
+    let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
+    let mut it = fields(line);
+    let Some(name) = it.next() else {
+        return Ok(None);
+    };
+    let (Some(a), Some(b), Some(c), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(match name {
+            "IAMAT" | "WHATSAT" => ParseError::FieldCount,
+            _ => ParseError::UnknownCommand,
+        });
+    };
+    if !matches!(name, "IAMAT" | "WHATSAT") {
+        return Err(ParseError::UnknownCommand);
+    }
+    if !is_client_id(a) {
+        return Err(ParseError::ClientId);
+    }
+    Ok(Some(if name == "IAMAT" {
+        Command::IAmAt(IAmAt {
+            client: a,
+            coordinates: b,
+            location: Location::parse(b).ok_or(ParseError::Coordinates)?,
+            time_text: c,
+            time: Timestamp::parse(c).ok_or(ParseError::Time)?,
+        })
+    } else {
+        Command::WhatsAt(WhatsAt {
+            client: a,
+            radius: Radius::parse(b).ok_or(ParseError::Radius)?,
+            bound: parse_bound(c).ok_or(ParseError::Bound)?,
+        })
+    }))
+}
+
+/// `? <line>\n`: the reply to any invalid line, echoing it byte for byte.
+pub fn invalid_reply(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 3);
+    out.extend_from_slice(b"? ");
+    out.extend_from_slice(line);
+    out.push(b'\n');
+    out
+}
+
+/// A client's check-in as the herd keeps and floods it: the AT line its receiving server
+/// produced, plus what is parsed out of that line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    client: Arc<str>,
+    time: Timestamp,
+    location: Location,
+    /// `AT <server> <diff> <client> <coordinates> <time>`, no newline.
+    at_line: Arc<str>,
+    /// Byte range of the coordinates within `at_line`.
+    coordinates: (usize, usize),
+}
+
+impl Record {
+    /// The record of a check-in received by `server` at `received`.
+    pub fn check_in(server: &str, received: Timestamp, cmd: &IAmAt<'_>) -> Record {
+        let mut line = String::with_capacity(
+            server.len() + cmd.client.len() + cmd.coordinates.len() + cmd.time_text.len() + 32,
+        );
+        line.push_str("AT ");
+        line.push_str(server);
+        line.push(' ');
+        format_difference(received.nanos() - cmd.time.nanos(), &mut line);
+        line.push(' ');
+        line.push_str(cmd.client);
+        line.push(' ');
+        let start = line.len();
+        line.push_str(cmd.coordinates);
+        let end = line.len();
+        line.push(' ');
+        line.push_str(cmd.time_text);
+        Record {
+            client: Arc::from(cmd.client),
+            time: cmd.time,
+            location: cmd.location,
+            at_line: Arc::from(line),
+            coordinates: (start, end),
+        }
+    }
+
+    /// Parses an AT line as another server produced it (peers flood AT lines).
+    pub fn parse_at_line(line: &str) -> Result<Record, ParseError> {
+        let mut it = fields(line);
+        let (Some("AT"), Some(server), Some(diff), Some(client), Some(coords), Some(time), None) = (
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+        ) else {
+            return Err(ParseError::FieldCount);
+        };
+        if !is_client_id(server) {
+            return Err(ParseError::ServerName);
+        }
+        let diff_ok = matches!(diff.as_bytes().first(), Some(b'+' | b'-'))
+            && matches!(diff[1..].split_once('.'), Some((s, n)) if all_digits(s) && n.len() == 9 && all_digits(n));
+        if !diff_ok {
+            return Err(ParseError::Difference);
+        }
+        if !is_client_id(client) {
+            return Err(ParseError::ClientId);
+        }
+        let cmd = IAmAt {
+            client,
+            coordinates: coords,
+            location: Location::parse(coords).ok_or(ParseError::Coordinates)?,
+            time_text: time,
+            time: Timestamp::parse(time).ok_or(ParseError::Time)?,
+        };
+        // Rebuild with single spaces so the stored line is canonical whatever the spacing.
+        let at_line = format!("AT {server} {diff} {client} {coords} {time}");
+        let start = at_line.len() - time.len() - 1 - coords.len();
+        Ok(Record {
+            client: Arc::from(cmd.client),
+            time: cmd.time,
+            location: cmd.location,
+            coordinates: (start, start + coords.len()),
+            at_line: Arc::from(at_line),
+        })
+    }
+
+    pub fn client(&self) -> &Arc<str> {
+        &self.client
+    }
+
+    pub fn time(&self) -> Timestamp {
+        self.time
+    }
+
+    pub fn location(&self) -> Location {
+        self.location
+    }
+
+    pub fn at_line(&self) -> &str {
+        &self.at_line
+    }
+
+    /// The coordinates as the client sent them.
+    pub fn coordinates(&self) -> &str {
+        &self.at_line[self.coordinates.0..self.coordinates.1]
+    }
+
+    /// The herd's total "newer" order: client time first, then the AT line's bytes, so two
+    /// different check-ins with the same client time still have one winner everywhere.
+    pub fn newer_than(&self, other: &Record) -> bool {
+        (self.time, self.at_line.as_bytes()) > (other.time, other.at_line.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests;
