@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+pub mod embedded;
+pub mod layout;
+
 /// Which service answers places queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -21,6 +24,7 @@ pub enum Provider {
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// Wraps a key read from the environment or the config file.
     pub fn new(key: impl Into<String>) -> Self {
         ApiKey(key.into())
     }
