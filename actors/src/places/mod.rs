@@ -6,10 +6,14 @@
 use std::time::Duration;
 
 pub mod embedded;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 mod fetcher;
 mod google;
 mod google_new;
 pub mod layout;
+#[cfg(test)]
+mod tests;
 mod upstream;
 
 pub use fetcher::{Nearby, PlacesFetcher};
