@@ -351,3 +351,44 @@ fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, Read, Write};
+
+    /// Black-box tests use the fake from a plain thread: no runtime of theirs is needed,
+    /// and one connection carries several requests.
+    #[test]
+    fn serves_plain_threads_with_keep_alive() {
+        let google = FakeGoogle::start(Mode::Ok { results: 2 });
+        let stream =
+            std::net::TcpStream::connect(google.base_url().trim_start_matches("http://")).unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        for _ in 0..2 {
+            (&stream)
+                .write_all(
+                    b"GET /maps/api/place/nearbysearch/json?key=a%2Bb HTTP/1.1\r\nHost: x\r\n\r\n",
+                )
+                .unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["results"].as_array().unwrap().len(), 2);
+        }
+        assert_eq!(google.count(), 2);
+        assert_eq!(google.requests()[0].param("key").as_deref(), Some("a+b"));
+        assert_eq!(google.requests()[0].header("HOST"), Some("x"));
+    }
+}
