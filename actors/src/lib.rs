@@ -1,1 +1,2 @@
+pub mod places;
 pub mod protocol;

@@ -5,6 +5,19 @@
 
 use std::time::Duration;
 
+pub mod embedded;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+mod fetcher;
+mod google;
+mod google_new;
+pub mod layout;
+#[cfg(test)]
+mod tests;
+mod upstream;
+
+pub use fetcher::{Nearby, PlacesFetcher};
+
 /// Which service answers places queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -21,6 +34,7 @@ pub enum Provider {
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// Wraps a key read from the environment or the config file.
     pub fn new(key: impl Into<String>) -> Self {
         ApiKey(key.into())
     }
@@ -40,9 +54,11 @@ impl std::fmt::Debug for ApiKey {
 /// What the places fetcher needs to know, validated by `config`.
 #[derive(Debug, Clone)]
 pub struct PlacesSettings {
+    /// Which service answers.
     pub provider: Provider,
     /// Scheme, host and optional port, no trailing slash: `https://maps.googleapis.com`.
     pub base_url: String,
+    /// Sent to Google only; without one, the Google providers answer `REQUEST_DENIED`.
     pub api_key: Option<ApiKey>,
     /// How long one upstream call may take before the reply says it timed out.
     pub timeout: Duration,
@@ -51,7 +67,9 @@ pub struct PlacesSettings {
 /// One places question: a circle and how many results at most.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NearbyQuery {
+    /// The centre's latitude in degrees, for distances (the embedded provider).
     pub lat: f64,
+    /// The centre's longitude in degrees.
     pub lng: f64,
     /// The location as Google's `location=` wants it: `34.068930,-118.445127` (the client's
     /// own digits, without a `+` sign, which a query string would read as a space).
