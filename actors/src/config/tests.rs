@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ConfigError, HerdConfig, ServerConfig};
+use super::{ConfigError, HerdConfig, Secret, ServerConfig};
 use crate::places::Provider;
 
 /// Two servers, the smallest herd with a link, listed on one side only.
@@ -148,10 +148,7 @@ fn an_empty_secret_is_no_secret() {
 fn the_secret_comes_from_the_file_or_herd_secret() {
     let text = format!("secret = \"from-file\"\n{TWO}");
     let from_file = loaded(&text, &[]);
-    assert_eq!(
-        from_file.secret.as_ref().map(|s| s.expose()),
-        Some("from-file")
-    );
+    assert_eq!(from_file.secret, Some(Secret::new("from-file")));
     let from_env = loaded(&text, &[("HERD_SECRET", "from-env")]);
     assert_eq!(
         from_env.secret.as_ref().map(|s| s.expose()),
