@@ -31,18 +31,20 @@
 //! - An empty string, in the file or the environment, means "not set": no secret, no API
 //!   key, the default base URL or log directory.
 
+mod env;
 mod error;
 mod servers;
+mod settings;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use ::config::{Config, Environment, File, FileFormat, Map, Source, Value, ValueKind};
+use ::config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 
-use crate::places::{ApiKey, PlacesSettings, Provider};
+use crate::places::PlacesSettings;
+use env::{herd_var_key, EnvLayer, GoogleKeyVar, GOOGLE_KEY_VAR};
+use settings::Settings;
 
 pub use error::ConfigError;
 pub use servers::ServerConfig;
@@ -55,8 +57,6 @@ const SETTINGS: &[(&str, &[&str])] = &[
     ("log", &["dir"]),
 ];
 
-const GOOGLE_KEY_VAR: &str = "GOOGLE_PLACES_API_KEY";
-const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 const DEFAULT_LOG_DIR: &str = "logs";
 
 /// The herd as one server needs to know it.
@@ -239,211 +239,6 @@ fn leaf_keys(table: &str) -> &'static [&'static str] {
         .iter()
         .find(|(name, _)| *name == table)
         .map_or(&[], |(_, keys)| *keys)
-}
-
-/// The setting (`places.provider`) a `HERD_*` variable overrides, matched without regard
-/// to case as the `config` crate does; `None` for variables that name no setting.
-fn herd_var_key(var: &str) -> Option<String> {
-    let lower = var.to_ascii_lowercase();
-    let key = lower.strip_prefix("herd_")?.replace("__", ".");
-    let (table, leaf) = key.rsplit_once('.').unwrap_or(("", &key));
-    leaf_keys(table).contains(&leaf).then_some(key)
-}
-
-/// The environment, cut down to the variables that set something.
-struct EnvLayer {
-    /// `HERD_*` variables naming a setting, with a value, for the `config` crate.
-    herd_vars: Map<String, String>,
-    /// Which settings the environment set, and by which variable, for messages.
-    overridden: HashMap<String, String>,
-    google_key: Option<String>,
-}
-
-impl EnvLayer {
-    fn new(env: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut layer = EnvLayer {
-            herd_vars: Map::new(),
-            overridden: HashMap::new(),
-            google_key: None,
-        };
-        for (var, value) in env {
-            if value.is_empty() {
-                continue;
-            }
-            if var == GOOGLE_KEY_VAR {
-                layer.google_key = Some(value);
-            } else if let Some(key) = herd_var_key(&var) {
-                layer.overridden.insert(key, var.clone());
-                layer.herd_vars.insert(var, value);
-            }
-        }
-        layer
-    }
-}
-
-/// `GOOGLE_PLACES_API_KEY` as a `config` layer between the file and the `HERD_*` variables.
-#[derive(Clone)]
-struct GoogleKeyVar(Option<String>);
-
-impl std::fmt::Debug for GoogleKeyVar {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GoogleKeyVar(<redacted>)")
-    }
-}
-
-impl Source for GoogleKeyVar {
-    fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
-        Box::new(self.clone())
-    }
-
-    fn collect(&self) -> Result<Map<String, Value>, ::config::ConfigError> {
-        let origin = GOOGLE_KEY_VAR.to_string();
-        Ok(self
-            .0
-            .iter()
-            .map(|key| {
-                let value = Value::new(Some(&origin), key.as_str());
-                ("places.api_key".to_string(), value)
-            })
-            .collect())
-    }
-}
-
-/// The merged settings, read key by key so each fault names its key and where it came from.
-struct Settings<'a> {
-    path: &'a Path,
-    root: Map<String, Value>,
-    overridden: HashMap<String, String>,
-}
-
-impl Settings<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
-        match key.split_once('.') {
-            None => self.root.get(key),
-            Some((table, leaf)) => match &self.root.get(table)?.kind {
-                ValueKind::Table(table) => table.get(leaf),
-                _ => None,
-            },
-        }
-    }
-
-    /// A string setting; empty counts as unset.
-    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(value) => match &value.kind {
-                ValueKind::Nil => Ok(None),
-                ValueKind::String(text) if text.is_empty() => Ok(None),
-                ValueKind::String(text) => Ok(Some(text.clone())),
-                // Only the kind, never the value: this may be the secret or the API key. (The
-                // environment only holds strings, so the file is where it came from.)
-                _ => Err(ConfigError::BadValue {
-                    path: self.path.into(),
-                    key: key.into(),
-                    value: format!("({})", kind_of(value)),
-                    expected: "a string".into(),
-                }),
-            },
-        }
-    }
-
-    /// The value of `key` is wrong: say so, naming the variable if it came from the
-    /// environment. Only for values that may be shown (never the secret or the API key).
-    fn refuse(&self, key: &str, expected: &str) -> ConfigError {
-        let value = self.get(key);
-        match (self.overridden.get(key), value.map(|value| &value.kind)) {
-            (Some(var), Some(ValueKind::String(text))) => ConfigError::BadEnv {
-                path: self.path.into(),
-                var: var.clone(),
-                value: text.clone(),
-                expected: expected.into(),
-            },
-            _ => ConfigError::BadValue {
-                path: self.path.into(),
-                key: key.into(),
-                value: value.map(describe).unwrap_or_default(),
-                expected: expected.into(),
-            },
-        }
-    }
-
-    fn places(&self) -> Result<PlacesSettings, ConfigError> {
-        let provider = match self.string("places.provider")?.as_deref() {
-            None | Some("embedded") => Provider::Embedded,
-            Some("google") => Provider::Google,
-            Some("google-new") => Provider::GoogleNew,
-            Some(_) => {
-                return Err(
-                    self.refuse("places.provider", r#""embedded", "google" or "google-new""#)
-                )
-            }
-        };
-        let base_url = match self.string("places.base_url")? {
-            None if provider == Provider::GoogleNew => "https://places.googleapis.com".into(),
-            None => "https://maps.googleapis.com".into(),
-            Some(url) => self.base_url(&url)?,
-        };
-        let api_key = self.string("places.api_key")?.map(ApiKey::new);
-        let needs_key = match provider {
-            Provider::Embedded => None,
-            Provider::Google => Some("google"),
-            Provider::GoogleNew => Some("google-new"),
-        };
-        if let (Some(provider), None) = (needs_key, &api_key) {
-            return Err(ConfigError::MissingApiKey {
-                path: self.path.into(),
-                provider,
-            });
-        }
-        Ok(PlacesSettings {
-            provider,
-            base_url,
-            api_key,
-            timeout: self.timeout()?,
-        })
-    }
-
-    /// Scheme and host (a path is allowed, for a proxy), without the trailing `/` that would
-    /// double up when the provider appends its own path.
-    fn base_url(&self, url: &str) -> Result<String, ConfigError> {
-        let trimmed = url.trim_end_matches('/');
-        let host = trimmed
-            .strip_prefix("https://")
-            .or_else(|| trimmed.strip_prefix("http://"));
-        let valid = host.is_some_and(|host| {
-            !host.is_empty()
-                && !host.starts_with('/')
-                && !host
-                    .bytes()
-                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        });
-        if valid {
-            Ok(trimmed.into())
-        } else {
-            Err(self.refuse(
-                "places.base_url",
-                "an http:// or https:// URL, such as \"https://maps.googleapis.com\"",
-            ))
-        }
-    }
-
-    fn timeout(&self) -> Result<Duration, ConfigError> {
-        const KEY: &str = "places.timeout_ms";
-        let Some(value) = self.get(KEY) else {
-            return Ok(DEFAULT_TIMEOUT);
-        };
-        let ms = match &value.kind {
-            ValueKind::I64(ms) => u64::try_from(*ms).ok(),
-            ValueKind::U64(ms) => Some(*ms),
-            ValueKind::String(ms) if ms.is_empty() => return Ok(DEFAULT_TIMEOUT),
-            ValueKind::String(ms) if ms.bytes().all(|b| b.is_ascii_digit()) => ms.parse().ok(),
-            _ => None,
-        };
-        match ms {
-            Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-            _ => Err(self.refuse(KEY, "a whole number of milliseconds, at least 1")),
-        }
-    }
 }
 
 /// A value as an error message shows it: strings quoted, numbers as written, tables and
