@@ -1,2 +1,4 @@
+pub mod config;
+pub mod log;
 pub mod places;
 pub mod protocol;

@@ -1,0 +1,578 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{ConfigError, HerdConfig, Secret, ServerConfig};
+use crate::places::Provider;
+
+/// Two servers, the smallest herd with a link, listed on one side only.
+const TWO: &str = r#"
+[servers.Hill]
+addr = "127.0.0.1:12000"
+neighbours = ["Jaquez"]
+
+[servers.Jaquez]
+addr = "127.0.0.1:12001"
+"#;
+
+struct Written {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn write(text: &str) -> Written {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("herd.toml");
+    std::fs::write(&path, text).expect("herd.toml written");
+    Written { _dir: dir, path }
+}
+
+fn load_at(path: &Path, env: &[(&str, &str)]) -> Result<HerdConfig, ConfigError> {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    HerdConfig::load_with_env(path, env)
+}
+
+fn loaded(text: &str, env: &[(&str, &str)]) -> HerdConfig {
+    let file = write(text);
+    load_at(&file.path, env).unwrap_or_else(|e| panic!("refused: {e}"))
+}
+
+/// The error, and its message with the temporary path replaced by `herd.toml`.
+fn refused(text: &str, env: &[(&str, &str)]) -> (ConfigError, String) {
+    let file = write(text);
+    match load_at(&file.path, env) {
+        Ok(config) => panic!("accepted: {config:?}"),
+        Err(e) => {
+            let message = e
+                .to_string()
+                .replace(&file.path.display().to_string(), "herd.toml");
+            (e, message)
+        }
+    }
+}
+
+fn with_places(places: &str) -> String {
+    format!("[places]\n{places}\n{TWO}")
+}
+
+#[test]
+fn defaults_fill_in_everything_but_the_servers() {
+    let config = loaded(TWO, &[]);
+    assert!(config.secret.is_none());
+    assert_eq!(config.places.provider, Provider::Embedded);
+    assert_eq!(config.places.base_url, "https://maps.googleapis.com");
+    assert!(config.places.api_key.is_none());
+    assert_eq!(config.places.timeout, Duration::from_millis(5000));
+    assert_eq!(config.log_dir, PathBuf::from("logs"));
+}
+
+#[test]
+fn links_listed_on_one_side_are_links_on_both() {
+    let config = loaded(TWO, &[]);
+    let expected = vec![
+        ServerConfig {
+            name: "Hill".into(),
+            addr: "127.0.0.1:12000".parse().expect("an address"),
+            neighbours: vec!["Jaquez".into()],
+        },
+        ServerConfig {
+            name: "Jaquez".into(),
+            addr: "127.0.0.1:12001".parse().expect("an address"),
+            neighbours: vec!["Hill".into()],
+        },
+    ];
+    assert_eq!(config.servers, expected);
+}
+
+#[test]
+fn servers_come_sorted_by_name_with_sorted_unique_neighbours() {
+    let config = loaded(
+        r#"
+        [servers.c]
+        addr = "127.0.0.1:3"
+        neighbours = ["b", "a", "b"]
+        [servers.a]
+        addr = "127.0.0.1:1"
+        neighbours = ["c"]
+        [servers.b]
+        addr = "127.0.0.1:2"
+        "#,
+        &[],
+    );
+    let shape: Vec<(&str, Vec<&str>)> = config
+        .servers
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.neighbours.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [("a", vec!["c"]), ("b", vec!["c"]), ("c", vec!["a", "b"])]
+    );
+}
+
+#[test]
+fn server_names_keep_their_case() {
+    let config = loaded(TWO, &[]);
+    assert_eq!(
+        config.server("Hill").map(|s| s.name.as_str()).ok(),
+        Some("Hill")
+    );
+    assert!(config.server("hill").is_err());
+}
+
+#[test]
+fn asking_for_a_missing_server_lists_the_ones_there_are() {
+    let file = write(TWO);
+    let config = load_at(&file.path, &[]).expect("loads");
+    let message = config.server("Smith").map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        format!(
+            "no server named 'Smith' in {} (servers: Hill, Jaquez)",
+            file.path.display()
+        )
+    );
+}
+
+#[test]
+fn an_empty_secret_is_no_secret() {
+    let config = loaded(&format!("secret = \"\"\n{TWO}"), &[]);
+    assert!(config.secret.is_none());
+}
+
+#[test]
+fn the_secret_comes_from_the_file_or_herd_secret() {
+    let text = format!("secret = \"from-file\"\n{TWO}");
+    let from_file = loaded(&text, &[]);
+    assert_eq!(from_file.secret, Some(Secret::new("from-file")));
+    let from_env = loaded(&text, &[("HERD_SECRET", "from-env")]);
+    assert_eq!(
+        from_env.secret.as_ref().map(|s| s.expose()),
+        Some("from-env")
+    );
+}
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let text = format!("secret = \"hush-secret\"\n{TWO}");
+    let config = loaded(&text, &[("GOOGLE_PLACES_API_KEY", "hush-key")]);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hush"), "{debug}");
+}
+
+#[test]
+fn a_secret_of_the_wrong_type_is_refused_without_showing_it() {
+    let (e, message) = refused(&format!("secret = 12345678\n{TWO}"), &[]);
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    assert!(!message.contains("12345678"), "{message}");
+    assert_eq!(
+        message,
+        "bad secret (an integer) in herd.toml: expected a string"
+    );
+}
+
+#[test]
+fn the_places_table_is_read() {
+    let config = loaded(
+        &with_places(
+            r#"provider = "google"
+            base_url = "http://127.0.0.1:9999/"
+            api_key = "file-key"
+            timeout_ms = 250"#,
+        ),
+        &[],
+    );
+    assert_eq!(config.places.provider, Provider::Google);
+    assert_eq!(config.places.base_url, "http://127.0.0.1:9999");
+    assert_eq!(
+        config.places.api_key.as_ref().map(|k| k.expose()),
+        Some("file-key")
+    );
+    assert_eq!(config.places.timeout, Duration::from_millis(250));
+}
+
+#[test]
+fn each_google_provider_has_its_own_default_base_url() {
+    let key = [("GOOGLE_PLACES_API_KEY", "k")];
+    let google = loaded(&with_places(r#"provider = "google""#), &key);
+    assert_eq!(google.places.base_url, "https://maps.googleapis.com");
+    let new = loaded(&with_places(r#"provider = "google-new""#), &key);
+    assert_eq!(new.places.provider, Provider::GoogleNew);
+    assert_eq!(new.places.base_url, "https://places.googleapis.com");
+}
+
+#[test]
+fn the_api_key_comes_from_herd_var_then_google_var_then_file() {
+    let text = with_places(r#"api_key = "file""#);
+    let key = |env: &[(&str, &str)]| {
+        let config = loaded(&text, env);
+        config.places.api_key.map(|k| k.expose().to_string())
+    };
+    let both = [
+        ("HERD_PLACES__API_KEY", "herd"),
+        ("GOOGLE_PLACES_API_KEY", "google"),
+    ];
+    assert_eq!(key(&both).as_deref(), Some("herd"));
+    assert_eq!(key(&both[1..]).as_deref(), Some("google"));
+    assert_eq!(key(&[]).as_deref(), Some("file"));
+    let empty_herd = [
+        ("HERD_PLACES__API_KEY", ""),
+        ("GOOGLE_PLACES_API_KEY", "google"),
+    ];
+    assert_eq!(key(&empty_herd).as_deref(), Some("google"));
+}
+
+#[test]
+fn an_empty_api_key_is_no_api_key() {
+    let config = loaded(
+        &with_places(r#"api_key = """#),
+        &[("GOOGLE_PLACES_API_KEY", "")],
+    );
+    assert!(config.places.api_key.is_none());
+}
+
+#[test]
+fn google_providers_without_a_key_are_refused_with_how_to_set_one() {
+    for provider in ["google", "google-new"] {
+        let (e, message) = refused(&with_places(&format!("provider = \"{provider}\"")), &[]);
+        assert!(matches!(e, ConfigError::MissingApiKey { .. }), "{e:?}");
+        for hint in [
+            "GOOGLE_PLACES_API_KEY",
+            "HERD_PLACES__API_KEY",
+            "api_key",
+            "herd.toml",
+        ] {
+            assert!(message.contains(hint), "{message}");
+        }
+        assert!(message.contains(provider), "{message}");
+    }
+}
+
+#[test]
+fn an_unknown_provider_is_refused_naming_it() {
+    let (_, message) = refused(&with_places(r#"provider = "bing""#), &[]);
+    assert_eq!(
+        message,
+        r#"bad places.provider "bing" in herd.toml: expected "embedded", "google" or "google-new""#
+    );
+}
+
+#[test]
+fn base_urls_must_be_http_or_https() {
+    for url in [
+        "ftp://example.com",
+        "maps.googleapis.com",
+        "https://",
+        "https:///x",
+        "http://a b",
+    ] {
+        let (e, message) = refused(&with_places(&format!("base_url = \"{url}\"")), &[]);
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{url}: {e:?}");
+        assert!(message.starts_with("bad places.base_url"), "{message}");
+    }
+}
+
+#[test]
+fn timeouts_must_be_whole_positive_milliseconds() {
+    for bad in ["0", "-5", "1.5", "\"soon\""] {
+        let (e, message) = refused(&with_places(&format!("timeout_ms = {bad}")), &[]);
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{bad}: {e:?}");
+        assert!(message.starts_with("bad places.timeout_ms"), "{message}");
+    }
+}
+
+#[test]
+fn the_environment_overrides_every_key_outside_the_servers() {
+    let text = format!(
+        "secret = \"s\"\n[log]\ndir = \"file-logs\"\n{}",
+        with_places(r#"provider = "embedded""#)
+    );
+    let config = loaded(
+        &text,
+        &[
+            ("HERD_PLACES__PROVIDER", "google-new"),
+            ("HERD_PLACES__BASE_URL", "http://127.0.0.1:8000/"),
+            ("HERD_PLACES__API_KEY", "k"),
+            ("HERD_PLACES__TIMEOUT_MS", "3000"),
+            ("HERD_LOG__DIR", "/var/log/herd"),
+            ("HERD_SECRET", "t"),
+        ],
+    );
+    assert_eq!(config.places.provider, Provider::GoogleNew);
+    assert_eq!(config.places.base_url, "http://127.0.0.1:8000");
+    assert_eq!(config.places.timeout, Duration::from_secs(3));
+    assert_eq!(config.log_dir, PathBuf::from("/var/log/herd"));
+    assert_eq!(config.secret.as_ref().map(|s| s.expose()), Some("t"));
+}
+
+#[test]
+fn environment_names_match_without_regard_to_case() {
+    let config = loaded(TWO, &[("herd_log__dir", "lower")]);
+    assert_eq!(config.log_dir, PathBuf::from("lower"));
+}
+
+#[test]
+fn an_empty_variable_leaves_the_file_value() {
+    let config = loaded(
+        &format!("[log]\ndir = \"kept\"\n{TWO}"),
+        &[("HERD_LOG__DIR", "")],
+    );
+    assert_eq!(config.log_dir, PathBuf::from("kept"));
+}
+
+#[test]
+fn herd_variables_that_name_no_key_are_ignored() {
+    let config = loaded(
+        TWO,
+        &[
+            ("HERD_FOO", "1"),
+            ("HERD_PLACES__PROVDER", "google"),
+            ("HERD_PLACES", "google"),
+            ("HERD_LOG", "x"),
+            ("HERD_", "x"),
+            ("HERDSECRET", "x"),
+        ],
+    );
+    assert_eq!(config.places.provider, Provider::Embedded);
+    assert_eq!(config.log_dir, PathBuf::from("logs"));
+    assert!(config.secret.is_none());
+}
+
+#[test]
+fn the_environment_cannot_touch_the_servers() {
+    let config = loaded(
+        TWO,
+        &[
+            ("HERD_SERVERS__HILL__ADDR", "127.0.0.1:1"),
+            ("HERD_SERVERS__Hill__ADDR", "127.0.0.1:1"),
+            ("HERD_SERVERS__EVE__ADDR", "127.0.0.1:2"),
+            ("HERD_SERVERS", "x"),
+        ],
+    );
+    assert_eq!(loaded(TWO, &[]).servers, config.servers);
+}
+
+#[test]
+fn a_bad_value_from_the_environment_names_the_variable() {
+    let (e, message) = refused(TWO, &[("HERD_PLACES__TIMEOUT_MS", "soon")]);
+    assert!(matches!(e, ConfigError::BadEnv { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "bad HERD_PLACES__TIMEOUT_MS=\"soon\" in the environment (loading herd.toml): \
+         expected a whole number of milliseconds, at least 1"
+    );
+    let (_, message) = refused(TWO, &[("HERD_PLACES__PROVIDER", "bing")]);
+    assert!(
+        message.starts_with("bad HERD_PLACES__PROVIDER=\"bing\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_naming_them() {
+    let cases = [
+        (format!("secrt = \"x\"\n{TWO}"), "secrt"),
+        (with_places(r#"provder = "google""#), "places.provder"),
+        (format!("[log]\ndirectory = \"x\"\n{TWO}"), "log.directory"),
+        (format!("[misc]\na = 1\n{TWO}"), "misc"),
+        (format!("{TWO}\nport = 1\n"), "servers.Jaquez.port"),
+    ];
+    for (text, key) in cases {
+        let (e, message) = refused(&text, &[]);
+        assert!(matches!(e, ConfigError::UnknownKey { .. }), "{key}: {e:?}");
+        assert_eq!(message, format!("unknown key '{key}' in herd.toml"));
+    }
+}
+
+#[test]
+fn a_section_that_is_not_a_table_is_refused() {
+    let (e, message) = refused(&format!("places = \"google\"\n{TWO}"), &[]);
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "bad places \"google\" in herd.toml: expected a [places] table"
+    );
+}
+
+#[test]
+fn an_unknown_neighbour_is_refused() {
+    let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "[\"Jaques\"]"), &[]);
+    assert!(matches!(e, ConfigError::UnknownNeighbour { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "server 'Hill' lists unknown neighbour 'Jaques' in herd.toml"
+    );
+}
+
+#[test]
+fn neighbour_names_are_case_sensitive() {
+    let (e, _) = refused(&TWO.replace("[\"Jaquez\"]", "[\"jaquez\"]"), &[]);
+    assert!(matches!(e, ConfigError::UnknownNeighbour { .. }), "{e:?}");
+}
+
+#[test]
+fn a_server_neighbouring_itself_is_refused() {
+    let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "[\"Hill\"]"), &[]);
+    assert!(matches!(e, ConfigError::SelfNeighbour { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "server 'Hill' lists itself as a neighbour in herd.toml"
+    );
+}
+
+#[test]
+fn a_duplicate_address_is_refused() {
+    let (e, message) = refused(&TWO.replace("12001", "12000"), &[]);
+    assert!(matches!(e, ConfigError::DuplicateAddr { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "servers 'Hill' and 'Jaquez' have the same addr 127.0.0.1:12000 in herd.toml"
+    );
+}
+
+#[test]
+fn bad_addresses_are_refused_naming_server_and_address() {
+    for addr in [
+        "\"localhost:12000\"",
+        "\"127.0.0.1\"",
+        "\"127.0.0.1:0\"",
+        "12000",
+        "\"\"",
+    ] {
+        let (e, message) = refused(&TWO.replace("\"127.0.0.1:12001\"", addr), &[]);
+        assert!(matches!(e, ConfigError::BadAddr { .. }), "{addr}: {e:?}");
+        assert!(
+            message.starts_with(&format!("server 'Jaquez' has a bad addr {addr:?}"))
+                || message.starts_with(&format!("server 'Jaquez' has a bad addr {addr}")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn ipv6_addresses_are_accepted() {
+    let config = loaded(&TWO.replace("127.0.0.1:12001", "[::1]:12001"), &[]);
+    let jaquez = config.server("Jaquez").expect("Jaquez");
+    assert_eq!(jaquez.addr, "[::1]:12001".parse().expect("an address"));
+}
+
+#[test]
+fn a_server_without_an_address_is_refused() {
+    let (e, message) = refused(&TWO.replace("addr = \"127.0.0.1:12001\"", ""), &[]);
+    assert!(matches!(e, ConfigError::MissingAddr { .. }), "{e:?}");
+    assert_eq!(message, "server 'Jaquez' has no addr in herd.toml");
+}
+
+#[test]
+fn neighbours_must_be_a_list_of_names() {
+    let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "\"Jaquez\""), &[]);
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "bad servers.Hill.neighbours \"Jaquez\" in herd.toml: expected a list of server names"
+    );
+}
+
+#[test]
+fn server_names_unfit_for_replies_or_file_names_are_refused() {
+    for name in ["Big Hill", "../Hill", "Hill.", ""] {
+        let text = TWO.replace("[servers.Jaquez]", &format!("[servers.{name:?}]"));
+        let text = text.replace("[\"Jaquez\"]", "[]");
+        let (e, _) = refused(&text, &[]);
+        assert!(
+            matches!(e, ConfigError::BadServerName { .. }),
+            "{name:?}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_without_servers_is_refused() {
+    for text in ["", "[servers]\n", "servers = 3\n"] {
+        let (e, message) = refused(text, &[]);
+        assert!(
+            matches!(
+                e,
+                ConfigError::NoServers { .. } | ConfigError::BadValue { .. }
+            ),
+            "{text:?}: {e:?}"
+        );
+        assert!(message.contains("herd.toml"), "{message}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("nowhere.toml");
+    let e = load_at(&path, &[]).map(|_| ()).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot read {}", path.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_refused_naming_it() {
+    let (e, message) = refused("[servers.Hill\naddr = 1", &[]);
+    assert!(matches!(e, ConfigError::Toml { .. }), "{e:?}");
+    assert!(
+        message.starts_with("herd.toml is not valid TOML"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_herd_is_all_loopback_only_if_every_server_is() {
+    assert!(loaded(TWO, &[]).is_all_loopback());
+    assert!(loaded(&TWO.replace("127.0.0.1:12001", "[::1]:12001"), &[]).is_all_loopback());
+    assert!(!loaded(&TWO.replace("127.0.0.1:12001", "10.0.0.2:12001"), &[]).is_all_loopback());
+}
+
+/// The herd shipped in the repository: SPEC.md section 1.
+#[test]
+fn the_shipped_herd_toml_is_the_five_server_herd() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../herd.toml"));
+    let config = load_at(path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let shape: Vec<(&str, String, Vec<&str>)> = config
+        .servers
+        .iter()
+        .map(|s| {
+            let neighbours = s.neighbours.iter().map(String::as_str).collect();
+            (s.name.as_str(), s.addr.to_string(), neighbours)
+        })
+        .collect();
+    let expected: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "Campbell",
+            "127.0.0.1:12003".into(),
+            vec!["Singleton", "Smith"],
+        ),
+        ("Hill", "127.0.0.1:12000".into(), vec!["Jaquez", "Smith"]),
+        (
+            "Jaquez",
+            "127.0.0.1:12001".into(),
+            vec!["Hill", "Singleton"],
+        ),
+        (
+            "Singleton",
+            "127.0.0.1:12004".into(),
+            vec!["Campbell", "Jaquez", "Smith"],
+        ),
+        (
+            "Smith",
+            "127.0.0.1:12002".into(),
+            vec!["Campbell", "Hill", "Singleton"],
+        ),
+    ];
+    assert_eq!(shape, expected);
+    assert_eq!(config.places.provider, Provider::Embedded);
+    assert_eq!(config.log_dir, PathBuf::from("logs"));
+    assert!(config.secret.is_none());
+}
