@@ -1,0 +1,157 @@
+//! A bounded queue of bytes for one socket, drained by a writer future.
+//!
+//! actix's `FramedWrite` has no backpressure and does not say how much it holds, so a peer
+//! that never reads would grow our memory without bound. Here a push past the cap fails and
+//! the owner drops the connection. Pushing never blocks and never writes: the writer future
+//! takes everything queued since its last write in one `write`, so replies and floods that
+//! pile up under load leave in batches.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// More than the cap would be queued: the connection's reader has stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("more than {0} bytes queued for a connection that does not read")]
+pub struct Overflow(pub usize);
+
+/// The sending side; clones share one queue. Single-threaded, like the actor that owns it.
+#[derive(Clone, Debug)]
+pub struct Outbox(Rc<RefCell<State>>);
+
+#[derive(Debug)]
+struct State {
+    queued: BytesMut,
+    /// Bytes taken by the writer and not yet written: they still count against the cap.
+    in_flight: usize,
+    cap: usize,
+    closing: bool,
+    waker: Option<Waker>,
+}
+
+impl Outbox {
+    pub fn new(cap: usize) -> Self {
+        Outbox(Rc::new(RefCell::new(State {
+            queued: BytesMut::new(),
+            in_flight: 0,
+            cap,
+            closing: false,
+            waker: None,
+        })))
+    }
+
+    /// Queues `bytes` whole, or nothing if that would pass the cap.
+    pub fn push(&self, bytes: &[u8]) -> Result<(), Overflow> {
+        self.push_parts(&[bytes])
+    }
+
+    /// Queues `line` and a newline, whole or not at all.
+    pub fn push_line(&self, line: &[u8]) -> Result<(), Overflow> {
+        self.push_parts(&[line, b"\n"])
+    }
+
+    fn push_parts(&self, parts: &[&[u8]]) -> Result<(), Overflow> {
+        let mut s = self.0.borrow_mut();
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if s.queued.len() + s.in_flight + len > s.cap {
+            return Err(Overflow(s.cap));
+        }
+        for part in parts {
+            s.queued.extend_from_slice(part);
+        }
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Bytes queued or being written.
+    pub fn pending(&self) -> usize {
+        let s = self.0.borrow();
+        s.queued.len() + s.in_flight
+    }
+
+    /// Asks the writer to write what is queued, shut the socket's sending side and end.
+    pub fn close(&self) {
+        let mut s = self.0.borrow_mut();
+        s.closing = true;
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Writes whatever is queued to `w` until [`Outbox::close`], then shuts it down.
+    pub async fn drain_into<W: AsyncWrite + Unpin>(self, mut w: W) -> io::Result<()> {
+        loop {
+            let chunk = poll_fn(|cx| {
+                let mut s = self.0.borrow_mut();
+                if !s.queued.is_empty() {
+                    let chunk = s.queued.split().freeze();
+                    s.in_flight = chunk.len();
+                    Poll::Ready(Some(chunk))
+                } else if s.closing {
+                    Poll::Ready(None)
+                } else {
+                    s.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            match chunk {
+                Some(chunk) => {
+                    w.write_all(&chunk).await?;
+                    self.0.borrow_mut().in_flight = 0;
+                }
+                None => return w.shutdown().await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn push_past_the_cap_fails_whole() {
+        let out = Outbox::new(10);
+        assert_eq!(out.push(b"12345678"), Ok(()));
+        assert_eq!(out.push(b"abc"), Err(Overflow(10)));
+        assert_eq!(out.pending(), 8);
+        assert_eq!(out.push(b"ab"), Ok(()));
+    }
+
+    #[actix::test]
+    async fn writer_sends_everything_in_order_then_shuts_down() {
+        let (a, mut b) = tokio::io::duplex(4);
+        let out = Outbox::new(1 << 20);
+        let writer = actix_rt::spawn(out.clone().drain_into(a));
+        out.push(b"one\n").unwrap();
+        out.push(b"two\n").unwrap();
+        out.close();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"one\ntwo\n");
+        assert!(writer.await.unwrap().is_ok());
+        assert_eq!(out.pending(), 0);
+    }
+
+    #[actix::test]
+    async fn bytes_being_written_count_against_the_cap() {
+        let (a, _b) = tokio::io::duplex(4);
+        let out = Outbox::new(8);
+        let _writer = actix_rt::spawn(out.clone().drain_into(a));
+        out.push(b"12345678").unwrap();
+        // Let the writer take the chunk; the reader never reads past 4 bytes.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        assert_eq!(out.pending(), 8);
+        assert_eq!(out.push(b"x"), Err(Overflow(8)));
+    }
+}
