@@ -11,6 +11,7 @@
 //! 2026-11-26T05:52:55.200000Z dropped 127.0.0.1:50313: line longer than 64 KiB
 //! 2026-11-26T05:52:56.000000Z peer Jaquez up
 //! 2026-11-26T05:52:57.000000Z peer Jaquez down: connection reset by peer
+//! 2026-11-26T05:52:57.500000Z peer Jaquez inbound up from 127.0.0.1:50400
 //! 2026-11-26T05:52:58.000000Z note 12 events not logged: the log writer fell behind
 //! ```
 //!
@@ -159,6 +160,20 @@ impl EventLog {
         let mut line = event("peer", None, neighbour.as_bytes());
         line.extend_from_slice(b" down");
         self.push(with_reason(line, reason));
+    }
+
+    /// `neighbour` dialled in from `addr` and passed the handshake: its link to us is up.
+    pub fn peer_in_up(&self, neighbour: &str, addr: SocketAddr) {
+        let mut line = event("peer", None, neighbour.as_bytes());
+        line.extend_from_slice(format!(" inbound up from {addr}").as_bytes());
+        self.push(line);
+    }
+
+    /// The link `neighbour` dialled in from `addr` went down.
+    pub fn peer_in_down(&self, neighbour: &str, addr: SocketAddr) {
+        let mut line = event("peer", None, neighbour.as_bytes());
+        line.extend_from_slice(format!(" inbound down from {addr}").as_bytes());
+        self.push(line);
     }
 
     /// Anything else worth a line: start-up, shutdown.

@@ -424,6 +424,11 @@ impl Record {
         &self.at_line
     }
 
+    /// The AT line, shared rather than copied, for fanning out to several links.
+    pub fn at_line_shared(&self) -> Arc<str> {
+        self.at_line.clone()
+    }
+
     /// The coordinates as the client sent them.
     pub fn coordinates(&self) -> &str {
         &self.at_line[self.coordinates.0..self.coordinates.1]

@@ -82,3 +82,9 @@ pub struct NearbyQuery {
     /// The most results to return, 1..=20.
     pub bound: usize,
 }
+
+/// A reply in the Nearby Search shape that says why there are no places, for failures
+/// outside any provider (the fetcher itself gone while the server shuts down).
+pub fn failure_json(status: &'static str, message: &str) -> String {
+    layout::to_google_json(&upstream::Failure::new(status, message).into_reply())
+}

@@ -1,0 +1,325 @@
+//! The LocationStore actor: each client's latest record under the herd's "newer" order.
+//!
+//! The table itself is a plain type ([`Table`]) so the order is unit-tested without actors;
+//! the actor only serialises access to it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::peers::manager::Flood;
+use crate::peers::wire::{self, Version};
+use crate::protocol::Record;
+
+/// Latest record per client. An older or equal record never replaces what is held.
+#[derive(Debug, Default)]
+pub struct Table {
+    records: HashMap<Arc<str>, Record>,
+}
+
+impl Table {
+    /// Stores `record` if it is newer than what is held for its client; says whether it did.
+    pub fn offer(&mut self, record: Record) -> bool {
+        match self.records.get_mut(record.client().as_ref()) {
+            Some(held) if !record.newer_than(held) => false,
+            Some(held) => {
+                *held = record;
+                true
+            }
+            None => {
+                self.records.insert(record.client().clone(), record);
+                true
+            }
+        }
+    }
+
+    /// Every record's version, as `DIGEST` lines ending with `DIGEST-END`.
+    pub fn digest(&self) -> String {
+        let mut out = String::with_capacity(self.records.len() * 48 + 16);
+        for (client, record) in &self.records {
+            wire::digest_line(client, Version::of(record), &mut out);
+        }
+        out.push_str(wire::DIGEST_END);
+        out.push('\n');
+        out
+    }
+
+    /// The AT lines of the records a server with `theirs` lacks or holds older.
+    pub fn missing_from(&self, theirs: &HashMap<Box<str>, Version>) -> Vec<Arc<str>> {
+        self.records
+            .iter()
+            .filter(|(client, r)| Version::of(r).should_send_over(theirs.get(&***client).copied()))
+            .map(|(_, r)| r.at_line_shared())
+            .collect()
+    }
+
+    pub fn get(&self, client: &str) -> Option<&Record> {
+        self.records.get(client)
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// The actor that owns the table. Records that are new here go to the peer manager.
+pub struct LocationStore {
+    table: Table,
+    peers: Recipient<Flood>,
+}
+
+impl LocationStore {
+    pub fn new(peers: Recipient<Flood>) -> Self {
+        LocationStore {
+            table: Table::default(),
+            peers,
+        }
+    }
+}
+
+impl Actor for LocationStore {
+    type Context = Context<Self>;
+}
+
+/// Request: a check-in a client sent to this server. Response: whether it was newer; when it
+/// was, only after its flood has been queued on every link.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct CheckIn(pub Record);
+
+impl Handler<CheckIn> for LocationStore {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, CheckIn(record): CheckIn, _: &mut Context<Self>) -> ResponseFuture<bool> {
+        if !self.table.offer(record.clone()) {
+            return Box::pin(std::future::ready(false));
+        }
+        let flood = self.peers.send(Flood {
+            record,
+            except: None,
+        });
+        Box::pin(async move {
+            let _ = flood.await;
+            true
+        })
+    }
+}
+
+/// Request: a record a neighbour flooded to us; forwarded to the others if newer here.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Merge {
+    pub record: Record,
+    pub from: Arc<str>,
+}
+
+impl Handler<Merge> for LocationStore {
+    type Result = ();
+
+    fn handle(&mut self, Merge { record, from }: Merge, _: &mut Context<Self>) {
+        if self.table.offer(record.clone()) {
+            self.peers.do_send(Flood {
+                record,
+                except: Some(from),
+            });
+        }
+    }
+}
+
+/// Request: the latest record of a client, if the herd has seen it.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Record>")]
+pub struct Lookup(pub Box<str>);
+
+impl Handler<Lookup> for LocationStore {
+    type Result = Option<Record>;
+
+    fn handle(&mut self, Lookup(client): Lookup, _: &mut Context<Self>) -> Option<Record> {
+        self.table.get(&client).cloned()
+    }
+}
+
+/// Request: the digest of this server's table, for a neighbour that asked with `SYNC`.
+#[derive(Message, Debug)]
+#[rtype(result = "String")]
+pub struct Digest;
+
+impl Handler<Digest> for LocationStore {
+    type Result = String;
+
+    fn handle(&mut self, _: Digest, _: &mut Context<Self>) -> String {
+        self.table.digest()
+    }
+}
+
+/// Request: the AT lines a neighbour with this digest lacks or holds older.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<Arc<str>>")]
+pub struct Missing(pub HashMap<Box<str>, Version>);
+
+impl Handler<Missing> for LocationStore {
+    type Result = Vec<Arc<str>>;
+
+    fn handle(&mut self, Missing(theirs): Missing, _: &mut Context<Self>) -> Vec<Arc<str>> {
+        self.table.missing_from(&theirs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::link::Nudge;
+    use crate::peers::link::Push;
+    use crate::peers::manager::{DialedIn, LinkHandle, PeerManager};
+    use crate::protocol::{parse_line, Command, Timestamp};
+    use std::sync::Mutex;
+
+    fn record(server: &str, line: &str) -> Record {
+        match parse_line(line.as_bytes()) {
+            Ok(Some(Command::IAmAt(c))) => Record::check_in(server, Timestamp::from_nanos(0), &c),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn table_keeps_the_newest_record_whatever_the_arrival_order() {
+        let old = record("Hill", "IAMAT kiwi +1+1 10");
+        let new = record("Smith", "IAMAT kiwi +2+2 20");
+        let mut a = Table::default();
+        assert!(a.offer(old.clone()));
+        assert!(a.offer(new.clone()));
+        let mut b = Table::default();
+        assert!(b.offer(new.clone()));
+        assert!(!b.offer(old));
+        assert!(!b.offer(new.clone()));
+        assert_eq!(a.get("kiwi"), Some(&new));
+        assert_eq!(b.get("kiwi"), Some(&new));
+        assert_eq!(a.len(), 1);
+    }
+
+    fn parse_digest(text: &str) -> HashMap<Box<str>, Version> {
+        let mut lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.pop(), Some(wire::DIGEST_END));
+        lines
+            .into_iter()
+            .map(|l| {
+                let (c, v) = wire::parse_digest_line(l).expect("digest line");
+                (c.into(), v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn digest_exchange_sends_exactly_the_missing_and_older_records_both_ways() {
+        let mut a = Table::default();
+        let mut b = Table::default();
+        let same = record("Hill", "IAMAT same +1+1 1");
+        let a_only = record("Hill", "IAMAT a_only +1+1 1");
+        let b_only = record("Smith", "IAMAT b_only +1+1 1");
+        let a_newer = record("Hill", "IAMAT split +1+1 9");
+        let b_older = record("Smith", "IAMAT split +1+1 3");
+        let b_newer = record("Smith", "IAMAT other +1+1 9");
+        let a_older = record("Hill", "IAMAT other +1+1 3");
+        for r in [&same, &a_only, &a_newer, &a_older] {
+            a.offer(r.clone());
+        }
+        for r in [&same, &b_only, &b_older, &b_newer] {
+            b.offer(r.clone());
+        }
+        let mut a_sends = a.missing_from(&parse_digest(&b.digest()));
+        let mut b_sends = b.missing_from(&parse_digest(&a.digest()));
+        a_sends.sort();
+        b_sends.sort();
+        let mut want_a: Vec<Arc<str>> = vec![a_only.at_line_shared(), a_newer.at_line_shared()];
+        let mut want_b: Vec<Arc<str>> = vec![b_only.at_line_shared(), b_newer.at_line_shared()];
+        want_a.sort();
+        want_b.sort();
+        assert_eq!(a_sends, want_a);
+        assert_eq!(b_sends, want_b);
+        for line in a_sends {
+            b.offer(Record::parse_at_line(&line).unwrap());
+        }
+        for line in b_sends {
+            a.offer(Record::parse_at_line(&line).unwrap());
+        }
+        assert_eq!(a.len(), 5);
+        assert!(a.missing_from(&parse_digest(&b.digest())).is_empty());
+        assert!(b.missing_from(&parse_digest(&a.digest())).is_empty());
+    }
+
+    /// Stands in for a neighbour's link and records what it was asked to send.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Push> for Recorder {
+        type Result = ();
+        fn handle(&mut self, Push(line): Push, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    impl Handler<Nudge> for Recorder {
+        type Result = ();
+        fn handle(&mut self, _: Nudge, _: &mut Context<Self>) {}
+    }
+
+    #[actix::test]
+    async fn store_floods_only_newer_records_and_never_back_to_the_sender() {
+        let sent: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
+        let recorders: Vec<_> = sent.iter().map(|s| Recorder(s.clone()).start()).collect();
+        let links = ["Jaquez", "Smith"]
+            .iter()
+            .zip(&recorders)
+            .map(|(name, r)| LinkHandle {
+                neighbour: Arc::from(*name),
+                push: r.clone().recipient(),
+                nudge: r.clone().recipient(),
+            })
+            .collect();
+        let peers = PeerManager::with_links(links).start();
+        let store = LocationStore::new(peers.clone().recipient()).start();
+
+        let first = record("Hill", "IAMAT kiwi +1+1 20");
+        assert!(store.send(CheckIn(first.clone())).await.unwrap());
+        // A check-in's flood is queued on every link before the store answers.
+        assert_eq!(*sent[0].lock().unwrap(), vec![first.at_line().to_owned()]);
+        assert_eq!(*sent[1].lock().unwrap(), vec![first.at_line().to_owned()]);
+
+        assert!(!store
+            .send(CheckIn(record("Hill", "IAMAT kiwi +5+5 19")))
+            .await
+            .unwrap());
+        let merged = record("Campbell", "IAMAT kiwi +7+7 30");
+        store.do_send(Merge {
+            record: merged.clone(),
+            from: "Smith".into(),
+        });
+        store.do_send(Merge {
+            record: record("Hill", "IAMAT kiwi +1+1 25"),
+            from: "Jaquez".into(),
+        });
+        // Mailboxes are FIFO: one round trip through each hop drains the merges' floods.
+        assert_eq!(
+            store.send(Lookup("kiwi".into())).await.unwrap(),
+            Some(merged.clone())
+        );
+        peers.send(DialedIn("nobody".into())).await.unwrap();
+        for r in &recorders {
+            r.send(Nudge).await.unwrap();
+        }
+        assert_eq!(
+            *sent[0].lock().unwrap(),
+            vec![first.at_line().to_owned(), merged.at_line().to_owned()]
+        );
+        assert_eq!(*sent[1].lock().unwrap(), vec![first.at_line().to_owned()]);
+        assert_eq!(store.send(Lookup("pear".into())).await.unwrap(), None);
+    }
+}
