@@ -1,4 +1,26 @@
+//! The proxy-herd server, as a library: `start` wires the actors of one server.
+//!
+//! Layout:
+//! - [`protocol`]: client lines <-> typed commands and AT records; pure, no I/O.
+//! - [`codec`]: framing of lines as bytes, with a length cap.
+//! - [`outbox`]: a bounded per-socket write queue (actix's `FramedWrite` has no backpressure).
+//! - [`config`]: `herd.toml` -> validated [`config::HerdConfig`].
+//! - [`session`]: the Session actor, one per TCP connection.
+//! - [`store`]: the LocationStore actor, each client's latest record.
+//! - [`peers`]: PeerManager and its supervised PeerLinks: flooding and anti-entropy.
+//! - [`places`]: the PlacesFetcher actor and its providers (embedded, google).
+//! - [`log`]: the per-server event log, written off the serving path.
+//! - [`server`]: the listener and what sessions share.
+
+pub mod codec;
 pub mod config;
 pub mod log;
+pub mod outbox;
+pub mod peers;
 pub mod places;
 pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod store;
+
+pub use server::{bind, start, start_with, Limits, Server, StartError};
