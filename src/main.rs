@@ -1,1 +1,103 @@
-fn main() {}
+//! `herd`: run a server of the herd, the whole herd, or a scripted client.
+//!
+//! The server itself lives in the `herd-actors` library; this binary only parses the command
+//! line, loads `herd.toml` and waits for a signal.
+
+/// `herd client`: lines to a server, replies to stdout.
+mod client;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use herd_actors::config::HerdConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "herd",
+    version,
+    about = "A herd of servers that share where clients are"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server NAME of herd.toml until SIGTERM or Ctrl-C.
+    Serve {
+        /// A server name from the config file (case-sensitive).
+        name: String,
+        #[arg(long, default_value = "herd.toml")]
+        config: PathBuf,
+    },
+    /// Send each argument (or, with none, each line of stdin) as one line; print each reply.
+    Client {
+        /// A server name from the config file, or an address such as 127.0.0.1:12000.
+        target: String,
+        /// Lines to send, one argument each.
+        lines: Vec<String>,
+        #[arg(long, default_value = "herd.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { name, config } => serve(&name, &config),
+        Command::Client {
+            target,
+            lines,
+            config,
+        } => client::run(&target, &lines, &config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("herd: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
+    let config = HerdConfig::load(config_path).map_err(|e| e.to_string())?;
+    let me = config.server(name).map_err(|e| e.to_string())?;
+    let addr = me.addr;
+    let system = actix::System::new();
+    system.block_on(async {
+        let listener = herd_actors::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr} for server {name}: {e}"))?;
+        let server = herd_actors::start(&config, name, listener).map_err(|e| e.to_string())?;
+        eprintln!(
+            "herd: {name} serving on {} (log: {})",
+            server.addr,
+            config.log_dir.join(format!("{name}.log")).display()
+        );
+        let signal = shutdown_signal().await;
+        server.log.note(&format!("{name} stopping on {signal}"));
+        server
+            .log
+            .flush_and_close()
+            .map_err(|e| format!("cannot finish the event log: {e}"))?;
+        Ok(())
+    })
+}
+
+/// Waits for SIGTERM or Ctrl-C (SIGINT) and names which came.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}

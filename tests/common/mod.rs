@@ -1,0 +1,299 @@
+//! Black-box test harness: real `herd` processes on free loopback ports, a config written
+//! to a temporary folder, and raw TCP clients.
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long any single read waits before the test fails instead of hanging.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A folder under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "herd-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("HERD_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` distinct loopback addresses that were free a moment ago.
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr"))
+        .collect()
+}
+
+/// A herd.toml for `servers` (name, neighbours) on fresh ports, plus `extra` TOML (places,
+/// secret, ...) placed before the server tables.
+pub struct HerdFiles {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub addrs: Vec<(String, SocketAddr)>,
+}
+
+impl HerdFiles {
+    pub fn new(servers: &[(&str, &[&str])], extra: &str) -> HerdFiles {
+        let dir = TempDir::new("herd");
+        let addrs: Vec<(String, SocketAddr)> = servers
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .zip(free_addrs(servers.len()))
+            .collect();
+        let mut toml = format!(
+            "{extra}\n[log]\ndir = \"{}\"\n",
+            dir.0.join("logs").display()
+        );
+        for ((name, neighbours), (_, addr)) in servers.iter().zip(&addrs) {
+            let list: Vec<String> = neighbours.iter().map(|n| format!("\"{n}\"")).collect();
+            toml.push_str(&format!(
+                "\n[servers.{name}]\naddr = \"{addr}\"\nneighbours = [{}]\n",
+                list.join(", ")
+            ));
+        }
+        let config = dir.0.join("herd.toml");
+        std::fs::write(&config, toml).expect("write config");
+        HerdFiles { dir, config, addrs }
+    }
+
+    /// One server with no neighbours.
+    pub fn single(extra: &str) -> HerdFiles {
+        HerdFiles::new(&[("Hill", &[])], extra)
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no server {name}"))
+    }
+
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.0.join("logs").join(format!("{name}.log"))
+    }
+
+    /// Starts `herd serve name` and waits until it accepts connections.
+    pub fn serve(&self, name: &str) -> Server {
+        Server::start(&self.config, name, self.addr(name), &[])
+    }
+}
+
+pub fn herd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_herd")
+}
+
+/// A `herd serve` child process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start(config: &Path, name: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(herd_bin());
+        cmd.args(["serve", name, "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env_remove("GOOGLE_PLACES_API_KEY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn herd serve");
+        let server = Server { child, addr };
+        wait_until_listening(addr);
+        server
+    }
+
+    /// SIGTERM, then the exit status (waiting at most a few seconds).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(&self.child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// Polls until `addr` accepts a connection (10 s at most).
+pub fn wait_until_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {addr}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `herd` with `args` to completion.
+pub fn herd(args: &[&str]) -> Output {
+    Command::new(herd_bin())
+        .args(args)
+        .env_remove("GOOGLE_PLACES_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run herd")
+}
+
+/// A raw client connection with a read time-out.
+pub struct Conn(pub TcpStream);
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        Conn(s)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).expect("write");
+    }
+
+    /// Reads until the input so far ends with `end`, or fails on EOF/time-out.
+    pub fn read_until(&mut self, end: &[u8]) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !got.ends_with(end) {
+            let n = self.0.read(&mut buf).unwrap_or_else(|e| {
+                panic!(
+                    "read failed ({e}) after {:?}",
+                    String::from_utf8_lossy(&got)
+                )
+            });
+            assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    /// Reads `n` lines.
+    pub fn read_lines(&mut self, n: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while got.iter().filter(|&&b| b == b'\n').count() < n {
+            let k = self.0.read(&mut buf).expect("read");
+            assert!(k > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..k]);
+        }
+        String::from_utf8(got)
+            .expect("utf8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// One request, one line back.
+    pub fn line(&mut self, request: &str) -> String {
+        self.send(format!("{request}\n").as_bytes());
+        String::from_utf8(self.read_until(b"\n")).expect("utf8")
+    }
+
+    /// A WHATSAT (or anything) answered with a blank-line-terminated reply.
+    pub fn whatsat(&mut self, request: &str) -> String {
+        self.send(format!("{request}\n").as_bytes());
+        String::from_utf8(self.read_until(b"\n\n")).expect("utf8")
+    }
+
+    /// A WHATSAT's reply: `? ...` line, or everything up to the blank line.
+    pub fn whatsat_or_invalid(&mut self, request: &str) -> String {
+        self.send(format!("{request}\n").as_bytes());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !(got.starts_with(b"? ") && got.ends_with(b"\n") || got.ends_with(b"\n\n")) {
+            let n = self.0.read(&mut buf).expect("read");
+            assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).expect("utf8")
+    }
+
+    /// Half-closes, then reads everything until the server closes.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.0.shutdown(Shutdown::Write).expect("shutdown");
+        let mut got = Vec::new();
+        self.0.read_to_end(&mut got).expect("read to end");
+        got
+    }
+}
+
+/// Seconds since the epoch with nine fraction digits, for IAMAT.
+pub fn now_text() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// Great-circle distance in metres.
+pub fn distance_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lng2 - lng1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * a.sqrt().asin()
+}
+
+/// Splits a WHATSAT reply into its AT line and its JSON, checking the framing.
+pub fn split_whatsat(reply: &str) -> (&str, serde_json::Value) {
+    assert!(
+        reply.ends_with("\n\n"),
+        "reply must end with a blank line: {reply:?}"
+    );
+    let body = &reply[..reply.len() - 2];
+    assert!(!body.contains("\n\n"), "blank line inside reply: {reply:?}");
+    let (at, json) = body.split_once('\n').expect("AT line then JSON");
+    (at, serde_json::from_str(json).expect("reply JSON parses"))
+}

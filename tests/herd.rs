@@ -1,0 +1,262 @@
+//! Five `herd serve` processes on the SPEC.md graph: flooding, failures and healing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const GRAPH: &[(&str, &[&str])] = &[
+    ("Hill", &["Jaquez", "Smith"]),
+    ("Jaquez", &["Hill", "Singleton"]),
+    ("Smith", &["Hill", "Singleton", "Campbell"]),
+    ("Campbell", &["Smith", "Singleton"]),
+    ("Singleton", &["Jaquez", "Smith", "Campbell"]),
+];
+
+const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
+
+/// The AT line a server holds for `client`, or `None` if it answers `?`.
+fn held(files: &HerdFiles, server: &str, client: &str) -> Option<String> {
+    let reply =
+        Conn::open(files.addr(server)).whatsat_or_invalid(&format!("WHATSAT {client} 0.001 1"));
+    if reply.starts_with("? ") {
+        return None;
+    }
+    reply.lines().next().map(str::to_owned)
+}
+
+/// Polls until `server` holds exactly `at` for `client` (10 s at most).
+fn eventually_holds(files: &HerdFiles, server: &str, client: &str, at: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = held(files, server, client);
+        if got.as_deref() == Some(at) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{server} holds {got:?} for {client}, expected {at:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the event log of `server` shows its links to all `neighbours` up.
+fn links_up(files: &HerdFiles, server: &str, neighbours: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(files.log_path(server)).unwrap_or_default();
+        if neighbours
+            .iter()
+            .all(|n| log.contains(&format!("peer {n} up")))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{server}'s links did not come up:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn start_all(files: &HerdFiles) -> Vec<Server> {
+    let servers: Vec<Server> = NAMES.iter().map(|n| files.serve(n)).collect();
+    for (name, neighbours) in GRAPH {
+        links_up(files, name, neighbours);
+    }
+    servers
+}
+
+fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
+    let reply = Conn::open(files.addr(server)).line(line);
+    assert!(reply.starts_with(&format!("AT {server} ")), "{reply:?}");
+    reply.trim_end().to_owned()
+}
+
+#[test]
+fn a_check_in_at_hill_is_answered_everywhere() {
+    let files = HerdFiles::new(GRAPH, "");
+    let _servers = start_all(&files);
+    let at = check_in(
+        &files,
+        "Hill",
+        &format!("IAMAT kiwi +34.068930-118.445127 {}", now_text()),
+    );
+    // Hill's neighbours have it as soon as Hill has answered.
+    for neighbour in ["Jaquez", "Smith"] {
+        let mut c = Conn::open(files.addr(neighbour));
+        let reply = c.whatsat("WHATSAT kiwi 10 3");
+        let (line, json) = split_whatsat(&reply);
+        assert_eq!(line, at, "{neighbour}");
+        assert_eq!(json["status"], "OK");
+    }
+    for far in ["Campbell", "Singleton"] {
+        eventually_holds(&files, far, "kiwi", &at);
+    }
+}
+
+#[test]
+fn the_herd_routes_around_a_dead_server_and_heals_it_on_restart() {
+    let files = HerdFiles::new(GRAPH, "");
+    let mut servers = start_all(&files);
+    servers[2].kill(); // Smith, kill -9
+    let at = check_in(&files, "Hill", "IAMAT pear +1+1 100");
+    eventually_holds(&files, "Campbell", "pear", &at);
+    let at2 = check_in(&files, "Campbell", "IAMAT plum +2+2 200");
+    eventually_holds(&files, "Hill", "plum", &at2);
+
+    // Smith comes back knowing nothing, and learns both records without new check-ins.
+    servers[2] = files.serve("Smith");
+    eventually_holds(&files, "Smith", "pear", &at);
+    eventually_holds(&files, "Smith", "plum", &at2);
+}
+
+#[test]
+fn servers_started_in_reverse_order_with_delays_converge() {
+    let files = HerdFiles::new(GRAPH, "");
+    let mut servers = Vec::new();
+    let mut ats = Vec::new();
+    for (i, name) in NAMES.iter().rev().enumerate() {
+        servers.push(files.serve(name));
+        ats.push((
+            format!("c{i}"),
+            check_in(&files, name, &format!("IAMAT c{i} +1+1 {i}")),
+        ));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    for name in NAMES {
+        for (client, at) in &ats {
+            eventually_holds(&files, name, client, at);
+        }
+    }
+}
+
+#[test]
+fn conflicting_check_ins_at_two_servers_leave_one_record_everywhere() {
+    let files = HerdFiles::new(GRAPH, "");
+    let _servers = start_all(&files);
+    for round in 0..5 {
+        let client = format!("twin{round}");
+        let line = format!("IAMAT {client} +1+1 1000.{round}");
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| check_in(&files, "Hill", &line));
+            let b = s.spawn(|| check_in(&files, "Campbell", &line));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        // Same client time: the tie-break on the AT line picks the same winner everywhere.
+        let winner = a.clone().max(b.clone());
+        for name in NAMES {
+            eventually_holds(&files, name, &client, &winner);
+        }
+    }
+}
+
+#[test]
+fn peer_lines_without_a_valid_handshake_change_no_record() {
+    let files = HerdFiles::new(GRAPH, "secret = \"s3cret\"\n");
+    let _servers = start_all(&files);
+    let at = check_in(&files, "Hill", "IAMAT guarded +1+1 10");
+    for name in NAMES {
+        eventually_holds(&files, name, "guarded", &at);
+    }
+    let forged = "AT Hill +0.000000000 guarded +9+9 99";
+    // As a client: an AT line is just invalid input.
+    let mut c = Conn::open(files.addr("Smith"));
+    assert_eq!(c.line(forged), format!("? {forged}\n"));
+    // A hello from someone who is not a neighbour is refused.
+    let mut c = Conn::open(files.addr("Smith"));
+    assert!(c
+        .line("HERD-PEER 1 Intruder Smith")
+        .starts_with("HERD-REFUSED"));
+    // A neighbour's name without the secret: challenged, then refused and closed.
+    let mut c = Conn::open(files.addr("Smith"));
+    assert!(c
+        .line("HERD-PEER 1 Hill Smith")
+        .starts_with("HERD-CHALLENGE "));
+    c.send(format!("HERD-PROOF {}\n{forged}\n", "00".repeat(32)).as_bytes());
+    let rest = String::from_utf8(c.finish()).unwrap();
+    assert!(rest.starts_with("HERD-REFUSED"), "{rest:?}");
+    // A hello that is not the first line is ordinary invalid input.
+    let mut c = Conn::open(files.addr("Smith"));
+    c.line("IAMAT other +1+1 1");
+    assert_eq!(
+        c.line("HERD-PEER 1 Hill Smith"),
+        "? HERD-PEER 1 Hill Smith\n"
+    );
+    assert_eq!(c.line(forged), format!("? {forged}\n"));
+
+    std::thread::sleep(Duration::from_millis(300));
+    for name in NAMES {
+        assert_eq!(
+            held(&files, name, "guarded").as_deref(),
+            Some(at.as_str()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_secret_keeps_a_server_out_of_the_herd() {
+    let files = HerdFiles::new(&[("Hill", &["Jaquez"]), ("Jaquez", &[])], "secret = \"right\"\n");
+    let _hill = files.serve("Hill");
+    let _jaquez = Server::start(
+        &files.config,
+        "Jaquez",
+        files.addr("Jaquez"),
+        &[("HERD_SECRET", "wrong")],
+    );
+    let at = check_in(&files, "Jaquez", "IAMAT sneaky +1+1 10");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(held(&files, "Hill", "sneaky"), None);
+    assert!(held(&files, "Jaquez", "sneaky").is_some_and(|h| h == at));
+}
+
+/// Checks in continuously at random servers while killing and restarting servers at
+/// random (seeded, bounded); afterwards every server holds each client's newest record.
+#[test]
+fn the_herd_converges_after_churn() {
+    let files = HerdFiles::new(GRAPH, "");
+    let mut servers: Vec<Option<Server>> = start_all(&files).into_iter().map(Some).collect();
+    let mut rng = fastrand::Rng::with_seed(131);
+    let clients = ["c0", "c1", "c2", "c3", "c4", "c5"];
+    let mut newest: std::collections::HashMap<&str, (u64, String)> = Default::default();
+    let mut time = 1_000u64;
+    for step in 0..120 {
+        if step % 10 == 5 {
+            // Kill one live server, or bring a dead one back (keep at least three alive).
+            let i = rng.usize(..NAMES.len());
+            let live = servers.iter().filter(|s| s.is_some()).count();
+            match &mut servers[i] {
+                Some(s) if live > 3 => s.kill(),
+                Some(_) => {}
+                None => servers[i] = Some(files.serve(NAMES[i])),
+            }
+            if servers[i]
+                .as_mut()
+                .is_some_and(|s| s.child.try_wait().ok().flatten().is_some())
+            {
+                servers[i] = None;
+            }
+        }
+        let live: Vec<usize> = (0..NAMES.len()).filter(|&i| servers[i].is_some()).collect();
+        let at = live[rng.usize(..live.len())];
+        let client = clients[rng.usize(..clients.len())];
+        time += 1 + rng.u64(..3);
+        let at_line = check_in(&files, NAMES[at], &format!("IAMAT {client} +1+1 {time}"));
+        newest.insert(client, (time, at_line));
+        std::thread::sleep(Duration::from_millis(rng.u64(0..15)));
+    }
+    // Bring everyone back: the graph is connected again and every server must catch up.
+    for (i, s) in servers.iter_mut().enumerate() {
+        if s.is_none() {
+            *s = Some(files.serve(NAMES[i]));
+        }
+    }
+    for name in NAMES {
+        for (client, (_, at)) in &newest {
+            eventually_holds(&files, name, client, at);
+        }
+    }
+}
