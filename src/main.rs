@@ -5,6 +5,8 @@
 
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
+/// `herd up`: the whole herd as child processes.
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,11 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
+    /// Run every server of the config file, each as its own process, until Ctrl-C.
+    Up {
+        #[arg(long, default_value = "herd.toml")]
+        config: PathBuf,
+    },
     /// Send each argument (or, with none, each line of stdin) as one line; print each reply.
     Client {
         /// A server name from the config file, or an address such as 127.0.0.1:12000.
@@ -48,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { name, config } => serve(&name, &config),
+        Command::Up { config } => up::run(&config),
         Command::Client {
             target,
             lines,
@@ -88,7 +96,7 @@ fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
 }
 
 /// Waits for SIGTERM or Ctrl-C (SIGINT) and names which came.
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => tokio::select! {

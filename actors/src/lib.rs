@@ -23,4 +23,4 @@ pub mod server;
 pub mod session;
 pub mod store;
 
-pub use server::{bind, start, start_with, Limits, Server, StartError};
+pub use server::{bind, start, start_with, Limits, Server, StartError, Tuning};

@@ -366,23 +366,4 @@ impl StreamHandler<Result<BytesMut, LineError>> for Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replies_leave_in_arrival_order() {
-        let mut q = ReplyQueue::default();
-        let a = q.reserve();
-        let b = q.reserve();
-        let c = q.reserve();
-        assert!(q.fill(c, b"c".to_vec()).is_empty());
-        assert!(q.fill(b, b"b".to_vec()).is_empty());
-        assert_eq!(
-            q.fill(a, b"a".to_vec()),
-            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
-        );
-        assert!(q.is_empty());
-        let d = q.reserve();
-        assert_eq!(q.fill(d, b"d".to_vec()), vec![b"d".to_vec()]);
-    }
-}
+mod tests;
