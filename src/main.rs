@@ -73,8 +73,10 @@ fn main() -> ExitCode {
 
 fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
     let config = HerdConfig::load(config_path).map_err(|e| e.to_string())?;
-    let me = config.server(name).map_err(|e| e.to_string())?;
-    let addr = me.addr;
+    let addr = herd_actors::preflight(&config, name)
+        .map_err(|e| e.to_string())?
+        .addr;
+    raise_open_files_limit();
     let system = actix::System::new();
     system.block_on(async {
         let listener = herd_actors::bind(addr)
@@ -93,6 +95,25 @@ fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
             .map_err(|e| format!("cannot finish the event log: {e}"))?;
         Ok(())
     })
+}
+
+/// Each connection is a file descriptor, and the usual soft limit (1024) is far below what
+/// a server holds; raise it to the hard limit the operator allows.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                log::warn!("cannot raise the open files limit");
+            }
+        }
+    }
 }
 
 /// Waits for SIGTERM or Ctrl-C (SIGINT) and names which came.

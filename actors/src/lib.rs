@@ -23,4 +23,4 @@ pub mod server;
 pub mod session;
 pub mod store;
 
-pub use server::{bind, start, start_with, Limits, Server, StartError, Tuning};
+pub use server::{bind, preflight, start, start_with, Limits, Server, StartError, Tuning};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::config::HerdConfig;
+use crate::config::{HerdConfig, ServerConfig};
 use crate::log::EventLog;
 use crate::peers::inbound::PeerPolicy;
 use crate::peers::link::{LinkSettings, LinkTarget};
@@ -89,6 +89,16 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// Checks what can be checked before binding: the server exists, and a herd that leaves
+/// loopback has a secret (unauthenticated peer links are only safe on one machine).
+pub fn preflight<'a>(config: &'a HerdConfig, name: &str) -> Result<&'a ServerConfig, StartError> {
+    let me = config.server(name)?;
+    if config.secret.is_none() && !config.is_all_loopback() {
+        return Err(StartError::NoSecret);
+    }
+    Ok(me)
+}
+
 /// Knobs that are not in `herd.toml`: sensible defaults, which tests tighten.
 #[derive(Debug, Clone, Default)]
 pub struct Tuning {
@@ -108,10 +118,7 @@ pub fn start_with(
     listener: TcpListener,
     tuning: Tuning,
 ) -> Result<Server, StartError> {
-    let me = config.server(name)?;
-    if config.secret.is_none() && !config.is_all_loopback() {
-        return Err(StartError::NoSecret);
-    }
+    let me = preflight(config, name)?;
     let log = EventLog::open(&config.log_dir, &me.name).map_err(|source| StartError::Log {
         dir: config.log_dir.display().to_string(),
         source,
