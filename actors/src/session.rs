@@ -236,9 +236,13 @@ impl Session {
                 .store
                 .send(Digest)
                 .into_actor(self)
-                .map(|digest, act, ctx| {
+                .map(|digest, act, _| {
+                    // One line per client we hold: bounded by the table, and it must go
+                    // whole, whatever the per-client cap.
                     if let Ok(digest) = digest {
-                        act.send_peer_bytes(digest.as_bytes(), ctx);
+                        let summary = format!("<digest of {} bytes>", digest.len());
+                        act.shared.log.sent(act.peer, summary.as_bytes());
+                        act.out.push_uncapped(digest.as_bytes());
                     }
                 })
                 .spawn(ctx);
