@@ -170,20 +170,23 @@ impl Session {
             }
             Mode::Refused => return,
         }
-        let command = match protocol::parse_line(&line) {
-            Ok(None) => return,
-            Ok(Some(command)) => command,
-            Err(_) => {
-                let seq = self.replies.reserve();
-                self.complete(seq, protocol::invalid_reply(&line), ctx);
-                return;
-            }
-        };
+        let parsed = protocol::parse_line(&line);
+        if matches!(parsed, Ok(None)) {
+            return;
+        }
+        // Replies held back behind a slow one count too, invalid or not.
         if self.replies.len() >= self.shared.limits.max_in_flight {
             self.drop_connection("too many commands awaiting replies", ctx);
             return;
         }
         let seq = self.replies.reserve();
+        let command = match parsed {
+            Ok(Some(command)) => command,
+            Ok(None) | Err(_) => {
+                self.complete(seq, protocol::invalid_reply(&line), ctx);
+                return;
+            }
+        };
         match command {
             Command::IAmAt(cmd) => {
                 let record = Record::check_in(&self.shared.name, Timestamp::now(), &cmd);

@@ -136,3 +136,40 @@ async fn an_overlong_line_closes_the_connection_after_earlier_replies() {
         "{got:?}"
     );
 }
+
+#[actix::test]
+async fn lines_piling_up_behind_a_slow_reply_are_capped() {
+    let fake = FakeGoogle::start(Mode::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &dir,
+        &format!(
+            "provider = \"google\"\nbase_url = \"{}\"\napi_key = \"k\"\ntimeout_ms = 60000",
+            fake.base_url()
+        ),
+    );
+    let tuning = Tuning {
+        limits: crate::server::Limits {
+            max_in_flight: 100,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = serve(&cfg, tuning).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"IAMAT kiwi +1+1 1\n").await.unwrap();
+    read_until(&mut s, b"\n").await;
+    // The WHATSAT hangs upstream; the invalid lines behind it wait for it, up to the cap.
+    let mut input = b"WHATSAT kiwi 1 1\n".to_vec();
+    input.extend(b"bogus\n".repeat(1000));
+    s.write_all(&input).await.unwrap();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut rest))
+        .await
+        .expect("the server dropped the connection");
+    assert!(
+        n.is_err() || rest.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
