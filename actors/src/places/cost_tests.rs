@@ -106,12 +106,18 @@ async fn a_second_wave_after_the_ttl_makes_one_more_call() {
 async fn a_larger_bound_fetches_again_and_then_serves_the_smaller_ones() {
     let google = FakeGoogle::start(Mode::Ok { results: 20 });
     let fetcher = start(google_new(&google));
+    let mut texts = Vec::new();
     // (bound asked, upstream calls after it)
     for (bound, calls) in [(2, 1), (1, 1), (5, 2), (3, 2), (5, 2), (6, 3)] {
-        let (_, json) = ask(&fetcher, bound).await;
+        let (text, json) = ask(&fetcher, bound).await;
         assert_eq!(result_count(&json), bound);
         assert_eq!(google.count(), calls, "after bound {bound}");
+        texts.push(text);
     }
+    assert_eq!(
+        texts[2], texts[4],
+        "a hit reads exactly as the miss it came from"
+    );
     assert_eq!(request_bound(&google, 0), 2);
     assert_eq!(request_bound(&google, 1), 5);
     assert_eq!(request_bound(&google, 2), 6);
