@@ -19,33 +19,30 @@
 //! other control bytes and for bytes that are not UTF-8 (client lines may be any bytes).
 //! A reply's final newline is left out; the ones inside it show as `\n`.
 //!
-//! Serving never waits for the disk: [`EventLog`] formats the line and hands it to a bounded
-//! channel; a writer thread drains it through a `BufWriter`, flushing whenever the channel
-//! goes idle and at least every 100 ms under load. When the channel is full the
-//! event is dropped and counted, and the count is logged as soon as there is room again.
+//! Serving never waits for the disk, nor for another thread: [`EventLog`] formats the line
+//! and appends it to a bounded in-memory buffer under a mutex that only the writer thread
+//! shares; the writer wakes every 50 ms (never per event: a wake-up per line cost more CPU
+//! than serving the line), takes the whole buffer and writes it with one `write`. When the
+//! buffer is full (the disk has stalled) the event is dropped and counted, and the count is
+//! logged as soon as there is room again.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[cfg(test)]
 mod tests;
 
-/// Events that may wait for the writer: enough for a burst of a few thousand lines while the
-/// disk stalls, bounded so a stalled disk costs lost log lines, not memory.
-const CAPACITY: usize = 8192;
+/// Bytes of events that may wait for the writer: seconds of a busy server's events while
+/// the disk stalls, bounded so a stalled disk costs lost log lines, not memory.
+const CAPACITY: usize = 16 * 1024 * 1024;
 
-/// Under a steady load the channel never goes idle; flush at least this often anyway, so the
-/// file trails the server by no more than this.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
-
-const BUFFER_BYTES: usize = 64 * 1024;
+/// How often the writer takes what has been logged; the file trails the server by this.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// A handle on one server's event log: cheap to clone, for every session and peer link.
 ///
@@ -56,19 +53,28 @@ pub struct EventLog {
     shared: Arc<Shared>,
 }
 
+/// What the handles share; its drop (the last handle's) closes the log.
 struct Shared {
     path: PathBuf,
-    tx: SyncSender<Msg>,
-    /// Events dropped on a full channel and not yet reported in the log.
-    lost: AtomicU64,
+    buffer: Arc<Buffer>,
     /// `None` once closed.
     writer: Mutex<Option<JoinHandle<io::Result<()>>>>,
 }
 
-enum Msg {
-    Line(Vec<u8>),
-    /// Flush and stop: everything sent before it is written first.
-    Close,
+/// What the handles and the writer thread share.
+struct Buffer {
+    pending: Mutex<Pending>,
+    /// Wakes the writer early, only to close.
+    wake: Condvar,
+}
+
+/// What the writer has not taken yet.
+struct Pending {
+    buf: Vec<u8>,
+    capacity: usize,
+    /// Events dropped on a full buffer and not yet reported in the log.
+    lost: u64,
+    closed: bool,
 }
 
 impl EventLog {
@@ -89,96 +95,107 @@ impl EventLog {
         Self::start(path, file, CAPACITY)
     }
 
-    /// An event log writing to `sink` through a channel of `capacity` events.
+    /// An event log writing to `sink`, holding at most `capacity` bytes of events.
     fn start<W: Write + Send + 'static>(
         path: PathBuf,
         sink: W,
         capacity: usize,
     ) -> io::Result<EventLog> {
-        let (tx, rx) = mpsc::sync_channel(capacity);
-        let thread_path = path.clone();
+        let buffer = Arc::new(Buffer {
+            pending: Mutex::new(Pending {
+                buf: Vec::new(),
+                capacity,
+                lost: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let for_writer = Arc::clone(&buffer);
         let writer = std::thread::Builder::new()
             .name("event-log".into())
-            .spawn(move || {
-                write_events(
-                    rx,
-                    BufWriter::with_capacity(BUFFER_BYTES, sink),
-                    &thread_path,
-                )
-            })?;
+            .spawn(move || write_events(&for_writer, sink))?;
         Ok(EventLog {
             shared: Arc::new(Shared {
                 path,
-                tx,
-                lost: AtomicU64::new(0),
+                buffer,
                 writer: Mutex::new(Some(writer)),
             }),
         })
     }
 
-    /// The file this log appends to.
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
 
     /// A line received from `peer`, without its line terminator.
     pub fn received(&self, peer: SocketAddr, line: &[u8]) {
-        self.push(event("in", Some(peer), line));
+        self.push(|out| event(out, "in", Some(peer), line));
     }
 
     /// A reply sent to `peer`, whole (a multi-line reply is still one event).
     pub fn sent(&self, peer: SocketAddr, reply: &[u8]) {
         let reply = reply.strip_suffix(b"\n").unwrap_or(reply);
-        self.push(event("out", Some(peer), reply));
+        self.push(|out| event(out, "out", Some(peer), reply));
     }
 
     /// A connection accepted from `peer`.
     pub fn opened(&self, peer: SocketAddr) {
-        self.push(event("open", Some(peer), b""));
+        self.push(|out| event(out, "open", Some(peer), b""));
     }
 
     /// A connection that ended the ordinary way (the other side closed, or we answered and
     /// closed), and why.
     pub fn closed(&self, peer: SocketAddr, reason: &str) {
-        self.push(with_reason(event("closed", Some(peer), b""), reason));
+        self.push(|out| {
+            event(out, "closed", Some(peer), b"");
+            with_reason(out, reason);
+        });
     }
 
     /// A connection the server cut (an error, or a limit exceeded), and why.
     pub fn dropped(&self, peer: SocketAddr, reason: &str) {
-        self.push(with_reason(event("dropped", Some(peer), b""), reason));
+        self.push(|out| {
+            event(out, "dropped", Some(peer), b"");
+            with_reason(out, reason);
+        });
     }
 
     /// The link with `neighbour` came up (handshake done).
     pub fn peer_up(&self, neighbour: &str) {
-        let mut line = event("peer", None, neighbour.as_bytes());
-        line.extend_from_slice(b" up");
-        self.push(line);
+        self.push(|out| {
+            event(out, "peer", None, neighbour.as_bytes());
+            out.extend_from_slice(b" up");
+        });
     }
 
     /// The link with `neighbour` went down, and why.
     pub fn peer_down(&self, neighbour: &str, reason: &str) {
-        let mut line = event("peer", None, neighbour.as_bytes());
-        line.extend_from_slice(b" down");
-        self.push(with_reason(line, reason));
+        self.push(|out| {
+            event(out, "peer", None, neighbour.as_bytes());
+            out.extend_from_slice(b" down");
+            with_reason(out, reason);
+        });
     }
 
     /// `neighbour` dialled in from `addr` and passed the handshake: its link to us is up.
     pub fn peer_in_up(&self, neighbour: &str, addr: SocketAddr) {
-        let mut line = event("peer", None, neighbour.as_bytes());
-        line.extend_from_slice(format!(" inbound up from {addr}").as_bytes());
-        self.push(line);
+        self.push(|out| {
+            event(out, "peer", None, neighbour.as_bytes());
+            let _ = write!(out, " inbound up from {addr}");
+        });
     }
 
     /// The link `neighbour` dialled in from `addr` went down.
     pub fn peer_in_down(&self, neighbour: &str, addr: SocketAddr) {
-        let mut line = event("peer", None, neighbour.as_bytes());
-        line.extend_from_slice(format!(" inbound down from {addr}").as_bytes());
-        self.push(line);
+        self.push(|out| {
+            event(out, "peer", None, neighbour.as_bytes());
+            let _ = write!(out, " inbound down from {addr}");
+        });
     }
 
     /// Anything else worth a line: start-up, shutdown.
     pub fn note(&self, text: &str) {
-        self.push(event("note", None, text.as_bytes()));
+        self.push(|out| event(out, "note", None, text.as_bytes()));
     }
 
     /// Writes out everything logged so far and stops the writer; returns once it is all in
@@ -187,25 +204,35 @@ impl EventLog {
         self.shared.close()
     }
 
-    /// Queues `line` (an [`event`] without its newline), or counts it lost if the queue is full.
-    fn push(&self, mut line: Vec<u8>) {
-        line.push(b'\n');
-        let shared = &*self.shared;
-        if shared.lost.load(Ordering::Relaxed) > 0 {
-            let lost = shared.lost.swap(0, Ordering::Relaxed);
-            if lost > 0 && shared.tx.try_send(Msg::Line(lost_notice(lost))).is_err() {
-                shared.lost.fetch_add(lost, Ordering::Relaxed);
+    /// Appends one event, formatted by `write` straight into the buffer, or counts it lost
+    /// if the buffer is full.
+    fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut p = lock(&self.shared.buffer.pending);
+        if p.closed {
+            return;
+        }
+        if p.lost > 0 {
+            let lost = std::mem::take(&mut p.lost);
+            let start = p.buf.len();
+            lost_notice(&mut p.buf, lost);
+            if p.buf.len() > p.capacity {
+                p.buf.truncate(start);
+                p.lost = lost;
             }
         }
-        match shared.tx.try_send(Msg::Line(line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                shared.lost.fetch_add(1, Ordering::Relaxed);
-            }
-            // Closed: the server is shutting down and its log is complete.
-            Err(TrySendError::Disconnected(_)) => {}
+        let start = p.buf.len();
+        write(&mut p.buf);
+        p.buf.push(b'\n');
+        if p.buf.len() > p.capacity {
+            p.buf.truncate(start);
+            p.lost += 1;
         }
     }
+}
+
+/// The log must outlive a panic elsewhere: a poisoned lock still guards valid bytes.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for EventLog {
@@ -219,16 +246,12 @@ impl std::fmt::Debug for EventLog {
 impl Shared {
     fn close(&self) -> io::Result<()> {
         // Held until the writer is done, so every caller returns only once the file is complete.
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = lock(&self.writer);
         let Some(handle) = writer.take() else {
             return Ok(());
         };
-        let lost = self.lost.swap(0, Ordering::Relaxed);
-        // Blocking sends: the writer is draining, and shutdown may wait for the disk.
-        if lost > 0 {
-            let _ = self.tx.send(Msg::Line(lost_notice(lost)));
-        }
-        let _ = self.tx.send(Msg::Close);
+        lock(&self.buffer.pending).closed = true;
+        self.buffer.wake.notify_one();
         handle
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the event log writer panicked")))
@@ -243,67 +266,73 @@ impl Drop for Shared {
     }
 }
 
-/// The writer thread: drains the channel into `out`, flushing when it goes idle.
-fn write_events<W: Write>(rx: Receiver<Msg>, mut out: BufWriter<W>, path: &Path) -> io::Result<()> {
+/// The writer thread: every [`FLUSH_EVERY`], or at once on close, takes what was logged and
+/// writes it with one `write`.
+fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
+    let mut spare = Vec::new();
+    let mut first_error: Option<io::Error> = None;
     let mut failing = false;
-    let mut report = |result: io::Result<()>| match result {
-        Ok(()) => failing = false,
-        Err(e) if !failing => {
-            failing = true;
-            ::log::error!("event log {}: {e}; events are being lost", path.display());
+    loop {
+        let mut p = lock(&buffer.pending);
+        if !p.closed {
+            p = buffer
+                .wake
+                .wait_timeout(p, FLUSH_EVERY)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
-        Err(_) => {}
-    };
-    // `recv` fails only if the sender went without a `Close` (the last handle sends one):
-    // flush what there is all the same.
-    while let Ok(first) = rx.recv() {
-        let mut last_flush = Instant::now();
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Line(line) => report(out.write_all(&line)),
-                Msg::Close => return out.flush(),
-            }
-            if last_flush.elapsed() >= FLUSH_EVERY {
-                report(out.flush());
-                last_flush = Instant::now();
-            }
-            next = rx.try_recv().ok();
+        let closing = p.closed;
+        if closing && p.lost > 0 {
+            let lost = std::mem::take(&mut p.lost);
+            lost_notice(&mut p.buf, lost);
         }
-        report(out.flush());
+        std::mem::swap(&mut p.buf, &mut spare);
+        drop(p);
+        if !spare.is_empty() {
+            let result = out.write_all(&spare).and_then(|()| out.flush());
+            spare.clear();
+            match result {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        ::log::error!("event log: {e}; events are being lost");
+                    }
+                    failing = true;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if closing {
+            return first_error.map_or(Ok(()), Err);
+        }
     }
-    out.flush()
 }
 
-/// A new event line: timestamp, kind, then `peer` and the escaped `text` if present (no
-/// newline yet: [`EventLog::push`] adds it).
-fn event(kind: &str, peer: Option<SocketAddr>, text: &[u8]) -> Vec<u8> {
-    let mut line = Vec::with_capacity(64 + text.len() + text.len() / 8);
-    push_timestamp(&mut line, SystemTime::now());
-    line.push(b' ');
-    line.extend_from_slice(kind.as_bytes());
+/// Appends an event line's start: timestamp, kind, then `peer` and the escaped `text` if
+/// present (no newline: [`EventLog::push`] adds it).
+fn event(out: &mut Vec<u8>, kind: &str, peer: Option<SocketAddr>, text: &[u8]) {
+    push_timestamp(out, SystemTime::now());
+    out.push(b' ');
+    out.extend_from_slice(kind.as_bytes());
     if let Some(peer) = peer {
         // Writing into a `Vec` cannot fail.
-        let _ = write!(line, " {peer}");
+        let _ = write!(out, " {peer}");
     }
     if !text.is_empty() {
-        line.push(b' ');
-        push_escaped(&mut line, text);
+        out.push(b' ');
+        push_escaped(out, text);
     }
-    line
 }
 
-fn with_reason(mut line: Vec<u8>, reason: &str) -> Vec<u8> {
-    line.extend_from_slice(b": ");
-    push_escaped(&mut line, reason.as_bytes());
-    line
+fn with_reason(out: &mut Vec<u8>, reason: &str) {
+    out.extend_from_slice(b": ");
+    push_escaped(out, reason.as_bytes());
 }
 
-fn lost_notice(lost: u64) -> Vec<u8> {
+fn lost_notice(out: &mut Vec<u8>, lost: u64) {
     let text = format!("{lost} events not logged: the log writer fell behind");
-    let mut line = event("note", None, text.as_bytes());
-    line.push(b'\n');
-    line
+    event(out, "note", None, text.as_bytes());
+    out.push(b'\n');
 }
 
 /// Appends `at` as `2026-11-26T05:52:55.123456Z`. By hand, because it runs for every line a

@@ -1,7 +1,6 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -243,7 +242,7 @@ impl Write for Stalled {
 }
 
 #[test]
-fn a_full_channel_drops_events_instead_of_blocking_and_counts_them() {
+fn a_full_buffer_drops_events_instead_of_blocking_and_counts_them() {
     let (entered_tx, entered) = mpsc::channel();
     let (open_gate, gate) = mpsc::channel();
     let out = Arc::new(Mutex::new(Vec::new()));
@@ -253,13 +252,16 @@ fn a_full_channel_drops_events_instead_of_blocking_and_counts_them() {
         stalled: false,
         out: Arc::clone(&out),
     };
-    let log = EventLog::start(PathBuf::from("stalled.log"), sink, 2).expect("started");
+    // Lines are a 28-byte stamp, the event and a newline: "note event 0" takes 41 bytes, so
+    // two fit in 122 and a third does not; later "note 98 events not logged..." (82) and a
+    // "note after" (39) fit together.
+    let log = EventLog::start(PathBuf::from("stalled.log"), sink, 122).expect("started");
     log.note("first");
     entered
         .recv_timeout(Duration::from_secs(5))
         .expect("the writer reached the sink");
 
-    // The writer is stuck in the sink with the channel empty: two events fit, 98 are lost.
+    // The writer is stuck in the sink with the buffer empty: two events fit, 98 are lost.
     let (done_tx, done) = mpsc::channel();
     let producer = log.clone();
     thread::spawn(move || {
@@ -269,15 +271,15 @@ fn a_full_channel_drops_events_instead_of_blocking_and_counts_them() {
         let _ = done_tx.send(());
     });
     done.recv_timeout(Duration::from_secs(5))
-        .expect("logging blocked on a full channel");
-    assert_eq!(log.shared.lost.load(Ordering::Relaxed), 98);
+        .expect("logging blocked on a full buffer");
+    assert_eq!(lost(&log), 98);
 
     // Once there is room, the next event carries the count in first. The writer needs a
     // moment to make room (and an "after" may be lost meanwhile), so keep logging until
     // nothing is left to report: then the count and the last "after" both went out.
     open_gate.send(()).expect("the writer is waiting");
     let mut afters = 0;
-    while log.shared.lost.load(Ordering::Relaxed) > 0 {
+    while lost(&log) > 0 {
         assert!(afters < 500, "the lost count never went out");
         thread::sleep(Duration::from_millis(10));
         log.note("after");
@@ -303,6 +305,10 @@ fn a_full_channel_drops_events_instead_of_blocking_and_counts_them() {
     assert!(counts.iter().all(|(i, _)| *i < lines.len() - 1), "{text}");
 }
 
+fn lost(log: &EventLog) -> u64 {
+    super::lock(&log.shared.buffer.pending).lost
+}
+
 /// A sink that always fails: a full or vanished disk.
 struct Broken;
 
@@ -318,7 +324,7 @@ impl Write for Broken {
 
 #[test]
 fn a_write_error_is_reported_at_close() {
-    let log = EventLog::start(PathBuf::from("broken.log"), Broken, 8).expect("started");
+    let log = EventLog::start(PathBuf::from("broken.log"), Broken, 1024).expect("started");
     log.note("lost");
     let error = log.flush_and_close().expect_err("the sink fails");
     assert!(error.to_string().contains("disk on fire"), "{error}");
