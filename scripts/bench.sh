@@ -36,6 +36,9 @@ cd "$ROOT"
 echo "bench.sh: building the release binary" >&2
 cargo build --release --quiet --bin herd
 HERD=$ROOT/target/release/herd
+# Other work on the machine skews every figure: say how busy it was before we started.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/herd-bench.XXXXXX")
 mkdir -p "$TMP/logs" "$TMP/out"
@@ -67,8 +70,8 @@ stop() {
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_listening() {
-    local i
-    for i in $(seq 1 1000); do
+    local _
+    for _ in $(seq 1 1000); do
         listening "$1" && return 0
         sleep 0.01
     done
@@ -79,8 +82,8 @@ wait_listening() {
 # A block of 17 ports below the ephemeral range with nothing listening on any of them:
 # ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline).
 free_block() {
-    local base p ok attempt
-    for attempt in $(seq 1 50); do
+    local base p ok _
+    for _ in $(seq 1 50); do
         base=$((20000 + RANDOM % 12000))
         ok=1
         for ((p = base; p < base + 17; p++)); do
@@ -186,8 +189,8 @@ start_baseline() {
 # A few flood rounds until every server gets every check-in: the links are up (ours dial
 # with backoff, the baseline's open on first use) before anything is measured.
 warm_up() {
-    local attempt
-    for attempt in $(seq 1 20); do
+    local _
+    for _ in $(seq 1 20); do
         if "$HERD" bench flood --servers "$1" --rounds 3 --json >"$TMP/out/warm.json" 2>/dev/null &&
             grep -q '"incomplete":0' "$TMP/out/warm.json"; then
             return 0
@@ -303,8 +306,9 @@ row() {
 UPSTREAM="fake places, ${DELAY_MS} ms"
 [ "$HAVE_BASELINE" = 1 ] || UPSTREAM="embedded places"
 echo
-echo "proxy-herd vs Python asyncio baseline: $(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc)," \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg), ${DURATION} s per load run"
+echo "proxy-herd ($REVISION) vs the Python asyncio baseline, $(date -u '+%Y-%m-%d %H:%M UTC')," \
+    "nproc $(nproc), load average before the runs $LOAD_BEFORE, ${DURATION} s per load run," \
+    "$ROUNDS flood rounds"
 echo
 echo "| scenario | figure | ours | baseline | ratio | target | met? |"
 echo "|---|---|---|---|---|---|---|"
