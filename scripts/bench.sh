@@ -2,13 +2,15 @@
 # Benchmarks proxy-herd against the Python asyncio baseline with `herd bench`, and prints
 # one Markdown table: scenario, figure, ours, baseline, ratio, target, met?
 #
-#   scripts/bench.sh                      # about 3 minutes on 2 cores
+#   scripts/bench.sh                      # about 7 minutes on 2 cores
+#   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 2.5 minutes
 #   BENCH_DURATION=30 scripts/bench.sh    # longer load runs
 #
 # Environment:
 #   BENCH_DURATION   seconds of load per iamat/whatsat run (default 5)
 #   BENCH_ROUNDS     flood rounds (default 300: p99 is then the 3rd slowest)
 #   BENCH_IDLE       idle connections of the conns run (default 10000)
+#   BENCH_REPEAT     runs of every scenario; the table shows medians (default 3)
 #   BENCH_BASELINE   the baseline folder (default ../shared/baseline beside the repo);
 #                    when it is absent, only our figures are printed
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
@@ -23,6 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASELINE=${BENCH_BASELINE:-$ROOT/../shared/baseline}
 DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-300}
+REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
 DELAY_MS=50
 NAMES=(Hill Jaquez Smith Campbell Singleton)
@@ -36,8 +39,21 @@ cd "$ROOT"
 echo "bench.sh: building the release binary" >&2
 cargo build --release --quiet --bin herd
 HERD=$ROOT/target/release/herd
-# Other work on the machine skews every figure: say how busy it was before we started.
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# Other work on the machine skews every figure: say how busy it was just before we started
+# (all CPUs, over 2 s, from /proc/stat).
+cpu_busy() {
+    local a b
+    a=$(grep '^cpu ' /proc/stat)
+    sleep 2
+    b=$(grep '^cpu ' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        n = split(a, x); split(b, y)
+        for (i = 2; i <= n; i++) total += y[i] - x[i]
+        idle = (y[5] - x[5]) + (y[6] - x[6])
+        printf "%.0f%%", total ? 100 * (total - idle) / total : 0
+    }'
+}
+BUSY_BEFORE=$(cpu_busy)
 REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/herd-bench.XXXXXX")
@@ -202,8 +218,8 @@ warm_up() {
 }
 
 # run_bench NAME KIND ARGS...: one `herd bench` run against a fresh herd of KIND (ours or
-# baseline); its JSON line goes to $TMP/out/NAME.KIND.json ({"failed":true} if it failed).
-# In ARGS, @SERVERS@ is the herd's address list, @PIDS@ its PIDs, @HILL@ Hill's PID.
+# baseline); its JSON line goes to $TMP/out/NAME.KIND.REP.json ({"failed":true} if it
+# failed). In ARGS, @SERVERS@ is the herd's address list, @PIDS@ its PIDs, @HILL@ Hill's PID.
 run_bench() {
     local name=$1 kind=$2 servers arg args=()
     shift 2
@@ -216,61 +232,84 @@ run_bench() {
         arg=${arg//@HILL@/${HERD_PIDS[0]}}
         args+=("$arg")
     done
-    echo "bench.sh: $name, $kind: herd bench ${args[*]}" >&2
-    if ! "$HERD" bench "${args[@]}" --json >"$TMP/out/$name.$kind.json"; then
+    echo "bench.sh: [$REP/$REPEAT] $name, $kind: herd bench ${args[*]}" >&2
+    if ! "$HERD" bench "${args[@]}" --json >"$TMP/out/$name.$kind.$REP.json"; then
         echo "bench.sh: $name against $kind failed" >&2
-        echo '{"failed":true}' >"$TMP/out/$name.$kind.json"
+        echo '{"failed":true}' >"$TMP/out/$name.$kind.$REP.json"
     fi
     stop "${HERD_PIDS[@]}"
 }
 
+# startup KIND: five launches of one server of KIND, timed by `herd bench startup`.
+startup() {
+    local out=$TMP/out/startup.$1.$REP.json cmd
+    if [ "$1" = ours ]; then
+        cmd=("$HERD" serve Hill --config "$TMP/startup.toml")
+        set -- "127.0.0.1:$STARTUP_OURS"
+    else
+        cmd=(python3 "$BASELINE/asyncio_herd.py" Hill --base-port "$STARTUP_BASE"
+            --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json"
+            --log-file "$TMP/logs/startup-baseline.log")
+        set -- "127.0.0.1:$STARTUP_BASE"
+    fi
+    echo "bench.sh: [$REP/$REPEAT] startup: ${cmd[*]}" >&2
+    "$HERD" bench startup --servers "$1" --runs 5 --json -- "${cmd[@]}" >"$out" ||
+        echo '{"failed":true}' >"$out"
+}
+
 KINDS=(ours)
 [ "$HAVE_BASELINE" = 1 ] && KINDS+=(baseline)
-for kind in "${KINDS[@]}"; do
-    run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
-        --duration "$DURATION" --pids @PIDS@
-done
-for kind in "${KINDS[@]}"; do
-    run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
-        --duration "$DURATION" --pids @PIDS@
-done
-for kind in "${KINDS[@]}"; do
-    if [ "$HAVE_BASELINE" = 1 ]; then
-        run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
-            --duration "$DURATION" --pids @PIDS@ \
-            --places-stats "http://127.0.0.1:$FAKE_PORT/stats"
-    else
-        run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
+STATS=()
+[ "$HAVE_BASELINE" = 1 ] && STATS=(--places-stats "http://127.0.0.1:$FAKE_PORT/stats")
+# Repeats go round all scenarios, so a burst of other work on the machine lands in one
+# repeat of a scenario rather than in all of them; the table shows medians.
+for REP in $(seq 1 "$REPEAT"); do
+    for kind in "${KINDS[@]}"; do
+        run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
-    fi
-done
-for kind in "${KINDS[@]}"; do
-    run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
-done
-for kind in "${KINDS[@]}"; do
-    run_bench conns "$kind" conns --servers @SERVERS@ --at Hill --connections "$IDLE" \
-        --pid @HILL@
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
+            --duration "$DURATION" --pids @PIDS@
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
+            --duration "$DURATION" --pids @PIDS@ "${STATS[@]}"
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench conns "$kind" conns --servers @SERVERS@ --at Hill --connections "$IDLE" \
+            --pid @HILL@
+    done
+    for kind in "${KINDS[@]}"; do
+        startup "$kind"
+    done
 done
 
-echo "bench.sh: startup, ours" >&2
-"$HERD" bench startup --servers "127.0.0.1:$STARTUP_OURS" --runs 5 --json -- \
-    "$HERD" serve Hill --config "$TMP/startup.toml" >"$TMP/out/startup.ours.json" ||
-    echo '{"failed":true}' >"$TMP/out/startup.ours.json"
-if [ "$HAVE_BASELINE" = 1 ]; then
-    echo "bench.sh: startup, baseline" >&2
-    "$HERD" bench startup --servers "127.0.0.1:$STARTUP_BASE" --runs 5 --json -- \
-        python3 "$BASELINE/asyncio_herd.py" Hill --base-port "$STARTUP_BASE" \
-        --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json" \
-        --log-file "$TMP/logs/startup-baseline.log" >"$TMP/out/startup.baseline.json" ||
-        echo '{"failed":true}' >"$TMP/out/startup.baseline.json"
-fi
+# value FILE KEY: one value of a run's flat JSON line ("failed" if the run failed).
+value() {
+    if grep -q '"failed":true' "$1"; then echo failed; return 0; fi
+    sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" "$1" | tr -d '"'
+}
 
-# get NAME KIND KEY: one value of a run's flat JSON line ("failed" or "" when absent).
+# get NAME KIND KEY: the median of one figure over the repeats ("failed" if every repeat
+# failed, empty if there were none).
 get() {
-    local file=$TMP/out/$1.$2.json
-    [ -f "$file" ] || return 0
-    if grep -q '"failed":true' "$file"; then echo failed; return 0; fi
-    sed -n "s/.*\"$3\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" "$file" | tr -d '"'
+    local f v vals=() any=0
+    for f in "$TMP/out/$1.$2".*.json; do
+        [ -f "$f" ] || continue
+        any=1
+        v=$(value "$f" "$3")
+        if [ -n "$v" ] && [ "$v" != failed ]; then vals+=("$v"); fi
+    done
+    if [ "${#vals[@]}" = 0 ]; then
+        if [ "$any" = 1 ]; then echo failed; fi
+        return 0
+    fi
+    printf '%s\n' "${vals[@]}" | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # row SCENARIO FIGURE NAME KEY KIND LIMIT TARGET: one table row. KIND says how the target
@@ -307,8 +346,8 @@ UPSTREAM="fake places, ${DELAY_MS} ms"
 [ "$HAVE_BASELINE" = 1 ] || UPSTREAM="embedded places"
 echo
 echo "proxy-herd ($REVISION) vs the Python asyncio baseline, $(date -u '+%Y-%m-%d %H:%M UTC')," \
-    "nproc $(nproc), load average before the runs $LOAD_BEFORE, ${DURATION} s per load run," \
-    "$ROUNDS flood rounds"
+    "nproc $(nproc), CPU busy just before the runs $BUSY_BEFORE, ${DURATION} s per load run," \
+    "$ROUNDS flood rounds, medians of $REPEAT runs"
 echo
 echo "| scenario | figure | ours | baseline | ratio | target | met? |"
 echo "|---|---|---|---|---|---|---|"
@@ -341,8 +380,7 @@ echo
 echo "Raw \`herd bench --json\` lines:"
 echo
 echo '```'
-for f in "$TMP"/out/*.json; do
-    [ "$(basename "$f")" = warm.json ] && continue
+for f in "$TMP"/out/*.*.*.json; do
     echo "$(basename "$f" .json) $(cat "$f")"
 done
 echo '```'
