@@ -199,7 +199,10 @@ fn peer_lines_without_a_valid_handshake_change_no_record() {
 
 #[test]
 fn a_wrong_secret_keeps_a_server_out_of_the_herd() {
-    let files = HerdFiles::new(&[("Hill", &["Jaquez"]), ("Jaquez", &[])], "secret = \"right\"\n");
+    let files = HerdFiles::new(
+        &[("Hill", &["Jaquez"]), ("Jaquez", &[])],
+        "secret = \"right\"\n",
+    );
     let _hill = files.serve("Hill");
     let _jaquez = Server::start(
         &files.config,
