@@ -7,6 +7,8 @@
 mod bench;
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
+/// `herd up`: the whole herd as child processes.
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +36,11 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
+    /// Run every server of the config file, each as its own process, until Ctrl-C.
+    Up {
+        #[arg(long, default_value = "herd.toml")]
+        config: PathBuf,
+    },
     /// Send each argument (or, with none, each line of stdin) as one line; print each reply.
     Client {
         /// A server name from the config file, or an address such as 127.0.0.1:12000.
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { name, config } => serve(&name, &config),
+        Command::Up { config } => up::run(&config),
         Command::Client {
             target,
             lines,
@@ -71,8 +79,10 @@ fn main() -> ExitCode {
 
 fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
     let config = HerdConfig::load(config_path).map_err(|e| e.to_string())?;
-    let me = config.server(name).map_err(|e| e.to_string())?;
-    let addr = me.addr;
+    let addr = herd_actors::preflight(&config, name)
+        .map_err(|e| e.to_string())?
+        .addr;
+    raise_open_files_limit();
     let system = actix::System::new();
     system.block_on(async {
         let listener = herd_actors::bind(addr)
@@ -93,8 +103,27 @@ fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
     })
 }
 
+/// Each connection is a file descriptor, and the usual soft limit (1024) is far below what
+/// a server holds; raise it to the hard limit the operator allows.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                log::warn!("cannot raise the open files limit");
+            }
+        }
+    }
+}
+
 /// Waits for SIGTERM or Ctrl-C (SIGINT) and names which came.
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => tokio::select! {

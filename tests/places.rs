@@ -97,3 +97,133 @@ fn every_upstream_failure_still_gets_a_reply_in_the_same_shape() {
         assert!(c.line("IAMAT after +1+1 1").starts_with("AT Hill"));
     }
 }
+
+fn google_new_herd(base_url: &str, extra: &str) -> HerdFiles {
+    HerdFiles::single(&format!(
+        "[places]\nprovider = \"google-new\"\nbase_url = \"{base_url}\"\napi_key = \"{KEY}\"\n{extra}"
+    ))
+}
+
+/// Opens one connection per line, sends every line before reading any reply, and returns
+/// the replies, parsed, in order: the server has them all in hand at once.
+fn whatsat_at_once(addr: std::net::SocketAddr, lines: &[String]) -> Vec<serde_json::Value> {
+    let mut conns: Vec<Conn> = lines.iter().map(|_| Conn::open(addr)).collect();
+    for (c, line) in conns.iter_mut().zip(lines) {
+        c.send(format!("{line}\n").as_bytes());
+    }
+    conns
+        .iter_mut()
+        .map(|c| {
+            let reply = String::from_utf8(c.read_until(b"\n\n")).expect("utf8");
+            split_whatsat(&reply).1
+        })
+        .collect()
+}
+
+fn results(json: &serde_json::Value) -> usize {
+    json["results"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn google_new_is_asked_by_post_and_answers_in_the_nearby_search_shape() {
+    let fake = FakeGoogle::start(Mode::Ok { results: 20 });
+    let files = google_new_herd(&fake.base_url(), "");
+    let _server = files.serve("Hill");
+    let mut c = Conn::open(files.addr("Hill"));
+    let at = check_in_kiwi(&mut c);
+    let reply = c.whatsat("WHATSAT kiwi.cs.ucla.edu 10 5");
+    let (line, json) = split_whatsat(&reply);
+    assert_eq!(format!("{line}\n"), at);
+    assert_eq!(json["status"], "OK");
+    assert_eq!(results(&json), 5);
+    let first = &json["results"][0];
+    for field in ["name", "place_id", "vicinity", "types", "rating"] {
+        assert!(!first[field].is_null(), "{field} missing: {reply}");
+    }
+    assert!(first["geometry"]["location"]["lat"].is_number(), "{reply}");
+    assert!(reply.contains("\n   \"results\" : ["), "{reply}");
+    assert!(!reply.contains(KEY));
+
+    let req = &fake.requests()[0];
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("POST", "/v1/places:searchNearby")
+    );
+    assert_eq!(req.header("X-Goog-Api-Key"), Some(KEY));
+    assert!(req
+        .header("X-Goog-FieldMask")
+        .is_some_and(|mask| mask.contains("places.displayName")));
+    let body: serde_json::Value = serde_json::from_str(&req.body).expect("a JSON body");
+    assert_eq!(body["maxResultCount"], 5);
+    let circle = &body["locationRestriction"]["circle"];
+    assert_eq!(circle["radius"], 10000);
+    assert!(
+        req.body
+            .contains(r#""latitude":34.068930,"longitude":-118.445127"#),
+        "{}",
+        req.body
+    );
+
+    // A smaller bound is served from the cache; a larger one asks again.
+    assert_eq!(
+        results(&split_whatsat(&c.whatsat("WHATSAT kiwi.cs.ucla.edu 10 3")).1),
+        3
+    );
+    assert_eq!(fake.count(), 1);
+    assert_eq!(
+        results(&split_whatsat(&c.whatsat("WHATSAT kiwi.cs.ucla.edu 10 8")).1),
+        8
+    );
+    assert_eq!(fake.count(), 2);
+    let body: serde_json::Value = serde_json::from_str(&fake.requests()[1].body).unwrap();
+    assert_eq!(body["maxResultCount"], 8);
+}
+
+#[test]
+fn a_hundred_clients_asking_at_once_cost_one_call_until_the_ttl_passes() {
+    let fake = FakeGoogle::start(Mode::Delay(std::time::Duration::from_secs(1)));
+    let files = google_new_herd(&fake.base_url(), "cache_ttl_s = 1\n");
+    let _server = files.serve("Hill");
+    check_in_kiwi(&mut Conn::open(files.addr("Hill")));
+    let lines = vec!["WHATSAT kiwi.cs.ucla.edu 10 5".to_string(); 100];
+    for wave in 1..=2 {
+        let replies = whatsat_at_once(files.addr("Hill"), &lines);
+        assert_eq!(replies.len(), 100);
+        for json in &replies {
+            assert_eq!(json["status"], "OK", "{json}");
+            assert_eq!(results(json), 3, "the slow fake has three places");
+        }
+        assert_eq!(fake.count(), wave, "wave {wave}");
+        if wave == 1 {
+            // Past the one-second TTL, so the second wave finds the answer stale.
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        }
+    }
+}
+
+#[test]
+fn a_slow_google_never_has_more_calls_open_than_max_concurrent() {
+    let fake = FakeGoogle::start(Mode::Delay(std::time::Duration::from_millis(300)));
+    let files = google_new_herd(&fake.base_url(), "max_concurrent = 2\n");
+    let _server = files.serve("Hill");
+    let mut c = Conn::open(files.addr("Hill"));
+    // Ten clients a kilometre or so apart: ten calls, none shared.
+    let lines: Vec<String> = (0..10)
+        .map(|i| {
+            c.line(&format!(
+                "IAMAT client{i} +{:.6}-118.445127 1621464827.5",
+                34.0 + 0.01 * f64::from(i)
+            ));
+            format!("WHATSAT client{i} 10 5")
+        })
+        .collect();
+    let replies = whatsat_at_once(files.addr("Hill"), &lines);
+    for json in &replies {
+        assert_eq!(
+            json["status"], "OK",
+            "a queued question still gets its answer: {json}"
+        );
+    }
+    assert_eq!(fake.count(), 10);
+    assert_eq!(fake.max_in_flight(), 2);
+}

@@ -8,7 +8,12 @@
 //! provider = "embedded"       # "embedded" (default), "google", "google-new"
 //! base_url = "https://maps.googleapis.com"   # default depends on the provider
 //! api_key = ""                # google, google-new
-//! timeout_ms = 5000           # how long one upstream call may take
+//! timeout_ms = 5000           # longest wait for places, queueing included
+//! cache_ttl_s = 300           # how long a Google answer is served again; 0: no cache
+//! cache_entries = 10000       # the most answers kept
+//! cache_mb = 64               # the most answer text kept, in MiB
+//! cache_precision = 4         # decimal places of lat/lng in the cache key (~11 m)
+//! max_concurrent = 8          # the most upstream calls in flight at once
 //!
 //! [log]
 //! dir = "logs"                # each server appends to <dir>/<NAME>.log
@@ -33,6 +38,8 @@
 
 mod env;
 mod error;
+#[cfg(test)]
+mod places_tests;
 mod servers;
 mod settings;
 #[cfg(test)]
@@ -53,7 +60,20 @@ pub use servers::ServerConfig;
 /// these, can be overridden from the environment.
 const SETTINGS: &[(&str, &[&str])] = &[
     ("", &["secret"]),
-    ("places", &["provider", "base_url", "api_key", "timeout_ms"]),
+    (
+        "places",
+        &[
+            "provider",
+            "base_url",
+            "api_key",
+            "timeout_ms",
+            "cache_ttl_s",
+            "cache_entries",
+            "cache_mb",
+            "cache_precision",
+            "max_concurrent",
+        ],
+    ),
     ("log", &["dir"]),
 ];
 

@@ -8,7 +8,8 @@
 //! - [`session`]: the Session actor, one per TCP connection.
 //! - [`store`]: the LocationStore actor, each client's latest record.
 //! - [`peers`]: PeerManager and its supervised PeerLinks: flooding and anti-entropy.
-//! - [`places`]: the PlacesFetcher actor and its providers (embedded, google).
+//! - [`places`]: the PlacesFetcher actor, its providers (embedded, google, google-new), and
+//!   the cache, shared calls and call cap that keep Google's bill down.
 //! - [`log`]: the per-server event log, written off the serving path.
 //! - [`server`]: the listener and what sessions share.
 
@@ -23,4 +24,4 @@ pub mod server;
 pub mod session;
 pub mod store;
 
-pub use server::{bind, start, start_with, Limits, Server, StartError};
+pub use server::{bind, preflight, start, start_with, Limits, Server, StartError, Tuning};

@@ -47,18 +47,33 @@ impl Outbox {
 
     /// Queues `bytes` whole, or nothing if that would pass the cap.
     pub fn push(&self, bytes: &[u8]) -> Result<(), Overflow> {
-        self.push_parts(&[bytes])
+        let cap = self.0.borrow().cap;
+        self.push_parts(&[bytes], cap)
     }
 
     /// Queues `line` and a newline, whole or not at all.
     pub fn push_line(&self, line: &[u8]) -> Result<(), Overflow> {
-        self.push_parts(&[line, b"\n"])
+        let cap = self.0.borrow().cap;
+        self.push_parts(&[line, b"\n"], cap)
     }
 
-    fn push_parts(&self, parts: &[&[u8]]) -> Result<(), Overflow> {
+    /// Queues `line` and a newline past the cap: for a bounded burst the owner already holds
+    /// in memory (a peer sync sends a copy of the table), which must not fail a link forever.
+    pub fn push_line_uncapped(&self, line: &[u8]) {
+        self.push_parts(&[line, b"\n"], usize::MAX)
+            .unwrap_or_else(|_| unreachable!("no cap to pass"));
+    }
+
+    /// Queues `bytes` past the cap (see [`Outbox::push_line_uncapped`]).
+    pub fn push_uncapped(&self, bytes: &[u8]) {
+        self.push_parts(&[bytes], usize::MAX)
+            .unwrap_or_else(|_| unreachable!("no cap to pass"));
+    }
+
+    fn push_parts(&self, parts: &[&[u8]], cap: usize) -> Result<(), Overflow> {
         let mut s = self.0.borrow_mut();
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if s.queued.len() + s.in_flight + len > s.cap {
+        if (s.queued.len() + s.in_flight).saturating_add(len) > cap {
             return Err(Overflow(s.cap));
         }
         for part in parts {
@@ -125,6 +140,9 @@ mod tests {
         assert_eq!(out.push(b"abc"), Err(Overflow(10)));
         assert_eq!(out.pending(), 8);
         assert_eq!(out.push(b"ab"), Ok(()));
+        out.push_uncapped(b"past the cap");
+        assert_eq!(out.pending(), 22);
+        assert_eq!(out.push_line(b"x"), Err(Overflow(10)));
     }
 
     #[actix::test]

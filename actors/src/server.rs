@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::config::HerdConfig;
+use crate::config::{HerdConfig, ServerConfig};
 use crate::log::EventLog;
 use crate::peers::inbound::PeerPolicy;
 use crate::peers::link::{LinkSettings, LinkTarget};
@@ -89,22 +89,36 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// Starts server `name` of `config` on `listener`. Must run inside an actix `System`.
-pub fn start(config: &HerdConfig, name: &str, listener: TcpListener) -> Result<Server, StartError> {
-    start_with(config, name, listener, &LinkSettings::default())
-}
-
-/// [`start`] with peer-link timings of the caller's choosing (tests shorten them).
-pub fn start_with(
-    config: &HerdConfig,
-    name: &str,
-    listener: TcpListener,
-    link_settings: &LinkSettings,
-) -> Result<Server, StartError> {
+/// Checks what can be checked before binding: the server exists, and a herd that leaves
+/// loopback has a secret (unauthenticated peer links are only safe on one machine).
+pub fn preflight<'a>(config: &'a HerdConfig, name: &str) -> Result<&'a ServerConfig, StartError> {
     let me = config.server(name)?;
     if config.secret.is_none() && !config.is_all_loopback() {
         return Err(StartError::NoSecret);
     }
+    Ok(me)
+}
+
+/// Knobs that are not in `herd.toml`: sensible defaults, which tests tighten.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    pub limits: Limits,
+    pub links: LinkSettings,
+}
+
+/// Starts server `name` of `config` on `listener`. Must run inside an actix `System`.
+pub fn start(config: &HerdConfig, name: &str, listener: TcpListener) -> Result<Server, StartError> {
+    start_with(config, name, listener, Tuning::default())
+}
+
+/// [`start`] with limits and peer-link timings of the caller's choosing.
+pub fn start_with(
+    config: &HerdConfig,
+    name: &str,
+    listener: TcpListener,
+    tuning: Tuning,
+) -> Result<Server, StartError> {
+    let me = preflight(config, name)?;
     let log = EventLog::open(&config.log_dir, &me.name).map_err(|source| StartError::Log {
         dir: config.log_dir.display().to_string(),
         source,
@@ -133,7 +147,7 @@ pub fn start_with(
     // The store and the peer manager each need the other's address.
     let store_ctx = Context::<LocationStore>::new();
     let store = store_ctx.address();
-    let peers = PeerManager::start_links(targets, link_settings, &store, &log).start();
+    let peers = PeerManager::start_links(targets, &tuning.links, &store, &log).start();
     store_ctx.run(LocationStore::new(peers.clone().recipient()));
     let shared = Rc::new(Shared {
         name: name.clone(),
@@ -142,7 +156,7 @@ pub fn start_with(
         policy,
         places: PlacesFetcher::new(config.places.clone()).start(),
         log: log.clone(),
-        limits: Limits::default(),
+        limits: tuning.limits,
         connections: Cell::new(0),
     });
     if config.secret.is_none() && !me.neighbours.is_empty() {

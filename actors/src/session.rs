@@ -170,20 +170,23 @@ impl Session {
             }
             Mode::Refused => return,
         }
-        let command = match protocol::parse_line(&line) {
-            Ok(None) => return,
-            Ok(Some(command)) => command,
-            Err(_) => {
-                let seq = self.replies.reserve();
-                self.complete(seq, protocol::invalid_reply(&line), ctx);
-                return;
-            }
-        };
+        let parsed = protocol::parse_line(&line);
+        if matches!(parsed, Ok(None)) {
+            return;
+        }
+        // Replies held back behind a slow one count too, invalid or not.
         if self.replies.len() >= self.shared.limits.max_in_flight {
             self.drop_connection("too many commands awaiting replies", ctx);
             return;
         }
         let seq = self.replies.reserve();
+        let command = match parsed {
+            Ok(Some(command)) => command,
+            Ok(None) | Err(_) => {
+                self.complete(seq, protocol::invalid_reply(&line), ctx);
+                return;
+            }
+        };
         match command {
             Command::IAmAt(cmd) => {
                 let record = Record::check_in(&self.shared.name, Timestamp::now(), &cmd);
@@ -236,9 +239,13 @@ impl Session {
                 .store
                 .send(Digest)
                 .into_actor(self)
-                .map(|digest, act, ctx| {
+                .map(|digest, act, _| {
+                    // One line per client we hold: bounded by the table, and it must go
+                    // whole, whatever the per-client cap.
                     if let Ok(digest) = digest {
-                        act.send_peer_bytes(digest.as_bytes(), ctx);
+                        let summary = format!("<digest of {} bytes>", digest.len());
+                        act.shared.log.sent(act.peer, summary.as_bytes());
+                        act.out.push_uncapped(digest.as_bytes());
                     }
                 })
                 .spawn(ctx);
@@ -366,23 +373,4 @@ impl StreamHandler<Result<BytesMut, LineError>> for Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replies_leave_in_arrival_order() {
-        let mut q = ReplyQueue::default();
-        let a = q.reserve();
-        let b = q.reserve();
-        let c = q.reserve();
-        assert!(q.fill(c, b"c".to_vec()).is_empty());
-        assert!(q.fill(b, b"b".to_vec()).is_empty());
-        assert_eq!(
-            q.fill(a, b"a".to_vec()),
-            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
-        );
-        assert!(q.is_empty());
-        let d = q.reserve();
-        assert_eq!(q.fill(d, b"d".to_vec()), vec![b"d".to_vec()]);
-    }
-}
+mod tests;

@@ -1,15 +1,26 @@
 //! The keys outside the server tables, read from the merged layers.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
 use ::config::{Map, Value, ValueKind};
 
 use super::{describe, kind_of, ConfigError};
-use crate::places::{ApiKey, PlacesSettings, Provider};
+use crate::places::{ApiKey, CacheSettings, PlacesSettings, Provider, MAX_PRECISION};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
+/// A day: beyond it a client would rather see an error than wait.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+const DEFAULT_MAX_CONCURRENT: usize = 8;
+/// Far more calls than Google's default per-minute quota would let through at once.
+const MAX_CONCURRENT: u64 = 4096;
+/// A day: places open, close and move; see docs/places.md on Google's terms for caching.
+const MAX_TTL_S: u64 = 86_400;
+const MAX_ENTRIES: u64 = 10_000_000;
+/// 64 GiB: a bound that still means something.
+const MAX_CACHE_MB: u64 = 65_536;
 
 /// The merged settings, read key by key so each fault names its key and where it came from.
 pub(super) struct Settings<'a> {
@@ -103,6 +114,33 @@ impl Settings<'_> {
             base_url,
             api_key,
             timeout: self.timeout()?,
+            cache: self.cache()?,
+            max_concurrent: self
+                .whole("places.max_concurrent", 1..=MAX_CONCURRENT, "")?
+                .map_or(DEFAULT_MAX_CONCURRENT, as_usize),
+        })
+    }
+
+    fn cache(&self) -> Result<CacheSettings, ConfigError> {
+        let default = CacheSettings::default();
+        Ok(CacheSettings {
+            ttl: self
+                .whole("places.cache_ttl_s", 0..=MAX_TTL_S, "seconds")?
+                .map_or(default.ttl, Duration::from_secs),
+            entries: self
+                .whole("places.cache_entries", 1..=MAX_ENTRIES, "")?
+                .map_or(default.entries, as_usize),
+            max_bytes: self
+                .whole("places.cache_mb", 1..=MAX_CACHE_MB, "MiB")?
+                .map_or(default.max_bytes, |mb| as_usize(mb << 20)),
+            precision: self
+                .whole(
+                    "places.cache_precision",
+                    0..=MAX_PRECISION.into(),
+                    "decimal places",
+                )?
+                .and_then(|p| u8::try_from(p).ok())
+                .unwrap_or(default.precision),
         })
     }
 
@@ -131,20 +169,44 @@ impl Settings<'_> {
     }
 
     fn timeout(&self) -> Result<Duration, ConfigError> {
-        const KEY: &str = "places.timeout_ms";
-        let Some(value) = self.get(KEY) else {
-            return Ok(DEFAULT_TIMEOUT);
+        let ms = self.whole("places.timeout_ms", 1..=MAX_TIMEOUT_MS, "milliseconds")?;
+        Ok(ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis))
+    }
+
+    /// A whole number of `unit` (for the message) within `range`, from an integer in the
+    /// file or digits in the environment; `None` when unset or empty.
+    fn whole(
+        &self,
+        key: &str,
+        range: RangeInclusive<u64>,
+        unit: &str,
+    ) -> Result<Option<u64>, ConfigError> {
+        let Some(value) = self.get(key) else {
+            return Ok(None);
         };
-        let ms = match &value.kind {
-            ValueKind::I64(ms) => u64::try_from(*ms).ok(),
-            ValueKind::U64(ms) => Some(*ms),
-            ValueKind::String(ms) if ms.is_empty() => return Ok(DEFAULT_TIMEOUT),
-            ValueKind::String(ms) if ms.bytes().all(|b| b.is_ascii_digit()) => ms.parse().ok(),
+        let n = match &value.kind {
+            ValueKind::I64(n) => u64::try_from(*n).ok(),
+            ValueKind::U64(n) => Some(*n),
+            ValueKind::String(n) if n.is_empty() => return Ok(None),
+            ValueKind::String(n) if n.bytes().all(|b| b.is_ascii_digit()) => n.parse().ok(),
             _ => None,
         };
-        match ms {
-            Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-            _ => Err(self.refuse(KEY, "a whole number of milliseconds, at least 1")),
+        match n {
+            Some(n) if range.contains(&n) => Ok(Some(n)),
+            _ => {
+                let of = if unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {unit}")
+                };
+                let (min, max) = (range.start(), range.end());
+                Err(self.refuse(key, &format!("a whole number{of} from {min} to {max}")))
+            }
         }
     }
+}
+
+/// Every bound above is far below `usize::MAX` on any platform the herd runs on (64-bit).
+fn as_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }

@@ -5,7 +5,7 @@ use super::{ConfigError, HerdConfig, Secret, ServerConfig};
 use crate::places::Provider;
 
 /// Two servers, the smallest herd with a link, listed on one side only.
-const TWO: &str = r#"
+pub(super) const TWO: &str = r#"
 [servers.Hill]
 addr = "127.0.0.1:12000"
 neighbours = ["Jaquez"]
@@ -31,13 +31,13 @@ fn load_at(path: &Path, env: &[(&str, &str)]) -> Result<HerdConfig, ConfigError>
     HerdConfig::load_with_env(path, env)
 }
 
-fn loaded(text: &str, env: &[(&str, &str)]) -> HerdConfig {
+pub(super) fn loaded(text: &str, env: &[(&str, &str)]) -> HerdConfig {
     let file = write(text);
     load_at(&file.path, env).unwrap_or_else(|e| panic!("refused: {e}"))
 }
 
 /// The error, and its message with the temporary path replaced by `herd.toml`.
-fn refused(text: &str, env: &[(&str, &str)]) -> (ConfigError, String) {
+pub(super) fn refused(text: &str, env: &[(&str, &str)]) -> (ConfigError, String) {
     let file = write(text);
     match load_at(&file.path, env) {
         Ok(config) => panic!("accepted: {config:?}"),
@@ -50,7 +50,7 @@ fn refused(text: &str, env: &[(&str, &str)]) -> (ConfigError, String) {
     }
 }
 
-fn with_places(places: &str) -> String {
+pub(super) fn with_places(places: &str) -> String {
     format!("[places]\n{places}\n{TWO}")
 }
 
@@ -277,8 +277,8 @@ fn base_urls_must_be_http_or_https() {
 }
 
 #[test]
-fn timeouts_must_be_whole_positive_milliseconds() {
-    for bad in ["0", "-5", "1.5", "\"soon\""] {
+fn timeouts_must_be_whole_milliseconds_from_1_to_a_day() {
+    for bad in ["0", "-5", "1.5", "\"soon\"", "86400001"] {
         let (e, message) = refused(&with_places(&format!("timeout_ms = {bad}")), &[]);
         assert!(matches!(e, ConfigError::BadValue { .. }), "{bad}: {e:?}");
         assert!(message.starts_with("bad places.timeout_ms"), "{message}");
@@ -363,7 +363,7 @@ fn a_bad_value_from_the_environment_names_the_variable() {
     assert_eq!(
         message,
         "bad HERD_PLACES__TIMEOUT_MS=\"soon\" in the environment (loading herd.toml): \
-         expected a whole number of milliseconds, at least 1"
+         expected a whole number of milliseconds from 1 to 86400000"
     );
     let (_, message) = refused(TWO, &[("HERD_PLACES__PROVIDER", "bing")]);
     assert!(

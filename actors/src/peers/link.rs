@@ -168,8 +168,12 @@ impl PeerLink {
         ctx.spawn(sync.into_actor(self).then(|res, act, ctx| {
             let read = match res {
                 Ok((lines, read)) => {
-                    for line in lines {
-                        act.push(&line, ctx);
+                    // A sync sends a copy of (part of) the table: bounded by what we hold,
+                    // and it must go whole, or a large table could never sync.
+                    if let Some(out) = &act.out {
+                        for line in lines {
+                            out.push_line_uncapped(line.as_bytes());
+                        }
                     }
                     Some(read)
                 }

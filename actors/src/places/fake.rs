@@ -3,7 +3,7 @@
 //! It runs on a thread of its own with its own Tokio runtime, so the same server serves
 //! `#[actix::test]` actor tests and plain `#[test]` black-box tests that run the `herd`
 //! binary. It speaks just enough HTTP/1.1 (keep-alive, `Content-Length` bodies), records
-//! every request, and stops when dropped.
+//! every request and how many were unanswered at once, and stops when dropped.
 //!
 //! ```no_run
 //! use herd_actors::places::fake::{FakeGoogle, Mode};
@@ -85,10 +85,21 @@ impl RecordedRequest {
     }
 }
 
+/// What the fake has seen, shared with its connection tasks.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<RecordedRequest>,
+    /// Requests read and not yet answered.
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+type SharedSeen = Arc<Mutex<Seen>>;
+
 /// A running fake server; dropping it stops the server and closes its connections.
 pub struct FakeGoogle {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    seen: SharedSeen,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -102,9 +113,9 @@ impl FakeGoogle {
             .set_nonblocking(true)
             .expect("make the fake's socket non-blocking");
         let addr = listener.local_addr().expect("the fake's address");
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = SharedSeen::default();
         let (shutdown, stop) = oneshot::channel();
-        let recorded = Arc::clone(&requests);
+        let recorded = Arc::clone(&seen);
         let thread = std::thread::Builder::new()
             .name("fake-google".into())
             .spawn(move || {
@@ -124,7 +135,7 @@ impl FakeGoogle {
             .expect("spawn the fake's thread");
         FakeGoogle {
             addr,
-            requests,
+            seen,
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
@@ -137,12 +148,27 @@ impl FakeGoogle {
 
     /// Every request received so far, in order of arrival.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        self.seen
+            .lock()
+            .map(|s| s.requests.clone())
+            .unwrap_or_default()
     }
 
     /// How many requests arrived so far.
     pub fn count(&self) -> usize {
-        self.requests.lock().map(|r| r.len()).unwrap_or_default()
+        self.seen
+            .lock()
+            .map(|s| s.requests.len())
+            .unwrap_or_default()
+    }
+
+    /// The most requests that were waiting for their answers at one time, over every
+    /// connection: what a cap on concurrent calls must hold down.
+    pub fn max_in_flight(&self) -> usize {
+        self.seen
+            .lock()
+            .map(|s| s.max_in_flight)
+            .unwrap_or_default()
     }
 }
 
@@ -165,32 +191,37 @@ pub fn unreachable_base_url() -> String {
     format!("http://{addr}")
 }
 
-async fn serve(listener: TcpListener, mode: Mode, requests: Arc<Mutex<Vec<RecordedRequest>>>) {
+async fn serve(listener: TcpListener, mode: Mode, seen: SharedSeen) {
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(connection(stream, mode.clone(), Arc::clone(&requests)));
+        tokio::spawn(connection(stream, mode.clone(), Arc::clone(&seen)));
     }
 }
 
 /// Serves the requests of one connection in turn until the client closes it.
-async fn connection(stream: TcpStream, mode: Mode, requests: Arc<Mutex<Vec<RecordedRequest>>>) {
+async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     while let Some(request) = read_request(&mut read).await {
-        if let Ok(mut all) = requests.lock() {
-            all.push(request.clone());
+        if let Ok(mut seen) = seen.lock() {
+            seen.requests.push(request.clone());
+            seen.in_flight += 1;
+            seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
         }
         let (status, content_type, body) = match respond(&mode, &request).await {
             Some(response) => response,
             None => std::future::pending().await,
         };
+        // Clients read the status code, never the reason phrase.
         let head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            reason(status),
+            "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        if write.write_all(head.as_bytes()).await.is_err()
-            || write.write_all(body.as_bytes()).await.is_err()
-        {
+        let sent = write.write_all(head.as_bytes()).await.is_ok()
+            && write.write_all(body.as_bytes()).await.is_ok();
+        if let Ok(mut seen) = seen.lock() {
+            seen.in_flight -= 1;
+        }
+        if !sent {
             return;
         }
     }
@@ -315,19 +346,6 @@ fn new_places(n: usize) -> String {
         })
         .collect();
     format!(r#"{{"places": [{}]}}"#, places.join(", "))
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Fake Status",
-    }
 }
 
 fn percent_decode(text: &str) -> String {

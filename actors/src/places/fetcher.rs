@@ -1,14 +1,34 @@
 //! The `PlacesFetcher` actor: answers places questions from the configured provider.
 //!
-//! One fetcher per server. Upstream calls run as futures of their own, so a slow provider
-//! holds up neither the actor nor the other questions in flight; each ends within the
-//! configured timeout with a reply in the Nearby Search shape, whatever happens upstream.
+//! One fetcher per server. For the Google providers a question is, in turn:
+//!
+//! 1. a cache hit: the kept answer, cut to the question's bound (see [`super::cache`]);
+//! 2. coalesced: it waits on the call in flight for the same key and a bound it covers;
+//! 3. a miss: it starts a call of its own (see [`super::flight`]), which every later
+//!    question for that key may join, and whose `OK` or `ZERO_RESULTS` answer is kept.
+//!
+//! Calls run as futures of their own, so a slow provider holds up neither the actor nor
+//! the other questions; each ends within the configured timeout with a reply in the Nearby
+//! Search shape, whatever happens upstream. The embedded provider answers at once.
 
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
+    WrapFuture,
+};
+use futures::FutureExt;
+use serde_json::Value;
 
-use super::{embedded, google, google_new, layout, NearbyQuery, PlacesSettings, Provider};
+use super::cache::{CacheKey, ReplyCache};
+use super::flight::{self, Flight, Landing, Slots, Upstream};
+use super::{embedded, layout, NearbyQuery, PlacesSettings, Provider};
+
+/// How often the counts are logged, when they have changed.
+const STATS_EVERY: Duration = Duration::from_secs(60);
 
 /// Request: the places in a circle, as the JSON text of a Nearby Search response in
 /// Google's layout (see [`layout`]), without a trailing newline. Never fails: an upstream
@@ -17,20 +37,56 @@ use super::{embedded, google, google_new, layout, NearbyQuery, PlacesSettings, P
 #[rtype(result = "String")]
 pub struct Nearby(pub NearbyQuery);
 
+/// Request: what the cache and the upstream calls have done since the fetcher started.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "PlacesStats")]
+pub struct Stats;
+
+/// Counts of Google questions (the embedded provider's are not counted): each is a hit, a
+/// coalesced question or a miss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlacesStats {
+    /// Answered from the cache.
+    pub hits: u64,
+    /// Answered by a call that another question had started.
+    pub coalesced: u64,
+    /// Started a call.
+    pub misses: u64,
+    /// Calls that got a slot and went upstream (a miss that timed out in the queue did
+    /// not).
+    pub upstream_calls: u64,
+    /// Answers in the cache now.
+    pub cached: usize,
+}
+
 /// Fetches places from the provider chosen in `herd.toml`.
 pub struct PlacesFetcher {
     settings: Arc<PlacesSettings>,
     /// Built on first use inside the actor's runtime, as `awc::Client` must be; shared by
     /// every call so connections to Google are kept alive and reused.
     client: Option<awc::Client>,
+    cache: ReplyCache,
+    /// The call in flight for each key, if any: the one with the largest bound.
+    flights: HashMap<CacheKey, Flight>,
+    next_flight: u64,
+    slots: Rc<Slots>,
+    stats: PlacesStats,
+    /// The counts last logged, so an idle server logs nothing.
+    logged: PlacesStats,
 }
 
 impl PlacesFetcher {
     /// A fetcher for `settings`; start it with [`Actor::start`] inside an actix system.
     pub fn new(settings: PlacesSettings) -> Self {
         PlacesFetcher {
+            cache: ReplyCache::new(settings.cache.clone()),
+            slots: Rc::new(Slots::new(settings.max_concurrent)),
             settings: Arc::new(settings),
             client: None,
+            flights: HashMap::new(),
+            next_flight: 0,
+            stats: PlacesStats::default(),
+            logged: PlacesStats::default(),
         }
     }
 
@@ -40,15 +96,106 @@ impl PlacesFetcher {
             .get_or_insert_with(|| super::upstream::client(timeout))
             .clone()
     }
+
+    fn stats(&self) -> PlacesStats {
+        PlacesStats {
+            upstream_calls: self.slots.calls(),
+            cached: self.cache.len(),
+            ..self.stats
+        }
+    }
+
+    /// Starts a call for `q` asking for `covers` results, which questions for `key` up to
+    /// that bound may join until it lands.
+    fn launch(
+        &mut self,
+        upstream: Upstream,
+        key: CacheKey,
+        mut q: NearbyQuery,
+        covers: usize,
+        ctx: &mut Context<Self>,
+    ) -> Landing {
+        self.next_flight += 1;
+        let id = self.next_flight;
+        q.bound = covers;
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let flight_key = key.clone();
+        let call = flight::call(
+            self.client(),
+            Arc::clone(&self.settings),
+            Rc::clone(&self.slots),
+            upstream,
+            q,
+            deadline,
+        );
+        let landing = call.map(Rc::new).boxed_local().shared();
+        // The actor holds one waiter of its own, so the call runs to its end (and its
+        // answer is kept) even if every client that asked has gone.
+        ctx.spawn(
+            landing
+                .clone()
+                .into_actor(self)
+                .map(move |reply, act, _| act.land(key, id, covers, &reply)),
+        );
+        let flight = Flight {
+            id,
+            covers,
+            landing: landing.clone(),
+        };
+        self.flights.insert(flight_key, flight);
+        landing
+    }
+
+    /// A call has answered: it no longer takes joiners, and a good answer is kept.
+    fn land(&mut self, key: CacheKey, id: u64, covers: usize, reply: &Value) {
+        if self.flights.get(&key).is_some_and(|flight| flight.id == id) {
+            self.flights.remove(&key);
+        }
+        let status = reply.get("status").and_then(Value::as_str);
+        if matches!(status, Some("OK" | "ZERO_RESULTS")) {
+            if let Ok(text) = serde_json::to_string(reply) {
+                self.cache.insert(key, text, covers, Instant::now());
+            }
+        }
+    }
+
+    fn log_stats(&mut self) {
+        let stats = self.stats();
+        if stats != self.logged {
+            log::info!(
+                "places: {} hits, {} coalesced, {} misses, {} upstream calls, {} cached",
+                stats.hits,
+                stats.coalesced,
+                stats.misses,
+                stats.upstream_calls,
+                stats.cached
+            );
+            self.logged = stats;
+        }
+    }
+}
+
+/// `reply` with its `results` cut to `bound`, in Google's layout.
+fn cut(mut reply: Value, bound: usize) -> String {
+    if let Some(results) = reply.get_mut("results").and_then(Value::as_array_mut) {
+        results.truncate(bound);
+    }
+    layout::to_google_json(&reply)
 }
 
 impl Actor for PlacesFetcher {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Self::Context) {
-        // Pay for parsing the data set at start-up, not on the first client's question.
-        if self.settings.provider == Provider::Embedded {
-            embedded::preload();
+    fn started(&mut self, ctx: &mut Self::Context) {
+        match self.settings.provider {
+            // Parse the data set (some 20 ms) at start-up on a thread of its own, so neither
+            // the first client's question nor the first check-in waits for it.
+            Provider::Embedded => {
+                std::thread::spawn(embedded::preload);
+            }
+            Provider::Google | Provider::GoogleNew => {
+                ctx.run_interval(STATS_EVERY, |act, _| act.log_stats());
+            }
         }
     }
 }
@@ -56,26 +203,42 @@ impl Actor for PlacesFetcher {
 impl Handler<Nearby> for PlacesFetcher {
     type Result = ResponseFuture<String>;
 
-    fn handle(&mut self, Nearby(q): Nearby, _ctx: &mut Self::Context) -> Self::Result {
-        let settings = Arc::clone(&self.settings);
-        match settings.provider {
-            Provider::Embedded => {
-                // Microseconds of work on an in-memory index: no reason to leave the actor.
-                let text = layout::to_google_json(&embedded::nearby(&q));
-                Box::pin(async move { text })
-            }
-            Provider::Google => {
-                let client = self.client();
-                Box::pin(async move {
-                    layout::to_google_json(&google::nearby(&client, &settings, &q).await)
-                })
-            }
-            Provider::GoogleNew => {
-                let client = self.client();
-                Box::pin(async move {
-                    layout::to_google_json(&google_new::nearby(&client, &settings, &q).await)
-                })
-            }
+    fn handle(&mut self, Nearby(q): Nearby, ctx: &mut Self::Context) -> Self::Result {
+        let Some(upstream) = Upstream::of(self.settings.provider) else {
+            // Microseconds of work on an in-memory index: no reason to leave the actor.
+            let text = layout::to_google_json(&embedded::nearby(&q));
+            return Box::pin(async move { text });
+        };
+        let bound = q.bound;
+        let key = CacheKey::new(&q, self.settings.cache.precision, self.settings.provider);
+        let kept = self.cache.get(&key, bound, Instant::now());
+        if let Some(reply) = kept.and_then(|text| serde_json::from_str(text).ok()) {
+            self.stats.hits += 1;
+            log::debug!("places: cache hit for {key:?}, bound {bound}");
+            let text = cut(reply, bound);
+            return Box::pin(async move { text });
         }
+        let landing = match self.flights.get(&key) {
+            Some(flight) if flight.covers >= bound => {
+                self.stats.coalesced += 1;
+                log::debug!("places: joined the call in flight for {key:?}, bound {bound}");
+                flight.landing.clone()
+            }
+            _ => {
+                self.stats.misses += 1;
+                log::info!("places: cache miss for {key:?}, bound {bound}: calling upstream");
+                let covers = upstream.fetch_bound(bound);
+                self.launch(upstream, key, q, covers, ctx)
+            }
+        };
+        Box::pin(async move { cut(Value::clone(&*landing.await), bound) })
+    }
+}
+
+impl Handler<Stats> for PlacesFetcher {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.stats())
     }
 }

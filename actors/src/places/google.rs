@@ -10,15 +10,17 @@
 
 use awc::http::StatusCode;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::upstream::{self, Answer, Failure};
 use super::{NearbyQuery, PlacesSettings};
 
-/// Asks Google for places around `q`; never fails, never outlives `settings.timeout`.
+/// Asks Google for places around `q`; never fails, never outlives `deadline`.
 pub(crate) async fn nearby(
     client: &awc::Client,
     settings: &PlacesSettings,
     q: &NearbyQuery,
+    deadline: Instant,
 ) -> Value {
     let Some(key) = &settings.api_key else {
         return Failure::missing_key().into_reply();
@@ -32,7 +34,7 @@ pub(crate) async fn nearby(
         q.radius_param,
         upstream::percent_encode(key.expose()),
     );
-    let answer = upstream::exchange(client.get(url).send(), settings.timeout, base).await;
+    let answer = upstream::exchange(client.get(url).send(), deadline, settings.timeout, base).await;
     match answer.and_then(|answer| shape(answer, q.bound)) {
         Ok(mut reply) => {
             upstream::redact(&mut reply, key.expose());

@@ -22,6 +22,7 @@ use std::str::FromStr;
 
 use awc::http::StatusCode;
 use serde_json::{json, Map, Number, Value};
+use tokio::time::Instant;
 
 use super::upstream::{self, Answer, Failure};
 use super::{NearbyQuery, PlacesSettings};
@@ -31,11 +32,12 @@ const FIELD_MASK: &str = "places.id,places.displayName,places.formattedAddress,\
 places.shortFormattedAddress,places.location,places.types,places.rating,\
 places.userRatingCount,places.businessStatus";
 
-/// Asks Google for places around `q`; never fails, never outlives `settings.timeout`.
+/// Asks Google for places around `q`; never fails, never outlives `deadline`.
 pub(crate) async fn nearby(
     client: &awc::Client,
     settings: &PlacesSettings,
     q: &NearbyQuery,
+    deadline: Instant,
 ) -> Value {
     let Some(key) = &settings.api_key else {
         return Failure::missing_key().into_reply();
@@ -46,7 +48,7 @@ pub(crate) async fn nearby(
         .insert_header(("X-Goog-Api-Key", key.expose()))
         .insert_header(("X-Goog-FieldMask", FIELD_MASK))
         .send_json(&request_body(q));
-    let answer = upstream::exchange(send, settings.timeout, base).await;
+    let answer = upstream::exchange(send, deadline, settings.timeout, base).await;
     match answer.and_then(|answer| translate(answer, q.bound)) {
         Ok(mut reply) => {
             upstream::redact(&mut reply, key.expose());

@@ -2,13 +2,21 @@
 //!
 //! Every provider answers in the shape of Google's Places Nearby Search response, printed in
 //! Google's own layout (see [`layout`]), so clients see one format whichever provider serves.
+//!
+//! The Google providers cost money per call, so the fetcher keeps their answers in a
+//! [`cache`], lets concurrent identical questions share one call, and caps the calls in
+//! flight ([`flight`]). The embedded provider answers from memory and goes around all that.
 
 use std::time::Duration;
 
+mod cache;
+#[cfg(test)]
+mod cost_tests;
 pub mod embedded;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 mod fetcher;
+mod flight;
 mod google;
 mod google_new;
 pub mod layout;
@@ -16,10 +24,15 @@ pub mod layout;
 mod tests;
 mod upstream;
 
-pub use fetcher::{Nearby, PlacesFetcher};
+pub use cache::{CacheSettings, MAX_PRECISION};
+pub use fetcher::{Nearby, PlacesFetcher, PlacesStats, Stats};
+
+/// WHATSAT's largest bound (SPEC.md section 2), which is also the size of the legacy API's
+/// one page of results.
+pub const MAX_BOUND: usize = 20;
 
 /// Which service answers places queries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     /// The bundled GeoNames data set: no network, no key.
     Embedded,
@@ -60,8 +73,15 @@ pub struct PlacesSettings {
     pub base_url: String,
     /// Sent to Google only; without one, the Google providers answer `REQUEST_DENIED`.
     pub api_key: Option<ApiKey>,
-    /// How long one upstream call may take before the reply says it timed out.
+    /// The longest a question waits for a Google provider, from its arrival at the
+    /// fetcher to its reply: time queued for a free call counts, so no reply ever takes
+    /// longer, however busy the upstream.
     pub timeout: Duration,
+    /// Which Google answers are kept, and for how long.
+    pub cache: CacheSettings,
+    /// The most upstream calls in flight at once; more wait their turn, first come first
+    /// served, within `timeout`.
+    pub max_concurrent: usize,
 }
 
 /// One places question: a circle and how many results at most.

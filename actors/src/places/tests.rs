@@ -6,25 +6,28 @@ use actix::{Actor, Addr};
 use serde_json::Value;
 
 use super::fake::{self, FakeGoogle, Mode};
-use super::{ApiKey, Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, Provider};
+use super::{ApiKey, CacheSettings, Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, Provider};
 
-const KEY: &str = "test-key/with+odd&chars=";
+pub(super) const KEY: &str = "test-key/with+odd&chars=";
 
-fn settings(provider: Provider, base_url: String, timeout: Duration) -> PlacesSettings {
+/// The defaults of `herd.toml`: the cache on, eight calls at once.
+pub(super) fn settings(provider: Provider, base_url: String, timeout: Duration) -> PlacesSettings {
     PlacesSettings {
         provider,
         base_url,
         api_key: Some(ApiKey::new(KEY)),
         timeout,
+        cache: CacheSettings::default(),
+        max_concurrent: 8,
     }
 }
 
-fn fetcher(provider: Provider, base_url: String) -> Addr<PlacesFetcher> {
+pub(super) fn fetcher(provider: Provider, base_url: String) -> Addr<PlacesFetcher> {
     PlacesFetcher::new(settings(provider, base_url, Duration::from_secs(5))).start()
 }
 
 /// `WHATSAT kiwi.cs.ucla.edu 10 <bound>` for a client at `+34.068930-118.445127`.
-fn ucla(bound: usize) -> Nearby {
+pub(super) fn ucla(bound: usize) -> Nearby {
     Nearby(NearbyQuery {
         lat: 34.06893,
         lng: -118.445127,
@@ -35,7 +38,17 @@ fn ucla(bound: usize) -> Nearby {
     })
 }
 
-async fn ask(fetcher: &Addr<PlacesFetcher>, bound: usize) -> (String, Value) {
+/// A question `n` kilometres or so north of UCLA: no two share a cache key.
+pub(super) fn north_of_ucla(n: usize, bound: usize) -> Nearby {
+    let lat = 34.06893 + 0.01 * n as f64;
+    Nearby(NearbyQuery {
+        lat,
+        location_param: format!("{lat:.6},-118.445127"),
+        ..ucla(bound).0
+    })
+}
+
+pub(super) async fn ask(fetcher: &Addr<PlacesFetcher>, bound: usize) -> (String, Value) {
     let text = fetcher.send(ucla(bound)).await.unwrap();
     let json = serde_json::from_str(&text).unwrap();
     (text, json)
@@ -177,7 +190,7 @@ async fn several_questions_are_in_flight_at_once() {
         Duration::from_secs(3),
     ))
     .start();
-    let pending: Vec<_> = (0..3).map(|_| fetcher.send(ucla(1))).collect();
+    let pending: Vec<_> = (0..3).map(|n| fetcher.send(north_of_ucla(n, 1))).collect();
     // All three reach the fake although none has been answered.
     let deadline = Instant::now() + Duration::from_secs(2);
     while google.count() < 3 && Instant::now() < deadline {
@@ -191,7 +204,8 @@ async fn several_questions_are_in_flight_at_once() {
 async fn a_slow_google_within_the_timeout_still_answers() {
     let google = FakeGoogle::start(Mode::Delay(Duration::from_millis(400)));
     let fetcher = fetcher(Provider::Google, google.base_url());
-    let answers = futures::future::join_all((0..3).map(|_| fetcher.send(ucla(2)))).await;
+    let answers =
+        futures::future::join_all((0..3).map(|n| fetcher.send(north_of_ucla(n, 2)))).await;
     for answer in answers {
         let json: Value = serde_json::from_str(&answer.unwrap()).unwrap();
         assert_eq!(json["results"].as_array().unwrap().len(), 2);
@@ -219,17 +233,35 @@ async fn google_new_is_asked_by_post_and_translated() {
         ("POST", "/v1/places:searchNearby")
     );
     assert_eq!(request.header("x-goog-api-key"), Some(KEY));
-    assert!(request
+    // Every field the translation reads is asked for (Google sends no others).
+    let mask: Vec<&str> = request
         .header("X-Goog-FieldMask")
         .unwrap()
-        .contains("places.displayName"));
+        .split(',')
+        .collect();
+    for field in [
+        "places.id",
+        "places.displayName",
+        "places.location",
+        "places.types",
+        "places.rating",
+        "places.userRatingCount",
+        "places.businessStatus",
+        "places.shortFormattedAddress",
+        "places.formattedAddress",
+    ] {
+        assert!(mask.contains(&field), "{field} missing from {mask:?}");
+    }
     assert!(request
         .header("content-type")
         .unwrap()
         .starts_with("application/json"));
     let body: Value = serde_json::from_str(&request.body).unwrap();
     assert_eq!(body["maxResultCount"], 4);
-    assert_eq!(body["locationRestriction"]["circle"]["radius"], 10000);
+    let circle = &body["locationRestriction"]["circle"];
+    assert_eq!(circle["radius"], 10000);
+    assert_eq!(circle["center"]["latitude"], 34.06893);
+    assert_eq!(circle["center"]["longitude"], -118.445127);
     assert!(
         request
             .body

@@ -28,6 +28,7 @@ use awc::error::{ConnectError, PayloadError, SendRequestError};
 use awc::http::StatusCode;
 use bytes::Bytes;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 /// Google's replies are tens of kilobytes; anything far larger is not a places response.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -103,10 +104,13 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
-/// Sends a request and reads the whole answer, giving up after `timeout`; `base_url` names
-/// the service in messages (it holds no secret, unlike the full URL).
+/// Sends a request and reads the whole answer, giving up at `deadline`: the end of the
+/// configured `timeout` counted from the question's arrival, which messages name because
+/// it is what the operator set. `base_url` names the service in messages (it holds no
+/// secret, unlike the full URL).
 pub(crate) async fn exchange(
     send: awc::SendClientRequest,
+    deadline: Instant,
     timeout: Duration,
     base_url: &str,
 ) -> Result<Answer, Failure> {
@@ -124,12 +128,12 @@ pub(crate) async fn exchange(
             body,
         })
     };
-    tokio::time::timeout(timeout, call)
+    tokio::time::timeout_at(deadline, call)
         .await
         .unwrap_or_else(|_| Err(timed_out(timeout, base_url)))
 }
 
-fn timed_out(timeout: Duration, base_url: &str) -> Failure {
+pub(crate) fn timed_out(timeout: Duration, base_url: &str) -> Failure {
     Failure::new(
         TIMEOUT,
         format!("no answer from {base_url} within {timeout:?}"),

@@ -158,3 +158,34 @@ async fn link_answers_the_challenge_with_the_secret() {
     .expect("link authenticated");
     assert_eq!(n.line().await, "SYNC");
 }
+
+#[actix::test]
+async fn a_neighbour_that_stops_reading_is_dropped_and_resynced() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = LinkTarget {
+        me: "Hill".into(),
+        neighbour: "Smith".into(),
+        addr: listener.local_addr().unwrap(),
+        secret: None,
+    };
+    let settings = LinkSettings {
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        max_queued: 64 * 1024,
+        ..LinkSettings::default()
+    };
+    let (log, _) = log();
+    let store = store();
+    let link = Supervisor::start(move |_| PeerLink::new(target, settings, store, log));
+    let mut stalled = accept(&listener).await;
+    assert_eq!(stalled.line().await, "SYNC");
+    // From here the neighbour reads nothing: far more than socket buffers plus the cap.
+    let line: Arc<str> = record(&format!("IAMAT {} +1+1 1", "x".repeat(200))).at_line_shared();
+    for _ in 0..100_000 {
+        link.send(Push(line.clone())).await.unwrap();
+    }
+    // The link gave up on the stalled connection and dialled again, and syncs afresh.
+    let mut again = accept(&listener).await;
+    assert_eq!(again.line().await, "SYNC");
+    drop(stalled);
+}

@@ -1,0 +1,235 @@
+//! Actor-level tests of what keeps Google's bill down: the cache, shared calls and the cap
+//! on calls in flight, against the fake Google (`fake.rs`). No assertion is about time:
+//! only counts, and replies that arrive.
+
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use futures::future::join_all;
+use serde_json::Value;
+
+use super::fake::{FakeGoogle, Mode};
+use super::tests::{ask, fetcher, north_of_ucla, settings, ucla};
+use super::{Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, PlacesStats, Provider, Stats};
+
+const SLOW: Mode = Mode::Delay(Duration::from_millis(300));
+
+fn start(settings: PlacesSettings) -> Addr<PlacesFetcher> {
+    PlacesFetcher::new(settings).start()
+}
+
+fn google_new(google: &FakeGoogle) -> PlacesSettings {
+    settings(
+        Provider::GoogleNew,
+        google.base_url(),
+        Duration::from_secs(30),
+    )
+}
+
+async fn stats(fetcher: &Addr<PlacesFetcher>) -> PlacesStats {
+    fetcher.send(Stats).await.unwrap()
+}
+
+/// Sends every question at once and returns the replies, parsed, in order.
+async fn ask_all(fetcher: &Addr<PlacesFetcher>, questions: Vec<Nearby>) -> Vec<Value> {
+    let replies = join_all(questions.into_iter().map(|q| fetcher.send(q))).await;
+    replies
+        .into_iter()
+        .map(|reply| serde_json::from_str(&reply.unwrap()).unwrap())
+        .collect()
+}
+
+fn result_count(reply: &Value) -> usize {
+    reply["results"].as_array().map_or(0, Vec::len)
+}
+
+fn request_bound(google: &FakeGoogle, n: usize) -> Value {
+    let body: Value = serde_json::from_str(&google.requests()[n].body).unwrap();
+    body["maxResultCount"].clone()
+}
+
+#[actix::test]
+async fn a_hundred_concurrent_questions_make_one_upstream_call() {
+    let google = FakeGoogle::start(SLOW);
+    let fetcher = start(google_new(&google));
+    let replies = ask_all(&fetcher, (0..100).map(|_| ucla(5)).collect()).await;
+    for reply in &replies {
+        assert_eq!(reply["status"], "OK");
+        assert_eq!(result_count(reply), 3, "the slow fake has three places");
+    }
+    assert_eq!(google.count(), 1);
+    let expected = PlacesStats {
+        hits: 0,
+        coalesced: 99,
+        misses: 1,
+        upstream_calls: 1,
+        cached: 1,
+    };
+    assert_eq!(stats(&fetcher).await, expected);
+
+    // Later questions are hits, from the same client and from one a few metres away
+    // (the same cell at 4 decimal places); the call went out with the first one's place.
+    let (_, json) = ask(&fetcher, 2).await;
+    assert_eq!(result_count(&json), 2);
+    let neighbour = Nearby(NearbyQuery {
+        lat: 34.06894,
+        lng: -118.44509,
+        location_param: "34.06894,-118.44509".into(),
+        ..ucla(5).0
+    });
+    let reply: Value = serde_json::from_str(&fetcher.send(neighbour).await.unwrap()).unwrap();
+    assert_eq!(result_count(&reply), 3);
+    assert_eq!(google.count(), 1);
+    assert_eq!(stats(&fetcher).await.hits, 2);
+    assert!(google.requests()[0]
+        .body
+        .contains(r#""latitude":34.068930,"longitude":-118.445127"#));
+}
+
+#[actix::test]
+async fn a_second_wave_after_the_ttl_makes_one_more_call() {
+    let google = FakeGoogle::start(SLOW);
+    let mut short = google_new(&google);
+    short.cache.ttl = Duration::from_millis(50);
+    let fetcher = start(short);
+    ask_all(&fetcher, (0..100).map(|_| ucla(5)).collect()).await;
+    assert_eq!(google.count(), 1);
+    // Sleeping past the TTL is no timed assertion: the entry is certainly stale after it.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let replies = ask_all(&fetcher, (0..100).map(|_| ucla(5)).collect()).await;
+    assert!(replies.iter().all(|r| r["status"] == "OK"));
+    assert_eq!(google.count(), 2);
+    assert_eq!(stats(&fetcher).await.misses, 2);
+}
+
+#[actix::test]
+async fn a_larger_bound_fetches_again_and_then_serves_the_smaller_ones() {
+    let google = FakeGoogle::start(Mode::Ok { results: 20 });
+    let fetcher = start(google_new(&google));
+    let mut texts = Vec::new();
+    // (bound asked, upstream calls after it)
+    for (bound, calls) in [(2, 1), (1, 1), (5, 2), (3, 2), (5, 2), (6, 3)] {
+        let (text, json) = ask(&fetcher, bound).await;
+        assert_eq!(result_count(&json), bound);
+        assert_eq!(google.count(), calls, "after bound {bound}");
+        texts.push(text);
+    }
+    assert_eq!(
+        texts[2], texts[4],
+        "a hit reads exactly as the miss it came from"
+    );
+    assert_eq!(request_bound(&google, 0), 2);
+    assert_eq!(request_bound(&google, 1), 5);
+    assert_eq!(request_bound(&google, 2), 6);
+    let stats = stats(&fetcher).await;
+    assert_eq!((stats.hits, stats.misses, stats.cached), (3, 3, 1));
+}
+
+#[actix::test]
+async fn a_question_joins_a_call_in_flight_only_if_its_bound_is_covered() {
+    let google = FakeGoogle::start(SLOW);
+    let fetcher = start(google_new(&google));
+    // The bound 5 cannot wait on the call for 2: two calls.
+    let replies = ask_all(&fetcher, vec![ucla(2), ucla(5)]).await;
+    assert_eq!(replies.iter().map(result_count).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(google.count(), 2);
+
+    let fetcher = start(google_new(&google));
+    // The bound 2 waits on the call for 5: one more call.
+    let replies = ask_all(&fetcher, vec![ucla(5), ucla(2)]).await;
+    assert_eq!(replies.iter().map(result_count).collect::<Vec<_>>(), [3, 2]);
+    assert_eq!(google.count(), 3);
+}
+
+#[actix::test]
+async fn the_legacy_api_is_called_once_for_every_bound() {
+    // Its one page holds up to 20 places whatever the bound, so all of it is kept.
+    let google = FakeGoogle::start(Mode::Ok { results: 20 });
+    let fetcher = fetcher(Provider::Google, google.base_url());
+    for bound in [1, 20, 7] {
+        let (_, json) = ask(&fetcher, bound).await;
+        assert_eq!(result_count(&json), bound);
+    }
+    assert_eq!(google.count(), 1);
+}
+
+#[actix::test]
+async fn zero_results_are_kept_and_failures_are_not() {
+    let google = FakeGoogle::start(Mode::Ok { results: 0 });
+    let fetcher = start(google_new(&google));
+    for _ in 0..2 {
+        let (_, json) = ask(&fetcher, 5).await;
+        assert_eq!(json["status"], "ZERO_RESULTS");
+    }
+    assert_eq!(google.count(), 1);
+
+    for mode in [Mode::Status(500), Mode::Denied, Mode::BadJson] {
+        let google = FakeGoogle::start(mode);
+        let fetcher = start(google_new(&google));
+        for _ in 0..2 {
+            let (_, json) = ask(&fetcher, 5).await;
+            assert_ne!(json["status"], "OK");
+        }
+        assert_eq!(google.count(), 2, "a failure is asked again");
+        assert_eq!(stats(&fetcher).await.cached, 0);
+    }
+}
+
+#[actix::test]
+async fn a_zero_ttl_keeps_nothing_but_concurrent_questions_still_share_a_call() {
+    let google = FakeGoogle::start(SLOW);
+    let mut uncached = google_new(&google);
+    uncached.cache.ttl = Duration::ZERO;
+    let fetcher = start(uncached);
+    ask_all(&fetcher, (0..10).map(|_| ucla(5)).collect()).await;
+    assert_eq!(google.count(), 1);
+    ask(&fetcher, 5).await;
+    assert_eq!(google.count(), 2);
+    assert_eq!(stats(&fetcher).await.cached, 0);
+}
+
+#[actix::test]
+async fn a_slow_upstream_never_has_more_calls_open_than_the_cap() {
+    let google = FakeGoogle::start(SLOW);
+    let mut capped = google_new(&google);
+    capped.max_concurrent = 2;
+    let fetcher = start(capped);
+    // Ten places far apart: ten calls, none shared.
+    let replies = ask_all(&fetcher, (0..10).map(|n| north_of_ucla(n, 5)).collect()).await;
+    for reply in &replies {
+        assert_eq!(
+            reply["status"], "OK",
+            "a queued question still gets its answer"
+        );
+        assert_eq!(result_count(reply), 3);
+    }
+    assert_eq!(google.count(), 10);
+    assert_eq!(google.max_in_flight(), 2);
+    assert_eq!(stats(&fetcher).await.upstream_calls, 10);
+}
+
+#[actix::test]
+async fn a_hanging_upstream_holds_one_call_per_slot_and_every_question_still_gets_a_reply() {
+    let google = FakeGoogle::start(Mode::Hang);
+    let mut capped = settings(
+        Provider::GoogleNew,
+        google.base_url(),
+        Duration::from_millis(300),
+    );
+    capped.max_concurrent = 1;
+    let fetcher = start(capped);
+    let replies = ask_all(&fetcher, (0..3).map(|n| north_of_ucla(n, 5)).collect()).await;
+    for reply in &replies {
+        assert_eq!(reply["status"], "UPSTREAM_TIMEOUT", "{reply}");
+    }
+    assert_eq!(google.max_in_flight(), 1);
+    assert_eq!(stats(&fetcher).await.misses, 3);
+}
+
+#[actix::test]
+async fn the_embedded_provider_is_not_cached_or_counted() {
+    let fetcher = fetcher(Provider::Embedded, String::new());
+    ask(&fetcher, 3).await;
+    ask(&fetcher, 3).await;
+    assert_eq!(stats(&fetcher).await, PlacesStats::default());
+}
