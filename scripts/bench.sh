@@ -237,6 +237,9 @@ run_bench() {
         echo "bench.sh: $name against $kind failed" >&2
         echo '{"failed":true}' >"$TMP/out/$name.$kind.$REP.json"
     fi
+    for arg in "${HERD_PIDS[@]}"; do
+        kill -0 "$arg" 2>/dev/null || echo "bench.sh: server PID $arg ($kind) exited during $name" >&2
+    done
     stop "${HERD_PIDS[@]}"
 }
 

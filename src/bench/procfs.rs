@@ -10,7 +10,10 @@ const TICKS_PER_SECOND: u64 = 100;
 /// User plus system CPU time of a process, all its threads included (dead ones too).
 pub fn cpu_time(pid: u32) -> Result<Duration, String> {
     let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let stat = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("process {pid} is gone (no {path}): did it exit?"),
+        _ => format!("cannot read {path}: {e}"),
+    })?;
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let after_name = stat
         .rsplit_once(')')
@@ -57,6 +60,8 @@ pub fn open_files(pid: u32) -> Result<usize, String> {
 /// CPU time of a herd's processes over one run.
 pub struct CpuMeter {
     pids: Vec<u32>,
+    /// Each process's name at the start, so a process that goes away can be named.
+    names: Vec<String>,
     start: Duration,
 }
 
@@ -72,8 +77,18 @@ impl CpuMeter {
         if pids.is_empty() {
             return Ok(None);
         }
+        let names = pids
+            .iter()
+            .map(|pid| {
+                let path = format!("/proc/{pid}/comm");
+                std::fs::read_to_string(&path)
+                    .map(|name| name.trim_end().to_string())
+                    .map_err(|e| format!("--pids: cannot read {path}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Some(CpuMeter {
             pids: pids.to_vec(),
+            names,
             start: total(pids)?,
         }))
     }
@@ -83,16 +98,29 @@ impl CpuMeter {
     /// means at most one tick (10 ms) over a 100 ms sample, so idle timers do not count.
     pub async fn finish(&self) -> Result<Duration, String> {
         let deadline = Instant::now() + QUIET_LIMIT;
-        let mut last = total(&self.pids)?;
+        let mut last = self.total()?;
         loop {
             tokio::time::sleep(QUIET_SAMPLE).await;
-            let now = total(&self.pids)?;
+            let now = self.total()?;
             let quiet = now.saturating_sub(last) <= Duration::from_millis(1000 / TICKS_PER_SECOND);
             last = now;
             if quiet || Instant::now() >= deadline {
                 return Ok(last.saturating_sub(self.start));
             }
         }
+    }
+
+    /// [`total`], naming the process that failed by what it was at the start.
+    fn total(&self) -> Result<Duration, String> {
+        total(&self.pids).map_err(|e| {
+            let names: Vec<String> = self
+                .pids
+                .iter()
+                .zip(&self.names)
+                .map(|(pid, name)| format!("{pid} {name}"))
+                .collect();
+            format!("{e} (the processes metered were: {})", names.join(", "))
+        })
     }
 }
 

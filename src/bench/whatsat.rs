@@ -148,7 +148,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
             "upstream_calls_per_whatsat",
             "upstream calls per WHATSAT",
             calls as f64 / asked as f64,
-            3,
+            6,
             "",
         );
     }
