@@ -3,6 +3,8 @@
 //! The server itself lives in the `herd-actors` library; this binary only parses the command
 //! line, loads `herd.toml` and waits for a signal.
 
+/// `herd bench`: a load generator for any herd that speaks SPEC.md.
+mod bench;
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
 /// `herd up`: the whole herd as child processes.
@@ -48,6 +50,9 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
+    /// Load a herd (this one or any that speaks SPEC.md) and report what it sustained.
+    #[command(subcommand)]
+    Bench(bench::Scenario),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
             lines,
             config,
         } => client::run(&target, &lines, &config),
+        Command::Bench(scenario) => bench::run(scenario),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

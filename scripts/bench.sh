@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Benchmarks proxy-herd against the Python asyncio baseline with `herd bench`, and prints
+# one Markdown table: scenario, figure, ours, baseline, ratio, target, met?
+#
+#   scripts/bench.sh                      # about 7 minutes on 2 cores
+#   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 2.5 minutes
+#   BENCH_DURATION=30 scripts/bench.sh    # longer load runs
+#
+# Environment:
+#   BENCH_DURATION   seconds of load per iamat/whatsat run (default 5)
+#   BENCH_ROUNDS     flood rounds (default 300: p99 is then the 3rd slowest)
+#   BENCH_IDLE       idle connections of the conns run (default 10000)
+#   BENCH_REPEAT     runs of every scenario; the table shows medians (default 3)
+#   BENCH_BASELINE   the baseline folder (default ../shared/baseline beside the repo);
+#                    when it is absent, only our figures are printed
+#   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
+#
+# Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
+# ours first, then the baseline's, with the same `herd bench` command line. The script
+# stops only the processes it started, by PID, on exit whatever happens. See
+# docs/benchmarks.md for how to read the table.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BASELINE=${BENCH_BASELINE:-$ROOT/../shared/baseline}
+DURATION=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-300}
+REPEAT=${BENCH_REPEAT:-3}
+IDLE=${BENCH_IDLE:-10000}
+DELAY_MS=50
+NAMES=(Hill Jaquez Smith Campbell Singleton)
+
+# The herd reads HERD_* and GOOGLE_PLACES_API_KEY; only the generated config may speak.
+while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(HERD_|GOOGLE_PLACES_API_KEY$)' || true)
+# 10,000 idle connections need as many descriptors in the server and in the load tool.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+cd "$ROOT"
+echo "bench.sh: building the release binary" >&2
+cargo build --release --quiet --bin herd
+HERD=$ROOT/target/release/herd
+# Other work on the machine skews every figure: say how busy it was just before we started
+# (all CPUs, over 2 s, from /proc/stat).
+cpu_busy() {
+    local a b
+    a=$(grep '^cpu ' /proc/stat)
+    sleep 2
+    b=$(grep '^cpu ' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        n = split(a, x); split(b, y)
+        for (i = 2; i <= n; i++) total += y[i] - x[i]
+        idle = (y[5] - x[5]) + (y[6] - x[6])
+        printf "%.0f%%", total ? 100 * (total - idle) / total : 0
+    }'
+}
+BUSY_BEFORE=$(cpu_busy)
+REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/herd-bench.XXXXXX")
+mkdir -p "$TMP/logs" "$TMP/out"
+STARTED=()
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        echo "bench.sh: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+
+# Stops the given PIDs (all started here) and forgets them.
+stop() {
+    local pid kept=()
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${STARTED[@]}"; do
+        [[ " $* " == *" $pid "* ]] || kept+=("$pid")
+    done
+    STARTED=("${kept[@]}")
+}
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_listening() {
+    local _
+    for _ in $(seq 1 1000); do
+        listening "$1" && return 0
+        sleep 0.01
+    done
+    echo "bench.sh: nothing listens on 127.0.0.1:$1 after 10 s" >&2
+    return 1
+}
+
+# A block of 17 ports below the ephemeral range with nothing listening on any of them:
+# ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline).
+free_block() {
+    local base p ok _
+    for _ in $(seq 1 50); do
+        base=$((20000 + RANDOM % 12000))
+        ok=1
+        for ((p = base; p < base + 17; p++)); do
+            if listening "$p"; then ok=0; break; fi
+        done
+        if [ "$ok" = 1 ]; then echo "$base"; return 0; fi
+    done
+    echo "bench.sh: found no 17 free ports in a row" >&2
+    return 1
+}
+
+BLOCK=$(free_block)
+OURS_PORT=$BLOCK
+BASE_PORT=$((BLOCK + 5))
+FAKE_PORT=$((BLOCK + 10))
+STARTUP_OURS=$((BLOCK + 11))
+STARTUP_BASE=$((BLOCK + 12))
+servers_at() {
+    local base=$1 i list=()
+    for i in 0 1 2 3 4; do list+=("127.0.0.1:$((base + i))"); done
+    (IFS=,; echo "${list[*]}")
+}
+OURS_SERVERS=$(servers_at "$OURS_PORT")
+BASE_SERVERS=$(servers_at "$BASE_PORT")
+
+HAVE_BASELINE=0
+if [ -f "$BASELINE/asyncio_herd.py" ] && [ -f "$BASELINE/fakeplaces.py" ]; then
+    HAVE_BASELINE=1
+    if ! python3 -c "import aiohttp" 2>/dev/null; then
+        echo "bench.sh: installing aiohttp for the baseline" >&2
+        python3 -m pip install --quiet aiohttp >&2 ||
+            echo "bench.sh: warning: no aiohttp; the baseline uses its raw-HTTP fallback" >&2
+    fi
+    python3 "$BASELINE/fakeplaces.py" --port "$FAKE_PORT" --delay-ms "$DELAY_MS" \
+        >"$TMP/logs/fakeplaces.out" 2>&1 &
+    STARTED+=($!)
+    wait_listening "$FAKE_PORT"
+    PLACES="provider = \"google\"
+base_url = \"http://127.0.0.1:$FAKE_PORT\"
+api_key = \"bench-key\""
+else
+    echo "bench.sh: no baseline in $BASELINE: printing our figures only" >&2
+    PLACES='provider = "embedded"'
+fi
+
+cat >"$TMP/herd.toml" <<EOF
+secret = ""
+[places]
+$PLACES
+[log]
+dir = "$TMP/logs/ours"
+[servers.Hill]
+addr = "127.0.0.1:$((OURS_PORT + 0))"
+neighbours = ["Jaquez", "Smith"]
+[servers.Jaquez]
+addr = "127.0.0.1:$((OURS_PORT + 1))"
+neighbours = ["Hill", "Singleton"]
+[servers.Smith]
+addr = "127.0.0.1:$((OURS_PORT + 2))"
+neighbours = ["Hill", "Singleton", "Campbell"]
+[servers.Campbell]
+addr = "127.0.0.1:$((OURS_PORT + 3))"
+neighbours = ["Smith", "Singleton"]
+[servers.Singleton]
+addr = "127.0.0.1:$((OURS_PORT + 4))"
+neighbours = ["Jaquez", "Smith", "Campbell"]
+EOF
+cat >"$TMP/startup.toml" <<EOF
+[places]
+$PLACES
+[log]
+dir = "$TMP/logs/startup"
+[servers.Hill]
+addr = "127.0.0.1:$STARTUP_OURS"
+neighbours = []
+EOF
+
+HERD_PIDS=()
+start_ours() {
+    local i
+    HERD_PIDS=()
+    for i in 0 1 2 3 4; do
+        "$HERD" serve "${NAMES[$i]}" --config "$TMP/herd.toml" 2>>"$TMP/logs/ours.err" &
+        STARTED+=($!)
+        HERD_PIDS+=($!)
+    done
+    for i in 0 1 2 3 4; do wait_listening $((OURS_PORT + i)); done
+}
+start_baseline() {
+    local i
+    HERD_PIDS=()
+    mkdir -p "$TMP/logs/baseline"
+    for i in 0 1 2 3 4; do
+        python3 "$BASELINE/asyncio_herd.py" "${NAMES[$i]}" --base-port "$BASE_PORT" \
+            --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json" \
+            --log-file "$TMP/logs/baseline/${NAMES[$i]}.log" 2>>"$TMP/logs/baseline.err" &
+        STARTED+=($!)
+        HERD_PIDS+=($!)
+    done
+    for i in 0 1 2 3 4; do wait_listening $((BASE_PORT + i)); done
+}
+
+# A few flood rounds until every server gets every check-in: the links are up (ours dial
+# with backoff, the baseline's open on first use) before anything is measured.
+warm_up() {
+    local _
+    for _ in $(seq 1 20); do
+        if "$HERD" bench flood --servers "$1" --rounds 3 --json >"$TMP/out/warm.json" 2>/dev/null &&
+            grep -q '"incomplete":0' "$TMP/out/warm.json"; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "bench.sh: the herd at $1 never passed a flood round" >&2
+    return 1
+}
+
+# run_bench NAME KIND ARGS...: one `herd bench` run against a fresh herd of KIND (ours or
+# baseline); its JSON line goes to $TMP/out/NAME.KIND.REP.json ({"failed":true} if it
+# failed). In ARGS, @SERVERS@ is the herd's address list, @PIDS@ its PIDs, @HILL@ Hill's PID.
+run_bench() {
+    local name=$1 kind=$2 servers arg args=()
+    shift 2
+    "start_$kind"
+    if [ "$kind" = ours ]; then servers=$OURS_SERVERS; else servers=$BASE_SERVERS; fi
+    warm_up "$servers"
+    for arg in "$@"; do
+        arg=${arg//@SERVERS@/$servers}
+        arg=${arg//@PIDS@/$(IFS=,; echo "${HERD_PIDS[*]}")}
+        arg=${arg//@HILL@/${HERD_PIDS[0]}}
+        args+=("$arg")
+    done
+    echo "bench.sh: [$REP/$REPEAT] $name, $kind: herd bench ${args[*]}" >&2
+    if ! "$HERD" bench "${args[@]}" --json >"$TMP/out/$name.$kind.$REP.json"; then
+        echo "bench.sh: $name against $kind failed" >&2
+        echo '{"failed":true}' >"$TMP/out/$name.$kind.$REP.json"
+    fi
+    for arg in "${HERD_PIDS[@]}"; do
+        kill -0 "$arg" 2>/dev/null || echo "bench.sh: server PID $arg ($kind) exited during $name" >&2
+    done
+    stop "${HERD_PIDS[@]}"
+}
+
+# startup KIND: five launches of one server of KIND, timed by `herd bench startup`.
+startup() {
+    local out=$TMP/out/startup.$1.$REP.json cmd
+    if [ "$1" = ours ]; then
+        cmd=("$HERD" serve Hill --config "$TMP/startup.toml")
+        set -- "127.0.0.1:$STARTUP_OURS"
+    else
+        cmd=(python3 "$BASELINE/asyncio_herd.py" Hill --base-port "$STARTUP_BASE"
+            --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json"
+            --log-file "$TMP/logs/startup-baseline.log")
+        set -- "127.0.0.1:$STARTUP_BASE"
+    fi
+    echo "bench.sh: [$REP/$REPEAT] startup: ${cmd[*]}" >&2
+    "$HERD" bench startup --servers "$1" --runs 5 --json -- "${cmd[@]}" >"$out" ||
+        echo '{"failed":true}' >"$out"
+}
+
+KINDS=(ours)
+[ "$HAVE_BASELINE" = 1 ] && KINDS+=(baseline)
+STATS=()
+[ "$HAVE_BASELINE" = 1 ] && STATS=(--places-stats "http://127.0.0.1:$FAKE_PORT/stats")
+# Repeats go round all scenarios, so a burst of other work on the machine lands in one
+# repeat of a scenario rather than in all of them; the table shows medians.
+for REP in $(seq 1 "$REPEAT"); do
+    for kind in "${KINDS[@]}"; do
+        run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
+            --duration "$DURATION" --pids @PIDS@
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
+            --duration "$DURATION" --pids @PIDS@
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
+            --duration "$DURATION" --pids @PIDS@ "${STATS[@]}"
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
+    done
+    for kind in "${KINDS[@]}"; do
+        run_bench conns "$kind" conns --servers @SERVERS@ --at Hill --connections "$IDLE" \
+            --pid @HILL@
+    done
+    for kind in "${KINDS[@]}"; do
+        startup "$kind"
+    done
+done
+
+# value FILE KEY: one value of a run's flat JSON line ("failed" if the run failed).
+value() {
+    if grep -q '"failed":true' "$1"; then echo failed; return 0; fi
+    sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" "$1" | tr -d '"'
+}
+
+# get NAME KIND KEY: the median of one figure over the repeats ("failed" if every repeat
+# failed, empty if there were none).
+get() {
+    local f v vals=() any=0
+    for f in "$TMP/out/$1.$2".*.json; do
+        [ -f "$f" ] || continue
+        any=1
+        v=$(value "$f" "$3")
+        if [ -n "$v" ] && [ "$v" != failed ]; then vals+=("$v"); fi
+    done
+    if [ "${#vals[@]}" = 0 ]; then
+        if [ "$any" = 1 ]; then echo failed; fi
+        return 0
+    fi
+    printf '%s\n' "${vals[@]}" | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# row SCENARIO FIGURE NAME KEY KIND LIMIT TARGET: one table row. KIND says how the target
+# is judged: min_ratio / max_ratio (ours / baseline against LIMIT), max / equal (ours
+# alone against LIMIT), or info (no target).
+row() {
+    local ours base
+    ours=$(get "$3" ours "$4")
+    base=$(get "$3" baseline "$4")
+    awk -v s="$1" -v f="$2" -v o="$ours" -v b="$base" -v k="$5" -v l="$6" -v t="$7" \
+        -v have="$HAVE_BASELINE" 'BEGIN {
+        num = "^-?[0-9]+(\\.[0-9]+)?$"
+        ratio = "-"; r = ""
+        if (o ~ num && b ~ num && b + 0 != 0) {
+            r = o / b
+            ratio = (r >= 100) ? sprintf("%.0f", r) : sprintf("%.3g", r)
+        }
+        met = "-"
+        if (k == "min_ratio" || k == "max_ratio") {
+            if (have != 1) met = "n/a (no baseline)"
+            else if (r != "") met = ((k == "min_ratio" && r >= l) || (k == "max_ratio" && r <= l)) ? "yes" : "**no**"
+        } else if (k == "max" && o ~ num) {
+            met = (o + 0 <= l + 0) ? "yes" : "**no**"
+        } else if (k == "equal" && o ~ num) {
+            met = (o + 0 == l + 0) ? "yes" : "**no**"
+        }
+        if (o == "") o = "-"
+        if (b == "") b = "-"
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", s, f, o, b, ratio, t, met
+    }'
+}
+
+UPSTREAM="fake places, ${DELAY_MS} ms"
+[ "$HAVE_BASELINE" = 1 ] || UPSTREAM="embedded places"
+echo
+echo "proxy-herd ($REVISION) vs the Python asyncio baseline, $(date -u '+%Y-%m-%d %H:%M UTC')," \
+    "nproc $(nproc), CPU busy just before the runs $BUSY_BEFORE, ${DURATION} s per load run," \
+    "$ROUNDS flood rounds, medians of $REPEAT runs"
+echo
+echo "| scenario | figure | ours | baseline | ratio | target | met? |"
+echo "|---|---|---|---|---|---|---|"
+S="IAMAT, 50 conns over all 5"
+row "$S" "check-ins/s" iamat50 check_ins_per_s min_ratio 4 ">= 4x"
+row "$S" "herd CPU us per check-in" iamat50 herd_cpu_us_per_op max_ratio 0.2 "<= 1/5"
+row "$S" "latency p50 ms" iamat50 p50_ms info "" ""
+row "$S" "latency p99 ms" iamat50 p99_ms info "" ""
+row "$S" "stale records after 5 s" iamat50 stale equal 0 "0"
+S="IAMAT, 1 conn"
+row "$S" "check-ins/s" iamat1 check_ins_per_s info "" ""
+row "$S" "herd CPU us per check-in" iamat1 herd_cpu_us_per_op max_ratio 0.2 "<= 1/5"
+row "$S" "latency p50 ms" iamat1 p50_ms info "" ""
+S="WHATSAT, 10 conns, $UPSTREAM"
+row "$S" "replies/s" whatsat10 replies_per_s min_ratio 20 ">= 20x"
+row "$S" "upstream calls per WHATSAT" whatsat10 upstream_calls_per_whatsat info "" "reported"
+row "$S" "latency p50 ms" whatsat10 p50_ms info "" ""
+row "$S" "herd CPU us per WHATSAT" whatsat10 herd_cpu_us_per_op info "" ""
+S="flood, Hill to all 4 others"
+row "$S" "p50 ms" flood p50_ms max_ratio 0.25 "<= 1/4"
+row "$S" "p99 ms" flood p99_ms max_ratio 0.25 "<= 1/4"
+row "$S" "max ms" flood max_ms info "" ""
+S="$IDLE idle conns on Hill"
+row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 KiB"
+row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
+row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
+row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
+
+echo
+echo "Raw \`herd bench --json\` lines:"
+echo
+echo '```'
+for f in "$TMP"/out/*.*.*.json; do
+    echo "$(basename "$f" .json) $(cat "$f")"
+done
+echo '```'

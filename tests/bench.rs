@@ -1,0 +1,187 @@
+//! `herd bench` against a five-server herd started here: each scenario runs briefly, prints
+//! one JSON line that parses, and reports work done with nothing lost. No timing is asserted:
+//! the figures depend on the machine.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const GRAPH: &[(&str, &[&str])] = &[
+    ("Hill", &["Jaquez", "Smith"]),
+    ("Jaquez", &["Hill", "Singleton"]),
+    ("Smith", &["Hill", "Singleton", "Campbell"]),
+    ("Campbell", &["Smith", "Singleton"]),
+    ("Singleton", &["Jaquez", "Smith", "Campbell"]),
+];
+
+/// The five servers, started, with every link up (so a flood reaches everyone at once).
+struct Herd {
+    files: HerdFiles,
+    servers: Vec<Server>,
+}
+
+impl Herd {
+    fn start() -> Herd {
+        let files = HerdFiles::new(GRAPH, "");
+        let servers = GRAPH.iter().map(|(name, _)| files.serve(name)).collect();
+        for (name, neighbours) in GRAPH {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let log = std::fs::read_to_string(files.log_path(name)).unwrap_or_default();
+                if neighbours
+                    .iter()
+                    .all(|n| log.contains(&format!("peer {n} up")))
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}'s links did not come up:\n{log}"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Herd { files, servers }
+    }
+
+    /// `--servers` in herd order.
+    fn servers_arg(&self) -> String {
+        let addrs: Vec<String> = GRAPH
+            .iter()
+            .map(|(name, _)| self.files.addr(name).to_string())
+            .collect();
+        addrs.join(",")
+    }
+
+    fn pids(&self) -> String {
+        let pids: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| s.child.id().to_string())
+            .collect();
+        pids.join(",")
+    }
+}
+
+/// Runs `herd bench ARGS --json`; its stdout must be exactly one JSON object.
+fn bench(args: &[&str]) -> Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = herd(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "herd {all:?} failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout:?}");
+    let v: Value = serde_json::from_str(&stdout).expect("the summary is JSON");
+    assert!(v.is_object(), "{v}");
+    v
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+#[test]
+fn iamat_floods_every_check_in_and_leaves_no_stale_record() {
+    let herd = Herd::start();
+    let v = bench(&[
+        "iamat",
+        "--servers",
+        &herd.servers_arg(),
+        "--connections",
+        "2",
+        "--duration",
+        "1",
+        "--pids",
+        &herd.pids(),
+    ]);
+    assert_eq!(v["scenario"], "iamat");
+    assert!(num(&v, "check_ins") > 0.0, "{v}");
+    assert!(num(&v, "check_ins_per_s") > 0.0, "{v}");
+    assert_eq!(num(&v, "errors"), 0.0, "{v}");
+    assert_eq!(
+        num(&v, "records_checked"),
+        10.0,
+        "2 clients x 5 servers: {v}"
+    );
+    assert_eq!(num(&v, "stale"), 0.0, "{v}");
+    assert!(num(&v, "herd_cpu_us_per_op") >= 0.0, "{v}");
+    assert!(num(&v, "p50_ms") <= num(&v, "max_ms"), "{v}");
+}
+
+#[test]
+fn whatsat_answers_every_request_with_places() {
+    let herd = Herd::start();
+    let v = bench(&[
+        "whatsat",
+        "--servers",
+        &herd.servers_arg(),
+        "--connections",
+        "2",
+        "--duration",
+        "1",
+    ]);
+    assert!(num(&v, "replies") > 0.0, "{v}");
+    assert!(num(&v, "replies_per_s") > 0.0, "{v}");
+    assert_eq!(num(&v, "errors"), 0.0, "{v}");
+}
+
+#[test]
+fn flood_times_every_round_at_every_other_server() {
+    let herd = Herd::start();
+    let v = bench(&[
+        "flood",
+        "--servers",
+        &herd.servers_arg(),
+        "--at",
+        "Smith",
+        "--rounds",
+        "3",
+    ]);
+    assert_eq!(v["origin"], "Smith");
+    assert_eq!(v["reached"], "Hill,Jaquez,Campbell,Singleton");
+    assert_eq!(num(&v, "rounds"), 3.0);
+    assert_eq!(num(&v, "incomplete"), 0.0, "{v}");
+    assert!(num(&v, "p99_ms") > 0.0, "{v}");
+}
+
+#[test]
+fn conns_holds_idle_connections_that_all_answer() {
+    let herd = Herd::start();
+    let hill = herd.servers[0].child.id().to_string();
+    let v = bench(&[
+        "conns",
+        "--servers",
+        &herd.servers_arg(),
+        "--at",
+        "Hill",
+        "--connections",
+        "50",
+        "--duration",
+        "0.5",
+        "--pid",
+        &hill,
+    ]);
+    assert_eq!(num(&v, "opened"), 50.0, "{v}");
+    assert!(num(&v, "accepted") >= 50.0, "{v}");
+    assert_eq!(num(&v, "answered"), 50.0, "{v}");
+    assert!(num(&v, "rss_idle_kib") > 0.0, "{v}");
+    assert!(num(&v, "probe_check_ins_per_s") > 0.0, "{v}");
+}
+
+#[test]
+fn a_target_off_loopback_is_refused() {
+    let out = herd(&["bench", "iamat", "--servers", "192.0.2.1:12000"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("192.0.2.1:12000") && stderr.contains("--allow-remote"),
+        "{stderr}"
+    );
+}
