@@ -22,11 +22,23 @@ pub struct LineCodec {
     max: usize,
     /// How much of the buffer is known to hold no `\n`, so each byte is scanned once.
     scanned: usize,
+    /// Lines decoded so far, up to [`BUSY_LINES`].
+    lines: usize,
 }
+
+/// After this many lines a connection is busy (a peer link, a pipelining client): its read
+/// buffer grows to [`BUSY_BUFFER`] so one read takes many lines. Idle clients keep the small
+/// first buffer, which is what lets a server hold 10,000 of them in little memory.
+const BUSY_LINES: usize = 64;
+const BUSY_BUFFER: usize = 16 * 1024;
 
 impl LineCodec {
     pub fn new(max: usize) -> Self {
-        LineCodec { max, scanned: 0 }
+        LineCodec {
+            max,
+            scanned: 0,
+            lines: 0,
+        }
     }
 }
 
@@ -52,6 +64,12 @@ impl Decoder for LineCodec {
         }
         if line.len() > self.max {
             return Err(LineError::TooLong(self.max));
+        }
+        if self.lines < BUSY_LINES {
+            self.lines += 1;
+            if self.lines == BUSY_LINES {
+                buf.reserve(BUSY_BUFFER);
+            }
         }
         Ok(Some(line))
     }
@@ -112,6 +130,20 @@ mod tests {
             lines(b"a\nlast", 100),
             vec![Ok(b"a".to_vec()), Ok(b"last".to_vec())]
         );
+    }
+
+    #[test]
+    fn a_busy_connection_gets_a_bigger_read_buffer() {
+        let mut codec = LineCodec::new(100);
+        let mut buf = BytesMut::with_capacity(256);
+        for _ in 0..BUSY_LINES - 1 {
+            buf.extend_from_slice(b"x\n");
+            assert!(codec.decode(&mut buf).unwrap().is_some());
+        }
+        assert!(buf.capacity() < BUSY_BUFFER);
+        buf.extend_from_slice(b"x\n");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert!(buf.capacity() >= BUSY_BUFFER);
     }
 
     #[test]

@@ -147,7 +147,8 @@ pub fn start_with(
     // The store and the peer manager each need the other's address.
     let store_ctx = Context::<LocationStore>::new();
     let store = store_ctx.address();
-    let peers = PeerManager::start_links(targets, &tuning.links, &store, &log).start();
+    let peers =
+        PeerManager::start_links(name.clone(), targets, &tuning.links, &store, &log).start();
     store_ctx.run(LocationStore::new(peers.clone().recipient()));
     let shared = Rc::new(Shared {
         name: name.clone(),

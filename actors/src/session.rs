@@ -251,8 +251,10 @@ impl Session {
                 .spawn(ctx);
             return;
         }
-        match Record::parse_at_line(text) {
-            Ok(record) => self.shared.store.do_send(Merge { record, from }),
+        // A flood, or a bare AT line from a sync.
+        let (seen, at_line) = wire::parse_flood(text).unwrap_or((Vec::new(), text));
+        match Record::parse_at_line(at_line) {
+            Ok(record) => self.shared.store.do_send(Merge { record, from, seen }),
             Err(e) => self.shared.log.note(&format!(
                 "ignored a line from peer {from}: {e}: {}",
                 String::from_utf8_lossy(line)

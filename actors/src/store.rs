@@ -101,7 +101,8 @@ impl Handler<CheckIn> for LocationStore {
         }
         let flood = self.peers.send(Flood {
             record,
-            except: None,
+            from: None,
+            seen: Vec::new(),
         });
         Box::pin(async move {
             let _ = flood.await;
@@ -116,16 +117,19 @@ impl Handler<CheckIn> for LocationStore {
 pub struct Merge {
     pub record: Record,
     pub from: Arc<str>,
+    /// Servers that have it or are being sent it already (empty for a sync).
+    pub seen: Vec<Arc<str>>,
 }
 
 impl Handler<Merge> for LocationStore {
     type Result = ();
 
-    fn handle(&mut self, Merge { record, from }: Merge, _: &mut Context<Self>) {
+    fn handle(&mut self, Merge { record, from, seen }: Merge, _: &mut Context<Self>) {
         if self.table.offer(record.clone()) {
             self.peers.do_send(Flood {
                 record,
-                except: Some(from),
+                from: Some(from),
+                seen,
             });
         }
     }
@@ -177,6 +181,7 @@ mod tests {
     use crate::peers::link::Push;
     use crate::peers::manager::{DialedIn, LinkHandle, PeerManager};
     use crate::protocol::{parse_line, Command, Timestamp};
+    use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
 
     fn record(server: &str, line: &str) -> Record {
@@ -272,39 +277,47 @@ mod tests {
     }
 
     #[actix::test]
-    async fn store_floods_only_newer_records_and_never_back_to_the_sender() {
-        let sent: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
+    async fn store_floods_only_newer_records_and_only_to_neighbours_that_lack_them() {
+        let sent: Vec<Arc<Mutex<Vec<String>>>> = (0..3).map(|_| Arc::default()).collect();
         let recorders: Vec<_> = sent.iter().map(|s| Recorder(s.clone()).start()).collect();
-        let links = ["Jaquez", "Smith"]
+        let links = ["Jaquez", "Smith", "Campbell"]
             .iter()
             .zip(&recorders)
             .map(|(name, r)| LinkHandle {
                 neighbour: Arc::from(*name),
                 push: r.clone().recipient(),
                 nudge: r.clone().recipient(),
+                up: Arc::new(AtomicBool::new(true)),
             })
             .collect();
-        let peers = PeerManager::with_links(links).start();
+        let peers = PeerManager::with_links("Hill".into(), links).start();
         let store = LocationStore::new(peers.clone().recipient()).start();
 
         let first = record("Hill", "IAMAT kiwi +1+1 20");
         assert!(store.send(CheckIn(first.clone())).await.unwrap());
-        // A check-in's flood is queued on every link before the store answers.
-        assert_eq!(*sent[0].lock().unwrap(), vec![first.at_line().to_owned()]);
-        assert_eq!(*sent[1].lock().unwrap(), vec![first.at_line().to_owned()]);
+        // A check-in's flood is queued on every link before the store answers, and says who
+        // is being sent it.
+        let flood = format!("FLOOD Hill,Jaquez,Smith,Campbell {}", first.at_line());
+        for s in &sent {
+            assert_eq!(*s.lock().unwrap(), vec![flood.clone()]);
+        }
 
         assert!(!store
             .send(CheckIn(record("Hill", "IAMAT kiwi +5+5 19")))
             .await
             .unwrap());
+        // Newer, from Smith, which sent it to Campbell too: only Jaquez still needs it.
         let merged = record("Campbell", "IAMAT kiwi +7+7 30");
         store.do_send(Merge {
             record: merged.clone(),
             from: "Smith".into(),
+            seen: vec!["Smith".into(), "Campbell".into()],
         });
+        // Older than what is held now: stored nowhere, sent nowhere.
         store.do_send(Merge {
             record: record("Hill", "IAMAT kiwi +1+1 25"),
             from: "Jaquez".into(),
+            seen: Vec::new(),
         });
         // Mailboxes are FIFO: one round trip through each hop drains the merges' floods.
         assert_eq!(
@@ -315,11 +328,10 @@ mod tests {
         for r in &recorders {
             r.send(Nudge).await.unwrap();
         }
-        assert_eq!(
-            *sent[0].lock().unwrap(),
-            vec![first.at_line().to_owned(), merged.at_line().to_owned()]
-        );
-        assert_eq!(*sent[1].lock().unwrap(), vec![first.at_line().to_owned()]);
+        let forwarded = format!("FLOOD Smith,Campbell,Hill,Jaquez {}", merged.at_line());
+        assert_eq!(*sent[0].lock().unwrap(), vec![flood.clone(), forwarded]);
+        assert_eq!(*sent[1].lock().unwrap(), vec![flood.clone()]);
+        assert_eq!(*sent[2].lock().unwrap(), vec![flood]);
         assert_eq!(store.send(Lookup("pear".into())).await.unwrap(), None);
     }
 }

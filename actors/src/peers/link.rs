@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,6 +99,8 @@ pub struct PeerLink {
     delay: Option<Duration>,
     /// The pending dial timer, so a nudge can dial at once.
     timer: Option<SpawnHandle>,
+    /// Shared with the manager, which floods only over links that are up.
+    up: Arc<AtomicBool>,
 }
 
 impl PeerLink {
@@ -106,6 +109,7 @@ impl PeerLink {
         settings: LinkSettings,
         store: Addr<LocationStore>,
         log: EventLog,
+        up: Arc<AtomicBool>,
     ) -> Self {
         let backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
         PeerLink {
@@ -117,6 +121,7 @@ impl PeerLink {
             out: None,
             delay: None,
             timer: None,
+            up,
         }
     }
 
@@ -156,6 +161,7 @@ impl PeerLink {
             return;
         }
         self.out = Some(out);
+        self.up.store(true, Ordering::Relaxed);
         let store = self.store.clone();
         let sync = async move {
             let (digest, read) = read_digest(read).await?;
@@ -208,6 +214,7 @@ impl PeerLink {
 
     /// Ends this incarnation; the supervisor restarts the link, which dials after a delay.
     fn fail(&mut self, reason: Option<&str>, ctx: &mut Context<Self>) {
+        self.up.store(false, Ordering::Relaxed);
         if self.out.take().is_some() {
             self.log
                 .peer_down(&self.target.neighbour, reason.unwrap_or("link failed"));
@@ -235,7 +242,8 @@ impl Supervised for PeerLink {
     }
 }
 
-/// Request: send this AT line to the neighbour if the link is up (else the next sync will).
+/// Request: send this line (a `FLOOD`) to the neighbour if the link is up (else the next
+/// sync will).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Push(pub Arc<str>);

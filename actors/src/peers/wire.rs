@@ -9,8 +9,11 @@
 //! and the listening server answers `HERD-WELCOME <to>`, `HERD-REFUSED <reason>`, or, when
 //! the herd has a secret, `HERD-CHALLENGE <nonce>` first, to which the dialler answers
 //! `HERD-PROOF <hex HMAC-SHA256(secret, "herd-peer-v1\n<from>\n<to>\n<nonce>")>`. After the
-//! welcome the dialler sends `SYNC` and records (`AT ...` lines, as clients see them); the
-//! listener answers `SYNC` with `DIGEST <client> <nanos> <hash>` lines and `DIGEST-END`.
+//! welcome the dialler sends `SYNC`, records from a sync (`AT ...` lines, as clients see
+//! them) and floods (`FLOOD <seen> AT ...`); the listener answers `SYNC` with
+//! `DIGEST <client> <nanos> <hash>` lines and `DIGEST-END`.
+
+use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -25,6 +28,39 @@ pub const REFUSED: &str = "HERD-REFUSED";
 pub const SYNC: &str = "SYNC";
 pub const DIGEST: &str = "DIGEST";
 pub const DIGEST_END: &str = "DIGEST-END";
+pub const FLOOD: &str = "FLOOD";
+
+/// The most names a `FLOOD` line's seen list may hold: more than any herd flooding suits.
+const MAX_SEEN: usize = 1024;
+
+/// `FLOOD <seen> <AT line>`: a record, and the servers that already have it or are being
+/// sent it (comma-separated), which the receiver need not send it to again.
+pub fn flood_line(seen: &[Arc<str>], at_line: &str) -> String {
+    let mut line = String::with_capacity(at_line.len() + seen.len() * 10 + 8);
+    line.push_str(FLOOD);
+    line.push(' ');
+    for (i, name) in seen.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(name);
+    }
+    line.push(' ');
+    line.push_str(at_line);
+    line
+}
+
+/// The seen list and the AT line of a `FLOOD` line.
+pub fn parse_flood(line: &str) -> Option<(Vec<Arc<str>>, &str)> {
+    let rest = line.strip_prefix(FLOOD)?.strip_prefix(' ')?;
+    let (seen, at_line) = rest.split_once(' ')?;
+    let seen: Vec<Arc<str>> = seen
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(Arc::from)
+        .collect();
+    (seen.len() <= MAX_SEEN).then_some((seen, at_line))
+}
 
 /// The protocol version this server speaks.
 const VERSION: &str = "1";
@@ -191,6 +227,21 @@ mod tests {
         assert!(!verify(b"s3cret", "Hill", "Smith", &nonce().unwrap(), &p));
         assert!(!verify(b"s3cret", "Hill", "Smith", &n, "zz"));
         assert!(!verify(b"s3cret", "Hill", "Smith", &n, ""));
+    }
+
+    #[test]
+    fn flood_lines_round_trip() {
+        let seen: Vec<Arc<str>> = vec!["Hill".into(), "Smith".into()];
+        let line = flood_line(&seen, "AT Hill +0.000000001 a +1+1 1");
+        assert_eq!(line, "FLOOD Hill,Smith AT Hill +0.000000001 a +1+1 1");
+        assert_eq!(
+            parse_flood(&line),
+            Some((seen, "AT Hill +0.000000001 a +1+1 1"))
+        );
+        assert_eq!(parse_flood("FLOOD"), None);
+        assert_eq!(parse_flood("AT Hill +0.000000001 a +1+1 1"), None);
+        let many = format!("FLOOD {} AT x", vec!["n"; 2000].join(","));
+        assert_eq!(parse_flood(&many), None);
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn start_link(
         ..LinkSettings::default()
     };
     let (log, _) = log();
-    Supervisor::start(move |_| PeerLink::new(target, settings, store, log))
+    Supervisor::start(move |_| PeerLink::new(target, settings, store, log, Arc::default()))
 }
 
 #[actix::test]
@@ -176,7 +176,8 @@ async fn a_neighbour_that_stops_reading_is_dropped_and_resynced() {
     };
     let (log, _) = log();
     let store = store();
-    let link = Supervisor::start(move |_| PeerLink::new(target, settings, store, log));
+    let link =
+        Supervisor::start(move |_| PeerLink::new(target, settings, store, log, Arc::default()));
     let mut stalled = accept(&listener).await;
     assert_eq!(stalled.line().await, "SYNC");
     // From here the neighbour reads nothing: far more than socket buffers plus the cap.
