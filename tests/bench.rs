@@ -4,18 +4,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use serde_json::Value;
-
-const GRAPH: &[(&str, &[&str])] = &[
-    ("Hill", &["Jaquez", "Smith"]),
-    ("Jaquez", &["Hill", "Singleton"]),
-    ("Smith", &["Hill", "Singleton", "Campbell"]),
-    ("Campbell", &["Smith", "Singleton"]),
-    ("Singleton", &["Jaquez", "Smith", "Campbell"]),
-];
 
 /// The five servers, started, with every link up (so a flood reaches everyone at once).
 struct Herd {
@@ -26,24 +16,7 @@ struct Herd {
 impl Herd {
     fn start() -> Herd {
         let files = HerdFiles::new(GRAPH, "");
-        let servers = GRAPH.iter().map(|(name, _)| files.serve(name)).collect();
-        for (name, neighbours) in GRAPH {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let log = std::fs::read_to_string(files.log_path(name)).unwrap_or_default();
-                if neighbours
-                    .iter()
-                    .all(|n| log.contains(&format!("peer {n} up")))
-                {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{name}'s links did not come up:\n{log}"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        let servers = start_herd(&files);
         Herd { files, servers }
     }
 

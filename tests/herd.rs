@@ -6,14 +6,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const GRAPH: &[(&str, &[&str])] = &[
-    ("Hill", &["Jaquez", "Smith"]),
-    ("Jaquez", &["Hill", "Singleton"]),
-    ("Smith", &["Hill", "Singleton", "Campbell"]),
-    ("Campbell", &["Smith", "Singleton"]),
-    ("Singleton", &["Jaquez", "Smith", "Campbell"]),
-];
-
 const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
 
 /// The AT line a server holds for `client`, or `None` if it answers `?`.
@@ -42,33 +34,6 @@ fn eventually_holds(files: &HerdFiles, server: &str, client: &str, at: &str) {
     }
 }
 
-/// Waits until the event log of `server` shows its links to all `neighbours` up.
-fn links_up(files: &HerdFiles, server: &str, neighbours: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(files.log_path(server)).unwrap_or_default();
-        if neighbours
-            .iter()
-            .all(|n| log.contains(&format!("peer {n} up")))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{server}'s links did not come up:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn start_all(files: &HerdFiles) -> Vec<Server> {
-    let servers: Vec<Server> = NAMES.iter().map(|n| files.serve(n)).collect();
-    for (name, neighbours) in GRAPH {
-        links_up(files, name, neighbours);
-    }
-    servers
-}
-
 fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
     let reply = Conn::open(files.addr(server)).line(line);
     assert!(reply.starts_with(&format!("AT {server} ")), "{reply:?}");
@@ -78,7 +43,7 @@ fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
 #[test]
 fn a_check_in_at_hill_is_answered_everywhere() {
     let files = HerdFiles::new(GRAPH, "");
-    let _servers = start_all(&files);
+    let _servers = start_herd(&files);
     let at = check_in(
         &files,
         "Hill",
@@ -100,7 +65,7 @@ fn a_check_in_at_hill_is_answered_everywhere() {
 #[test]
 fn the_herd_routes_around_a_dead_server_and_heals_it_on_restart() {
     let files = HerdFiles::new(GRAPH, "");
-    let mut servers = start_all(&files);
+    let mut servers = start_herd(&files);
     servers[2].kill(); // Smith, kill -9
     let at = check_in(&files, "Hill", "IAMAT pear +1+1 100");
     eventually_holds(&files, "Campbell", "pear", &at);
@@ -136,7 +101,7 @@ fn servers_started_in_reverse_order_with_delays_converge() {
 #[test]
 fn conflicting_check_ins_at_two_servers_leave_one_record_everywhere() {
     let files = HerdFiles::new(GRAPH, "");
-    let _servers = start_all(&files);
+    let _servers = start_herd(&files);
     for round in 0..5 {
         let client = format!("twin{round}");
         let line = format!("IAMAT {client} +1+1 1000.{round}");
@@ -156,7 +121,7 @@ fn conflicting_check_ins_at_two_servers_leave_one_record_everywhere() {
 #[test]
 fn peer_lines_without_a_valid_handshake_change_no_record() {
     let files = HerdFiles::new(GRAPH, "secret = \"s3cret\"\n");
-    let _servers = start_all(&files);
+    let _servers = start_herd(&files);
     let at = check_in(&files, "Hill", "IAMAT guarded +1+1 10");
     for name in NAMES {
         eventually_holds(&files, name, "guarded", &at);
@@ -221,7 +186,7 @@ fn a_wrong_secret_keeps_a_server_out_of_the_herd() {
 #[test]
 fn the_herd_converges_after_churn() {
     let files = HerdFiles::new(GRAPH, "");
-    let mut servers: Vec<Option<Server>> = start_all(&files).into_iter().map(Some).collect();
+    let mut servers: Vec<Option<Server>> = start_herd(&files).into_iter().map(Some).collect();
     let mut rng = fastrand::Rng::with_seed(131);
     let clients = ["c0", "c1", "c2", "c3", "c4", "c5"];
     let mut newest: std::collections::HashMap<&str, (u64, String)> = Default::default();

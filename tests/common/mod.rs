@@ -297,3 +297,40 @@ pub fn split_whatsat(reply: &str) -> (&str, serde_json::Value) {
     let (at, json) = body.split_once('\n').expect("AT line then JSON");
     (at, serde_json::from_str(json).expect("reply JSON parses"))
 }
+
+/// The default herd's graph (SPEC.md section 1).
+pub const GRAPH: &[(&str, &[&str])] = &[
+    ("Hill", &["Jaquez", "Smith"]),
+    ("Jaquez", &["Hill", "Singleton"]),
+    ("Smith", &["Hill", "Singleton", "Campbell"]),
+    ("Campbell", &["Smith", "Singleton"]),
+    ("Singleton", &["Jaquez", "Smith", "Campbell"]),
+];
+
+/// Waits until the event log of `server` shows its links to all `neighbours` up.
+pub fn links_up(files: &HerdFiles, server: &str, neighbours: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(files.log_path(server)).unwrap_or_default();
+        if neighbours
+            .iter()
+            .all(|n| log.contains(&format!("peer {n} up")))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{server}'s links did not come up:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every server of [`GRAPH`], started, with every link up.
+pub fn start_herd(files: &HerdFiles) -> Vec<Server> {
+    let servers: Vec<Server> = GRAPH.iter().map(|(name, _)| files.serve(name)).collect();
+    for (name, neighbours) in GRAPH {
+        links_up(files, name, neighbours);
+    }
+    servers
+}
