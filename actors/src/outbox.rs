@@ -12,7 +12,9 @@ use std::io;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use bytes::BytesMut;
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// More than the cap would be queued: the connection's reader has stopped reading.
@@ -31,6 +33,8 @@ struct State {
     in_flight: usize,
     cap: usize,
     closing: bool,
+    /// A push went past the cap: the writer stops with an error, which ends the connection.
+    overflowed: bool,
     waker: Option<Waker>,
 }
 
@@ -41,6 +45,7 @@ impl Outbox {
             in_flight: 0,
             cap,
             closing: false,
+            overflowed: false,
             waker: None,
         })))
     }
@@ -74,6 +79,10 @@ impl Outbox {
         let mut s = self.0.borrow_mut();
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if (s.queued.len() + s.in_flight).saturating_add(len) > cap {
+            s.overflowed = true;
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
             return Err(Overflow(s.cap));
         }
         for part in parts {
@@ -100,31 +109,49 @@ impl Outbox {
         }
     }
 
-    /// Writes whatever is queued to `w` until [`Outbox::close`], then shuts it down.
+    /// Writes whatever is queued to `w` until [`Outbox::close`], then shuts it down; ends
+    /// with an error as soon as a push overflowed, even while a write is blocked on a reader
+    /// that does not read, so whoever awaits it drops the connection.
     pub async fn drain_into<W: AsyncWrite + Unpin>(self, mut w: W) -> io::Result<()> {
-        loop {
-            let chunk = poll_fn(|cx| {
+        let mut chunk: Option<Bytes> = None;
+        let mut written = 0;
+        poll_fn(|cx| loop {
+            {
                 let mut s = self.0.borrow_mut();
-                if !s.queued.is_empty() {
-                    let chunk = s.queued.split().freeze();
-                    s.in_flight = chunk.len();
-                    Poll::Ready(Some(chunk))
-                } else if s.closing {
-                    Poll::Ready(None)
-                } else {
-                    s.waker = Some(cx.waker().clone());
-                    Poll::Pending
+                if s.overflowed {
+                    return Poll::Ready(Err(io::Error::other(Overflow(s.cap))));
                 }
-            })
-            .await;
-            match chunk {
-                Some(chunk) => {
-                    w.write_all(&chunk).await?;
-                    self.0.borrow_mut().in_flight = 0;
+                // Pushes (and overflows) wake us, also while a write is pending.
+                s.waker = Some(cx.waker().clone());
+                if chunk.is_none() {
+                    if !s.queued.is_empty() {
+                        let next = s.queued.split().freeze();
+                        s.in_flight = next.len();
+                        chunk = Some(next);
+                        written = 0;
+                    } else if s.closing {
+                        return Poll::Ready(Ok(()));
+                    } else {
+                        return Poll::Pending;
+                    }
                 }
-                None => return w.shutdown().await,
             }
-        }
+            let Some(bytes) = &chunk else { continue };
+            match Pin::new(&mut w).poll_write(cx, &bytes[written..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    if written == bytes.len() {
+                        chunk = None;
+                        self.0.borrow_mut().in_flight = 0;
+                    }
+                }
+            }
+        })
+        .await?;
+        w.shutdown().await
     }
 }
 
@@ -171,5 +198,15 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(out.pending(), 8);
         assert_eq!(out.push(b"x"), Err(Overflow(8)));
+    }
+
+    #[actix::test]
+    async fn an_overflow_ends_the_writer_with_an_error() {
+        let (a, _b) = tokio::io::duplex(4);
+        let out = Outbox::new(8);
+        let writer = actix_rt::spawn(out.clone().drain_into(a));
+        assert!(out.push(b"123456789").is_err());
+        let err = writer.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("more than 8 bytes"), "{err}");
     }
 }

@@ -177,12 +177,13 @@ impl Handler<Missing> for LocationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::Outbox;
     use crate::peers::link::Nudge;
-    use crate::peers::link::Push;
-    use crate::peers::manager::{DialedIn, LinkHandle, PeerManager};
+    use crate::peers::manager::{LinkHandle, PeerManager};
     use crate::protocol::{parse_line, Command, Timestamp};
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Mutex;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream};
 
     fn record(server: &str, line: &str) -> Record {
         match parse_line(line.as_bytes()) {
@@ -257,55 +258,71 @@ mod tests {
         assert!(b.missing_from(&parse_digest(&a.digest())).is_empty());
     }
 
-    /// Stands in for a neighbour's link and records what it was asked to send.
-    struct Recorder(Arc<Mutex<Vec<String>>>);
+    /// Takes the nudges a manager sends; these tests' links are always up.
+    struct Nudges;
 
-    impl Actor for Recorder {
+    impl Actor for Nudges {
         type Context = Context<Self>;
     }
 
-    impl Handler<Push> for Recorder {
-        type Result = ();
-        fn handle(&mut self, Push(line): Push, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(line.to_string());
-        }
-    }
-
-    impl Handler<Nudge> for Recorder {
+    impl Handler<Nudge> for Nudges {
         type Result = ();
         fn handle(&mut self, _: Nudge, _: &mut Context<Self>) {}
     }
 
+    /// A link that is up, whose outbox drains into a pipe the test reads lines from.
+    fn link(name: &str, nudges: &Addr<Nudges>) -> (LinkHandle, BufReader<DuplexStream>) {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let out = Outbox::new(1 << 20);
+        actix_rt::spawn(out.clone().drain_into(ours));
+        let handle = LinkHandle {
+            neighbour: Arc::from(name),
+            nudge: nudges.clone().recipient(),
+            slot: Rc::new(RefCell::new(Some(out))),
+        };
+        (handle, BufReader::new(theirs))
+    }
+
+    async fn next_line(pipe: &mut BufReader<DuplexStream>) -> String {
+        let mut line = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            pipe.read_line(&mut line),
+        )
+        .await
+        .expect("a line in time")
+        .expect("read");
+        line.trim_end().to_owned()
+    }
+
     #[actix::test]
     async fn store_floods_only_newer_records_and_only_to_neighbours_that_lack_them() {
-        let sent: Vec<Arc<Mutex<Vec<String>>>> = (0..3).map(|_| Arc::default()).collect();
-        let recorders: Vec<_> = sent.iter().map(|s| Recorder(s.clone()).start()).collect();
-        let links = ["Jaquez", "Smith", "Campbell"]
+        let nudges = Nudges.start();
+        let (handles, mut pipes): (Vec<_>, Vec<_>) = ["Jaquez", "Smith", "Campbell"]
             .iter()
-            .zip(&recorders)
-            .map(|(name, r)| LinkHandle {
-                neighbour: Arc::from(*name),
-                push: r.clone().recipient(),
-                nudge: r.clone().recipient(),
-                up: Arc::new(AtomicBool::new(true)),
-            })
-            .collect();
-        let peers = PeerManager::with_links("Hill".into(), links).start();
+            .map(|name| link(name, &nudges))
+            .unzip();
+        let peers = PeerManager::with_links("Hill".into(), handles).start();
         let store = LocationStore::new(peers.clone().recipient()).start();
 
         let first = record("Hill", "IAMAT kiwi +1+1 20");
         assert!(store.send(CheckIn(first.clone())).await.unwrap());
-        // A check-in's flood is queued on every link before the store answers, and says who
-        // is being sent it.
+        // A check-in's flood goes to every link, saying who is being sent it.
         let flood = format!("FLOOD Hill,Jaquez,Smith,Campbell {}", first.at_line());
-        for s in &sent {
-            assert_eq!(*s.lock().unwrap(), vec![flood.clone()]);
+        for pipe in &mut pipes {
+            assert_eq!(next_line(pipe).await, flood);
         }
 
         assert!(!store
             .send(CheckIn(record("Hill", "IAMAT kiwi +5+5 19")))
             .await
             .unwrap());
+        // Older than what is held: stored nowhere, sent nowhere.
+        store.do_send(Merge {
+            record: record("Hill", "IAMAT kiwi +1+1 18"),
+            from: "Jaquez".into(),
+            seen: Vec::new(),
+        });
         // Newer, from Smith, which sent it to Campbell too: only Jaquez still needs it.
         let merged = record("Campbell", "IAMAT kiwi +7+7 30");
         store.do_send(Merge {
@@ -313,25 +330,19 @@ mod tests {
             from: "Smith".into(),
             seen: vec!["Smith".into(), "Campbell".into()],
         });
-        // Older than what is held now: stored nowhere, sent nowhere.
-        store.do_send(Merge {
-            record: record("Hill", "IAMAT kiwi +1+1 25"),
-            from: "Jaquez".into(),
-            seen: Vec::new(),
-        });
-        // Mailboxes are FIFO: one round trip through each hop drains the merges' floods.
+        let forwarded = format!("FLOOD Smith,Campbell,Hill,Jaquez {}", merged.at_line());
+        assert_eq!(next_line(&mut pipes[0]).await, forwarded);
         assert_eq!(
             store.send(Lookup("kiwi".into())).await.unwrap(),
             Some(merged.clone())
         );
-        peers.send(DialedIn("nobody".into())).await.unwrap();
-        for r in &recorders {
-            r.send(Nudge).await.unwrap();
+        // A last check-in shows nothing else was queued for Smith or Campbell meanwhile.
+        let last = record("Hill", "IAMAT kiwi +1+1 40");
+        assert!(store.send(CheckIn(last.clone())).await.unwrap());
+        let flood = format!("FLOOD Hill,Jaquez,Smith,Campbell {}", last.at_line());
+        for pipe in &mut pipes {
+            assert_eq!(next_line(pipe).await, flood);
         }
-        let forwarded = format!("FLOOD Smith,Campbell,Hill,Jaquez {}", merged.at_line());
-        assert_eq!(*sent[0].lock().unwrap(), vec![flood.clone(), forwarded]);
-        assert_eq!(*sent[1].lock().unwrap(), vec![flood.clone()]);
-        assert_eq!(*sent[2].lock().unwrap(), vec![flood]);
         assert_eq!(store.send(Lookup("pear".into())).await.unwrap(), None);
     }
 }

@@ -8,9 +8,10 @@
 //! Records only ever travel from dialler to listener: each server floods over the links it
 //! dialled, so nothing that a listener says can change the dialler's table.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,15 +94,17 @@ pub struct PeerLink {
     store: Addr<LocationStore>,
     log: EventLog,
     backoff: Backoff,
-    /// Set while the link is up (handshake done).
-    out: Option<Outbox>,
+    /// Holds the outbox while the link is up (handshake done); shared with the manager,
+    /// which pushes floods straight into it.
+    slot: LinkSlot,
     /// Delay before the next dial; none for the first.
     delay: Option<Duration>,
     /// The pending dial timer, so a nudge can dial at once.
     timer: Option<SpawnHandle>,
-    /// Shared with the manager, which floods only over links that are up.
-    up: Arc<AtomicBool>,
 }
+
+/// A link's outbox while it is up, `None` while it is down.
+pub type LinkSlot = Rc<RefCell<Option<Outbox>>>;
 
 impl PeerLink {
     pub fn new(
@@ -109,7 +112,7 @@ impl PeerLink {
         settings: LinkSettings,
         store: Addr<LocationStore>,
         log: EventLog,
-        up: Arc<AtomicBool>,
+        slot: LinkSlot,
     ) -> Self {
         let backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
         PeerLink {
@@ -118,10 +121,9 @@ impl PeerLink {
             store,
             log,
             backoff,
-            out: None,
+            slot,
             delay: None,
             timer: None,
-            up,
         }
     }
 
@@ -160,8 +162,7 @@ impl PeerLink {
             self.fail(Some("cannot queue SYNC"), ctx);
             return;
         }
-        self.out = Some(out);
-        self.up.store(true, Ordering::Relaxed);
+        *self.slot.borrow_mut() = Some(out);
         let store = self.store.clone();
         let sync = async move {
             let (digest, read) = read_digest(read).await?;
@@ -176,7 +177,7 @@ impl PeerLink {
                 Ok((lines, read)) => {
                     // A sync sends a copy of (part of) the table: bounded by what we hold,
                     // and it must go whole, or a large table could never sync.
-                    if let Some(out) = &act.out {
+                    if let Some(out) = act.slot.borrow().as_ref() {
                         for line in lines {
                             out.push_line_uncapped(line.as_bytes());
                         }
@@ -203,19 +204,9 @@ impl PeerLink {
         }));
     }
 
-    /// Queues one line for the neighbour; a neighbour that stopped reading is dropped.
-    fn push(&mut self, line: &str, ctx: &mut Context<Self>) {
-        if let Some(out) = &self.out {
-            if let Err(overflow) = out.push_line(line.as_bytes()) {
-                self.fail(Some(&overflow.to_string()), ctx);
-            }
-        }
-    }
-
     /// Ends this incarnation; the supervisor restarts the link, which dials after a delay.
     fn fail(&mut self, reason: Option<&str>, ctx: &mut Context<Self>) {
-        self.up.store(false, Ordering::Relaxed);
-        if self.out.take().is_some() {
+        if self.slot.borrow_mut().take().is_some() {
             self.log
                 .peer_down(&self.target.neighbour, reason.unwrap_or("link failed"));
         }
@@ -237,22 +228,8 @@ impl Actor for PeerLink {
 
 impl Supervised for PeerLink {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        self.out = None;
+        self.slot.borrow_mut().take();
         self.timer = None;
-    }
-}
-
-/// Request: send this line (a `FLOOD`) to the neighbour if the link is up (else the next
-/// sync will).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Push(pub Arc<str>);
-
-impl Handler<Push> for PeerLink {
-    type Result = ();
-
-    fn handle(&mut self, Push(line): Push, ctx: &mut Context<Self>) {
-        self.push(&line, ctx);
     }
 }
 

@@ -1,24 +1,21 @@
 //! PeerManager: owns one supervised PeerLink per neighbour and fans floods out to them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use actix::prelude::*;
-use futures::future::join_all;
-
-use super::link::{LinkSettings, LinkTarget, Nudge, PeerLink, Push};
+use super::link::{LinkSettings, LinkSlot, LinkTarget, Nudge, PeerLink};
 use super::wire;
 use crate::log::EventLog;
 use crate::protocol::Record;
 use crate::store::LocationStore;
+use actix::prelude::*;
 
 /// One neighbour's link, as the manager reaches it.
 pub struct LinkHandle {
     pub neighbour: Arc<str>,
-    pub push: Recipient<Push>,
     pub nudge: Recipient<Nudge>,
-    /// Whether the link is up now, kept by the link itself.
-    pub up: Arc<AtomicBool>,
+    /// The link's outbox while it is up: floods are pushed straight into it, with no
+    /// mailbox hop, so they are queued by the time a `Flood` is answered.
+    pub slot: LinkSlot,
 }
 
 pub struct PeerManager {
@@ -44,17 +41,16 @@ impl PeerManager {
             .into_iter()
             .map(|target| {
                 let neighbour = target.neighbour.clone();
-                let up = Arc::new(AtomicBool::new(false));
+                let slot = LinkSlot::default();
                 let (settings, store, log) = (settings.clone(), store.clone(), log.clone());
-                let link_up = up.clone();
+                let link_slot = slot.clone();
                 let addr = Supervisor::start(move |_| {
-                    PeerLink::new(target, settings, store, log, link_up)
+                    PeerLink::new(target, settings, store, log, link_slot)
                 });
                 LinkHandle {
                     neighbour,
-                    push: addr.clone().recipient(),
                     nudge: addr.recipient(),
-                    up,
+                    slot,
                 }
             })
             .collect();
@@ -67,7 +63,8 @@ impl Actor for PeerManager {
 }
 
 /// Request: send a record that is new here to every neighbour that does not have it yet.
-/// Response: once every link has queued it, so a client's AT reply leaves after its flood.
+/// Response: once every link has queued it (the handler queues it itself), so a client's AT
+/// reply leaves after its flood.
 ///
 /// A flood carries the names of the servers that have the record or are being sent it
 /// (`seen`); a server sends it only to neighbours outside that set whose links are up, and
@@ -84,9 +81,9 @@ pub struct Flood {
 }
 
 impl Handler<Flood> for PeerManager {
-    type Result = ResponseFuture<()>;
+    type Result = ();
 
-    fn handle(&mut self, flood: Flood, _: &mut Context<Self>) -> ResponseFuture<()> {
+    fn handle(&mut self, flood: Flood, _: &mut Context<Self>) {
         let Flood {
             record,
             from,
@@ -98,11 +95,11 @@ impl Handler<Flood> for PeerManager {
             .filter(|l| {
                 from.as_ref() != Some(&l.neighbour)
                     && !seen.contains(&l.neighbour)
-                    && l.up.load(Ordering::Relaxed)
+                    && l.slot.borrow().is_some()
             })
             .collect();
         if targets.is_empty() {
-            return Box::pin(std::future::ready(()));
+            return;
         }
         for name in std::iter::once(&self.me).chain(from.iter()) {
             if !seen.contains(name) {
@@ -110,14 +107,14 @@ impl Handler<Flood> for PeerManager {
             }
         }
         seen.extend(targets.iter().map(|l| l.neighbour.clone()));
-        let line: Arc<str> = Arc::from(wire::flood_line(&seen, record.at_line()));
-        let sends: Vec<_> = targets
-            .iter()
-            .map(|l| l.push.send(Push(line.clone())))
-            .collect();
-        Box::pin(async move {
-            join_all(sends).await;
-        })
+        let line = wire::flood_line(&seen, record.at_line());
+        for link in targets {
+            if let Some(out) = link.slot.borrow().as_ref() {
+                // On overflow the outbox ends its writer with the error, and the link drops
+                // and resyncs: nothing to do here.
+                let _ = out.push_line(line.as_bytes());
+            }
+        }
     }
 }
 
