@@ -15,6 +15,8 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::conn::{excerpt, Conn};
+use super::iamat::LoadArgs;
+use super::procfs::{own_cpu_time, CpuMeter};
 use super::progress::Progress;
 use super::report::{latency_histogram, micros};
 use super::Target;
@@ -170,4 +172,42 @@ async fn drive<W: Worker>(
         }
     }
     (worker, outcome)
+}
+
+/// A closed-loop run with the CPU time of the herd (when `load.pids` names its processes)
+/// and of the load generator itself measured around it.
+pub struct Measured<W> {
+    pub workers: Vec<W>,
+    pub totals: Totals,
+    pub herd_cpu: Option<Duration>,
+    pub bench_cpu: Duration,
+}
+
+/// [`run`], shaped by `load` and measured.
+pub async fn measured<W: Worker>(
+    targets: &[Target],
+    workers: Vec<W>,
+    load: &LoadArgs,
+    progress: &Arc<Progress>,
+) -> Result<Measured<W>, String> {
+    let cpu = CpuMeter::start(&load.pids)?;
+    let bench_cpu = own_cpu_time()?;
+    let (workers, totals) = run(
+        targets,
+        workers,
+        usize::from(load.depth),
+        load.duration,
+        progress,
+    )
+    .await?;
+    let herd_cpu = match &cpu {
+        Some(meter) => Some(meter.finish().await?),
+        None => None,
+    };
+    Ok(Measured {
+        workers,
+        totals,
+        herd_cpu,
+        bench_cpu: own_cpu_time()?.saturating_sub(bench_cpu),
+    })
 }

@@ -12,7 +12,6 @@ use herd_actors::protocol::Timestamp;
 
 use super::closed_loop::{self, Worker};
 use super::conn::{excerpt, Conn};
-use super::procfs::{own_cpu_time, CpuMeter};
 use super::progress::Progress;
 use super::report::Report;
 use super::{fresh, names, parse_connections, parse_seconds, run_id, time_text, Common};
@@ -137,22 +136,13 @@ pub async fn run(args: Args) -> Result<Report, String> {
     let workers: Vec<CheckIns> = (0..args.connections)
         .map(|i| CheckIns::new(format!("{run}-{i}")))
         .collect();
-    let cpu = CpuMeter::start(&args.load.pids)?;
-    let bench_cpu = own_cpu_time()?;
     let progress = Progress::start("iamat", "load");
-    let (workers, totals) = closed_loop::run(
-        &plan,
+    let closed_loop::Measured {
         workers,
-        usize::from(args.load.depth),
-        args.load.duration,
-        &progress,
-    )
-    .await?;
-    let herd_cpu = match &cpu {
-        Some(meter) => Some(meter.finish().await?),
-        None => None,
-    };
-    let bench_cpu = own_cpu_time()?.saturating_sub(bench_cpu);
+        totals,
+        herd_cpu,
+        bench_cpu,
+    } = closed_loop::measured(&plan, workers, &args.load, &progress).await?;
     progress.phase("checking records");
     let newest: Vec<(String, i64)> = workers.iter().filter_map(CheckIns::newest).collect();
     let fresh = fresh::check(&targets, &newest, args.settle).await?;

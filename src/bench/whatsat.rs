@@ -17,7 +17,6 @@ use tokio::time::timeout;
 use super::closed_loop::{self, Worker};
 use super::conn::{excerpt, Conn};
 use super::iamat::{check_in_once, LoadArgs};
-use super::procfs::{own_cpu_time, CpuMeter};
 use super::progress::Progress;
 use super::report::Report;
 use super::{fresh, loopback_host, names, parse_connections, run_id, servers_of, Common, Target};
@@ -94,23 +93,14 @@ pub async fn run(args: Args) -> Result<Report, String> {
             request: request.clone(),
         })
         .collect();
-    let cpu = CpuMeter::start(&args.load.pids)?;
-    let bench_cpu = own_cpu_time()?;
     let progress = Progress::start("whatsat", "load");
-    let (_, totals) = closed_loop::run(
-        &plan,
-        workers,
-        usize::from(args.load.depth),
-        args.load.duration,
-        &progress,
-    )
-    .await?;
+    let closed_loop::Measured {
+        totals,
+        herd_cpu,
+        bench_cpu,
+        ..
+    } = closed_loop::measured(&plan, workers, &args.load, &progress).await?;
     drop(progress);
-    let herd_cpu = match &cpu {
-        Some(meter) => Some(meter.finish().await?),
-        None => None,
-    };
-    let bench_cpu = own_cpu_time()?.saturating_sub(bench_cpu);
     let calls = match (&args.places_stats, calls_before) {
         (Some(url), Some(before)) => Some(upstream_calls(&args.common, url).await? - before),
         _ => None,

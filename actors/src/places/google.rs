@@ -63,18 +63,12 @@ fn shape(answer: Answer, bound: usize) -> Result<Value, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: body.to_owned().into(),
-        }
-    }
+    use crate::places::upstream::Answer;
 
     #[test]
     fn results_are_cut_to_the_bound_and_the_rest_kept_in_order() {
         let body = r#"{"html_attributions":[],"next_page_token":"t","results":[{"a":1},{"a":2},{"a":3}],"status":"OK"}"#;
-        let reply = shape(answer(200, body), 2).unwrap();
+        let reply = shape(Answer::canned(200, body), 2).unwrap();
         assert_eq!(
             serde_json::to_string(&reply).unwrap(),
             r#"{"html_attributions":[],"next_page_token":"t","results":[{"a":1},{"a":2}],"status":"OK"}"#
@@ -84,7 +78,7 @@ mod tests {
     #[test]
     fn googles_own_refusal_passes_through() {
         let body = r#"{"error_message":"The provided API key is invalid.","html_attributions":[],"results":[],"status":"REQUEST_DENIED"}"#;
-        let reply = shape(answer(200, body), 5).unwrap();
+        let reply = shape(Answer::canned(200, body), 5).unwrap();
         assert_eq!(reply["status"], "REQUEST_DENIED");
         assert_eq!(reply["error_message"], "The provided API key is invalid.");
     }
@@ -92,16 +86,19 @@ mod tests {
     #[test]
     fn unusable_answers_are_failures() {
         let status = |a| shape(a, 5).unwrap_err().status;
-        assert_eq!(status(answer(500, "{}")), upstream::ERROR);
-        assert_eq!(status(answer(200, "<html>")), upstream::BAD_RESPONSE);
+        assert_eq!(status(Answer::canned(500, "{}")), upstream::ERROR);
         assert_eq!(
-            status(answer(200, r#"{"status":"OK"}"#)),
+            status(Answer::canned(200, "<html>")),
             upstream::BAD_RESPONSE
         );
         assert_eq!(
-            status(answer(200, r#"{"results":{}}"#)),
+            status(Answer::canned(200, r#"{"status":"OK"}"#)),
             upstream::BAD_RESPONSE
         );
-        assert_eq!(status(answer(200, "[1]")), upstream::BAD_RESPONSE);
+        assert_eq!(
+            status(Answer::canned(200, r#"{"results":{}}"#)),
+            upstream::BAD_RESPONSE
+        );
+        assert_eq!(status(Answer::canned(200, "[1]")), upstream::BAD_RESPONSE);
     }
 }

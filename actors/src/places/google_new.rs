@@ -155,13 +155,7 @@ fn to_result(place: &Map<String, Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: body.to_owned().into(),
-        }
-    }
+    use crate::places::upstream::Answer;
 
     #[test]
     fn the_request_keeps_the_clients_digits() {
@@ -187,7 +181,7 @@ mod tests {
              "rating":4.50,"userRatingCount":12,"businessStatus":"OPERATIONAL","displayName":{"text":"Cafe","languageCode":"en"}},
             {"id":"ChIJ2","formattedAddress":"2 Main St"},
             {"id":"ChIJ3"}]}"#;
-        let reply = translate(answer(200, body), 2).unwrap();
+        let reply = translate(Answer::canned(200, body), 2).unwrap();
         assert_eq!(
             serde_json::to_string(&reply).unwrap(),
             concat!(
@@ -201,7 +195,7 @@ mod tests {
 
     #[test]
     fn an_empty_answer_is_zero_results() {
-        let reply = translate(answer(200, "{}"), 5).unwrap();
+        let reply = translate(Answer::canned(200, "{}"), 5).unwrap();
         assert_eq!(
             reply,
             json!({"html_attributions": [], "results": [], "status": "ZERO_RESULTS"})
@@ -211,7 +205,7 @@ mod tests {
     #[test]
     fn googles_errors_keep_their_message_under_the_legacy_word() {
         let body = r#"{"error":{"code":403,"message":"Places API (New) has not been used in project 1.","status":"PERMISSION_DENIED"}}"#;
-        let failure = translate(answer(403, body), 5).unwrap_err();
+        let failure = translate(Answer::canned(403, body), 5).unwrap_err();
         assert_eq!(failure.status, "REQUEST_DENIED");
         assert_eq!(
             failure.message,
@@ -220,7 +214,7 @@ mod tests {
         let body =
             r#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED"}}"#;
         assert_eq!(
-            translate(answer(429, body), 5).unwrap_err().status,
+            translate(Answer::canned(429, body), 5).unwrap_err().status,
             "OVER_QUERY_LIMIT"
         );
     }
@@ -229,14 +223,17 @@ mod tests {
     fn unusable_answers_are_failures() {
         let status = |a| translate(a, 5).unwrap_err().status;
         assert_eq!(
-            status(answer(502, "<html>bad gateway</html>")),
+            status(Answer::canned(502, "<html>bad gateway</html>")),
             upstream::ERROR
         );
-        assert_eq!(status(answer(200, "not json")), upstream::BAD_RESPONSE);
         assert_eq!(
-            status(answer(200, r#"{"places":{}}"#)),
+            status(Answer::canned(200, "not json")),
             upstream::BAD_RESPONSE
         );
-        assert_eq!(status(answer(200, "[]")), upstream::BAD_RESPONSE);
+        assert_eq!(
+            status(Answer::canned(200, r#"{"places":{}}"#)),
+            upstream::BAD_RESPONSE
+        );
+        assert_eq!(status(Answer::canned(200, "[]")), upstream::BAD_RESPONSE);
     }
 }

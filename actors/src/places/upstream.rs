@@ -104,6 +104,17 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
+#[cfg(test)]
+impl Answer {
+    /// An answer as if upstream had sent it, for the providers' shaping tests.
+    pub(crate) fn canned(status: u16, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).expect("a valid status code"),
+            body: body.to_owned().into(),
+        }
+    }
+}
+
 /// Sends a request and reads the whole answer, giving up at `deadline`: the end of the
 /// configured `timeout` counted from the question's arrival, which messages name because
 /// it is what the operator set. `base_url` names the service in messages (it holds no
