@@ -234,6 +234,9 @@ impl Session {
     /// A line from an authenticated neighbour: a record to merge, or a request for our digest.
     fn peer_line(&mut self, from: Arc<str>, line: &[u8], ctx: &mut Context<Self>) {
         let text = std::str::from_utf8(line).unwrap_or("");
+        if text == wire::PING {
+            return;
+        }
         if text == wire::SYNC {
             self.shared
                 .store

@@ -233,7 +233,10 @@ impl Supervised for PeerLink {
     }
 }
 
-/// Request: the neighbour just dialled us, so it is up: if waiting to retry, dial now.
+/// Request: the neighbour just dialled us, so it is up: if waiting to retry, dial now. If
+/// this link is up, send a `PING`: a neighbour that dials in afresh has likely restarted,
+/// and if its host went down without closing our connection, writing is what brings the
+/// reset that tells us, so the link redials and syncs the neighbour at once.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Nudge;
@@ -245,6 +248,9 @@ impl Handler<Nudge> for PeerLink {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
             self.dial(ctx);
+        } else if let Some(out) = self.slot.borrow().as_ref() {
+            // On overflow the writer ends with the error and the link drops: nothing to do.
+            let _ = out.push_line(wire::PING.as_bytes());
         }
     }
 }

@@ -29,6 +29,8 @@ pub const SYNC: &str = "SYNC";
 pub const DIGEST: &str = "DIGEST";
 pub const DIGEST_END: &str = "DIGEST-END";
 pub const FLOOD: &str = "FLOOD";
+/// Says nothing; the listener ignores it. Writing it tests a link that may be half-open.
+pub const PING: &str = "PING";
 
 /// The most names a `FLOOD` line's seen list may hold: more than any herd flooding suits.
 const MAX_SEEN: usize = 1024;

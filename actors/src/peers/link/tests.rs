@@ -125,7 +125,7 @@ async fn link_comes_up_when_the_listener_appears_late_and_again_after_a_drop() {
     let store = store();
     let kiwi = record("IAMAT kiwi +1+1 5");
     store.send(CheckIn(kiwi.clone())).await.unwrap();
-    let (_link, slot) = start_link(addr, None, store.clone());
+    let (link, slot) = start_link(addr, None, store.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let listener = TcpListener::bind(addr).await.unwrap();
 
@@ -144,6 +144,9 @@ async fn link_comes_up_when_the_listener_appears_late_and_again_after_a_drop() {
     let out = slot.borrow().clone().expect("the link is up");
     out.push_line(pear.at_line().as_bytes()).unwrap();
     assert_eq!(second.line().await, pear.at_line());
+    // A nudge while up probes the connection instead of dialling again.
+    link.send(Nudge).await.unwrap();
+    assert_eq!(second.line().await, "PING");
 }
 
 async fn accept(listener: &TcpListener) -> Neighbour {
