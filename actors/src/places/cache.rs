@@ -17,6 +17,7 @@
 //! times its text), and parsing one reply on a hit costs microseconds.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{NearbyQuery, Provider};
@@ -82,6 +83,9 @@ impl CacheKey {
 
 struct Entry {
     text: String,
+    /// The reply last served from this entry, rendered for its bound: most questions for a
+    /// place ask the same bound, and rendering 20 places is most of the cost of a hit.
+    rendered: Option<(usize, Arc<str>)>,
     covers: usize,
     expires: Instant,
     /// Position in `ReplyCache::order`: larger is more recently used.
@@ -119,8 +123,15 @@ impl ReplyCache {
         self.entries.len()
     }
 
-    /// The answer for `key` if it is fresh and covers `bound`; marks it used.
-    pub(crate) fn get(&mut self, key: &CacheKey, bound: usize, now: Instant) -> Option<&str> {
+    /// The reply for `key` cut to `bound`, if a fresh answer covers it; marks it used.
+    /// `render` turns the kept answer into the reply for a bound not rendered last time.
+    pub(crate) fn get(
+        &mut self,
+        key: &CacheKey,
+        bound: usize,
+        now: Instant,
+        render: impl FnOnce(&str) -> Option<String>,
+    ) -> Option<Arc<str>> {
         let entry = self.entries.get(key)?;
         if entry.expires <= now {
             self.remove(key);
@@ -134,7 +145,18 @@ impl ReplyCache {
         self.order.remove(&entry.used);
         entry.used = self.clock;
         self.order.insert(self.clock, key.clone());
-        Some(&entry.text)
+        if let Some((rendered_bound, text)) = &entry.rendered {
+            if *rendered_bound == bound {
+                return Some(Arc::clone(text));
+            }
+        }
+        let text: Arc<str> = Arc::from(render(&entry.text)?);
+        let old = entry.rendered.replace((bound, Arc::clone(&text)));
+        let old_len = old.map_or(0, |(_, t)| t.len());
+        entry.size = entry.size - old_len + text.len();
+        self.bytes = self.bytes - old_len + text.len();
+        self.evict_beyond_bounds(Some(key));
+        Some(text)
     }
 
     /// Keeps `text`, the answer to `key` with all results up to `covers`, unless a fresh
@@ -158,14 +180,21 @@ impl ReplyCache {
         self.order.insert(self.clock, key.clone());
         let entry = Entry {
             text,
+            rendered: None,
             covers,
             expires: now + self.settings.ttl,
             used: self.clock,
             size,
         };
         self.entries.insert(key, entry);
+        self.evict_beyond_bounds(None);
+    }
+
+    /// Drops least recently used entries until the cache is within its bounds, sparing
+    /// `keep` (the entry being served).
+    fn evict_beyond_bounds(&mut self, keep: Option<&CacheKey>) {
         while self.entries.len() > self.settings.entries || self.bytes > self.settings.max_bytes {
-            let Some((_, oldest)) = self.order.pop_first() else {
+            let Some(oldest) = self.order.values().find(|k| Some(*k) != keep).cloned() else {
                 break;
             };
             self.remove(&oldest);
@@ -183,6 +212,12 @@ impl ReplyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `get` serves, rendered as the kept text itself.
+    fn read(c: &mut ReplyCache, key: &CacheKey, bound: usize, now: Instant) -> Option<String> {
+        c.get(key, bound, now, |text| Some(text.to_owned()))
+            .map(|text| text.to_string())
+    }
 
     const TTL: Duration = Duration::from_secs(300);
 
@@ -246,11 +281,14 @@ mod tests {
         let mut c = cache(10, 1 << 20);
         let t0 = Instant::now();
         c.insert(key(1.0, 1.0), "five".into(), 5, t0);
-        assert_eq!(c.get(&key(1.0, 1.0), 1, t0), Some("five"));
-        assert_eq!(c.get(&key(1.0, 1.0), 5, t0 + TTL / 2), Some("five"));
-        assert_eq!(c.get(&key(1.0, 1.0), 6, t0), None);
-        assert_eq!(c.get(&key(2.0, 1.0), 1, t0), None);
-        assert_eq!(c.get(&key(1.0, 1.0), 1, t0 + TTL), None);
+        assert_eq!(read(&mut c, &key(1.0, 1.0), 1, t0), Some("five".into()));
+        assert_eq!(
+            read(&mut c, &key(1.0, 1.0), 5, t0 + TTL / 2),
+            Some("five".into())
+        );
+        assert_eq!(read(&mut c, &key(1.0, 1.0), 6, t0), None);
+        assert_eq!(read(&mut c, &key(2.0, 1.0), 1, t0), None);
+        assert_eq!(read(&mut c, &key(1.0, 1.0), 1, t0 + TTL), None);
         assert_eq!(c.len(), 0, "the expired entry is gone");
     }
 
@@ -261,10 +299,13 @@ mod tests {
         c.insert(key(1.0, 1.0), "five".into(), 5, t0);
         c.insert(key(1.0, 1.0), "ten".into(), 10, t0);
         c.insert(key(1.0, 1.0), "late three".into(), 3, t0);
-        assert_eq!(c.get(&key(1.0, 1.0), 10, t0), Some("ten"));
+        assert_eq!(read(&mut c, &key(1.0, 1.0), 10, t0), Some("ten".into()));
         // Once the big one has expired, a smaller answer is better than none.
         c.insert(key(1.0, 1.0), "fresh three".into(), 3, t0 + TTL);
-        assert_eq!(c.get(&key(1.0, 1.0), 3, t0 + TTL), Some("fresh three"));
+        assert_eq!(
+            read(&mut c, &key(1.0, 1.0), 3, t0 + TTL),
+            Some("fresh three".into())
+        );
         assert_eq!(c.len(), 1);
     }
 
@@ -274,12 +315,15 @@ mod tests {
         let t0 = Instant::now();
         c.insert(key(1.0, 1.0), "a".into(), 5, t0);
         c.insert(key(2.0, 1.0), "b".into(), 5, t0);
-        assert!(c.get(&key(1.0, 1.0), 5, t0).is_some());
+        assert!(read(&mut c, &key(1.0, 1.0), 5, t0).is_some());
         c.insert(key(3.0, 1.0), "c".into(), 5, t0);
         assert_eq!(c.len(), 2);
-        assert!(c.get(&key(2.0, 1.0), 5, t0).is_none(), "b was least recent");
-        assert!(c.get(&key(1.0, 1.0), 5, t0).is_some());
-        assert!(c.get(&key(3.0, 1.0), 5, t0).is_some());
+        assert!(
+            read(&mut c, &key(2.0, 1.0), 5, t0).is_none(),
+            "b was least recent"
+        );
+        assert!(read(&mut c, &key(1.0, 1.0), 5, t0).is_some());
+        assert!(read(&mut c, &key(3.0, 1.0), 5, t0).is_some());
     }
 
     #[test]
@@ -292,9 +336,9 @@ mod tests {
             c.insert(key(lat, 1.0), text.clone(), 5, t0);
         }
         assert_eq!(c.len(), 2);
-        assert!(c.get(&key(1.0, 1.0), 5, t0).is_none());
+        assert!(read(&mut c, &key(1.0, 1.0), 5, t0).is_none());
         c.insert(key(4.0, 1.0), "x".repeat(3000), 5, t0);
-        assert!(c.get(&key(4.0, 1.0), 5, t0).is_none());
+        assert!(read(&mut c, &key(4.0, 1.0), 5, t0).is_none());
         assert_eq!(c.len(), 2);
         assert_eq!(c.bytes, 2 * size(&text));
     }
@@ -308,7 +352,28 @@ mod tests {
         assert!(!c.is_on());
         let t0 = Instant::now();
         c.insert(key(1.0, 1.0), "a".into(), 5, t0);
-        assert_eq!(c.get(&key(1.0, 1.0), 1, t0), None);
+        assert_eq!(read(&mut c, &key(1.0, 1.0), 1, t0), None);
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_hit_renders_once_per_bound_and_the_rendering_counts_against_the_bytes() {
+        let mut c = cache(10, 1 << 20);
+        let t0 = Instant::now();
+        c.insert(key(1.0, 1.0), "answer".into(), 20, t0);
+        let before = c.bytes;
+        let renders = std::cell::Cell::new(0);
+        let render = |text: &str| {
+            renders.set(renders.get() + 1);
+            Some(format!("{text} rendered"))
+        };
+        let first = c.get(&key(1.0, 1.0), 20, t0, render);
+        assert_eq!(first.as_deref(), Some("answer rendered"));
+        assert_eq!(c.get(&key(1.0, 1.0), 20, t0, render), first);
+        assert_eq!(renders.get(), 1);
+        assert_eq!(c.bytes, before + "answer rendered".len());
+        c.get(&key(1.0, 1.0), 5, t0, render);
+        assert_eq!(renders.get(), 2);
+        assert_eq!(c.bytes, before + "answer rendered".len());
     }
 }

@@ -211,11 +211,15 @@ impl Handler<Nearby> for PlacesFetcher {
         };
         let bound = q.bound;
         let key = CacheKey::new(&q, self.settings.cache.precision, self.settings.provider);
-        let kept = self.cache.get(&key, bound, Instant::now());
-        if let Some(reply) = kept.and_then(|text| serde_json::from_str(text).ok()) {
+        let kept = self.cache.get(&key, bound, Instant::now(), |text| {
+            serde_json::from_str(text)
+                .ok()
+                .map(|reply| cut(reply, bound))
+        });
+        if let Some(text) = kept {
             self.stats.hits += 1;
             log::debug!("places: cache hit for {key:?}, bound {bound}");
-            let text = cut(reply, bound);
+            let text = text.to_string();
             return Box::pin(async move { text });
         }
         let landing = match self.flights.get(&key) {
