@@ -231,25 +231,37 @@ fn the_herd_converges_after_churn() {
 
 #[test]
 fn herd_up_runs_every_server_and_stops_them_all() {
+    /// Stops `herd up` (and so its servers) with SIGTERM if the test fails midway: SIGKILL
+    /// would leave its children running.
+    struct Up(std::process::Child);
+    impl Drop for Up {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                signal(&self.0, "TERM");
+                let _ = self.0.wait();
+            }
+        }
+    }
+
     let files = HerdFiles::new(GRAPH, "");
-    let mut up = std::process::Command::new(herd_bin())
+    let mut up = Up(std::process::Command::new(herd_bin())
         .args(["up", "--config"])
         .arg(&files.config)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("spawn herd up");
+        .expect("spawn herd up"));
     for name in NAMES {
         wait_until_listening(files.addr(name));
     }
     let at = check_in(&files, "Hill", "IAMAT upclient +1+1 5");
     eventually_holds(&files, "Campbell", "upclient", &at);
-    signal(&up, "TERM");
-    let status = up.wait().expect("herd up exits");
+    signal(&up.0, "TERM");
+    let status = up.0.wait().expect("herd up exits");
     assert!(status.success());
     let mut stderr = String::new();
-    std::io::Read::read_to_string(up.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(up.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     // Every child's output carries its name, and every child has stopped.
     for name in NAMES {
         assert!(
