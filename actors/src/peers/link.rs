@@ -265,6 +265,7 @@ async fn dial(
             .await
             .map_err(|e| format!("connect to {}: {e}", t.addr))?;
         let _ = stream.set_nodelay(true);
+        let _ = keep_alive(&stream);
         let (read, mut write) = stream.into_split();
         let mut read = BufReader::new(read);
         let io = |e: std::io::Error| format!("handshake: {e}");
@@ -293,6 +294,16 @@ async fn dial(
     tokio::time::timeout(limit, handshake)
         .await
         .map_err(|_| "handshake timed out".to_owned())?
+}
+
+/// Turns on TCP keep-alive probes, so a link to a neighbour whose host died without closing
+/// the connection fails within about 20 s of silence, even with nothing to write.
+fn keep_alive(stream: &TcpStream) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(3))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
 /// Reads one line of at most a few KiB (a handshake or digest line).

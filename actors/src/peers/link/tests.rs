@@ -204,3 +204,23 @@ async fn a_neighbour_that_stops_reading_is_dropped_and_resynced() {
     assert_eq!(again.line().await, "SYNC");
     drop(stalled);
 }
+
+#[actix::test]
+async fn links_probe_a_silent_neighbour_with_keep_alives() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stream = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    keep_alive(&stream).unwrap();
+    let socket = socket2::SockRef::from(&stream);
+    assert!(socket.keepalive().unwrap());
+    assert_eq!(
+        socket.tcp_keepalive_time().unwrap(),
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        socket.tcp_keepalive_interval().unwrap(),
+        Duration::from_secs(3)
+    );
+    assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+}
