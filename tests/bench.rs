@@ -29,6 +29,14 @@ impl Herd {
         addrs.join(",")
     }
 
+    /// Runs `herd bench SCENARIO --servers <this herd> ARGS --json`.
+    fn bench(&self, scenario: &str, args: &[&str]) -> Value {
+        let servers = self.servers_arg();
+        let mut all = vec![scenario, "--servers", &servers];
+        all.extend_from_slice(args);
+        bench(&all)
+    }
+
     fn pids(&self) -> String {
         let pids: Vec<String> = self
             .servers
@@ -63,17 +71,17 @@ fn num(v: &Value, key: &str) -> f64 {
 #[test]
 fn iamat_floods_every_check_in_and_leaves_no_stale_record() {
     let herd = Herd::start();
-    let v = bench(&[
+    let v = herd.bench(
         "iamat",
-        "--servers",
-        &herd.servers_arg(),
-        "--connections",
-        "2",
-        "--duration",
-        "1",
-        "--pids",
-        &herd.pids(),
-    ]);
+        &[
+            "--connections",
+            "2",
+            "--duration",
+            "1",
+            "--pids",
+            &herd.pids(),
+        ],
+    );
     assert_eq!(v["scenario"], "iamat");
     assert!(num(&v, "check_ins") > 0.0, "{v}");
     assert!(num(&v, "check_ins_per_s") > 0.0, "{v}");
@@ -91,15 +99,7 @@ fn iamat_floods_every_check_in_and_leaves_no_stale_record() {
 #[test]
 fn whatsat_answers_every_request_with_places() {
     let herd = Herd::start();
-    let v = bench(&[
-        "whatsat",
-        "--servers",
-        &herd.servers_arg(),
-        "--connections",
-        "2",
-        "--duration",
-        "1",
-    ]);
+    let v = herd.bench("whatsat", &["--connections", "2", "--duration", "1"]);
     assert!(num(&v, "replies") > 0.0, "{v}");
     assert!(num(&v, "replies_per_s") > 0.0, "{v}");
     assert_eq!(num(&v, "errors"), 0.0, "{v}");
@@ -108,15 +108,7 @@ fn whatsat_answers_every_request_with_places() {
 #[test]
 fn flood_times_every_round_at_every_other_server() {
     let herd = Herd::start();
-    let v = bench(&[
-        "flood",
-        "--servers",
-        &herd.servers_arg(),
-        "--at",
-        "Smith",
-        "--rounds",
-        "3",
-    ]);
+    let v = herd.bench("flood", &["--at", "Smith", "--rounds", "3"]);
     assert_eq!(v["origin"], "Smith");
     assert_eq!(v["reached"], "Hill,Jaquez,Campbell,Singleton");
     assert_eq!(num(&v, "rounds"), 3.0);
@@ -128,19 +120,19 @@ fn flood_times_every_round_at_every_other_server() {
 fn conns_holds_idle_connections_that_all_answer() {
     let herd = Herd::start();
     let hill = herd.servers[0].child.id().to_string();
-    let v = bench(&[
+    let v = herd.bench(
         "conns",
-        "--servers",
-        &herd.servers_arg(),
-        "--at",
-        "Hill",
-        "--connections",
-        "50",
-        "--duration",
-        "0.5",
-        "--pid",
-        &hill,
-    ]);
+        &[
+            "--at",
+            "Hill",
+            "--connections",
+            "50",
+            "--duration",
+            "0.5",
+            "--pid",
+            &hill,
+        ],
+    );
     assert_eq!(num(&v, "opened"), 50.0, "{v}");
     assert!(num(&v, "accepted") >= 50.0, "{v}");
     assert_eq!(num(&v, "answered"), 50.0, "{v}");

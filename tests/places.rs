@@ -13,6 +13,15 @@ fn google_herd(base_url: &str, extra: &str) -> HerdFiles {
     ))
 }
 
+/// Sends a WHATSAT for kiwi and checks that the reply opens with kiwi's AT line `at`;
+/// returns the whole reply and its JSON.
+fn whatsat_kiwi(c: &mut Conn, at: &str, request: &str) -> (String, serde_json::Value) {
+    let reply = c.whatsat(request);
+    let (line, json) = split_whatsat(&reply);
+    assert_eq!(format!("{line}\n"), at);
+    (reply, json)
+}
+
 fn check_in_kiwi(c: &mut Conn) -> String {
     c.line("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503")
 }
@@ -29,9 +38,11 @@ fn whatsat_asks_google_in_metres_and_cuts_results_to_the_bound() {
         ("2.5", 20, "2500"),
         ("0.0005", 1, "0.5"),
     ] {
-        let reply = c.whatsat(&format!("WHATSAT kiwi.cs.ucla.edu {radius} {bound}"));
-        let (line, json) = split_whatsat(&reply);
-        assert_eq!(format!("{line}\n"), at);
+        let (reply, json) = whatsat_kiwi(
+            &mut c,
+            &at,
+            &format!("WHATSAT kiwi.cs.ucla.edu {radius} {bound}"),
+        );
         assert_eq!(json["status"], "OK");
         assert_eq!(json["results"].as_array().unwrap().len(), bound);
         // Google's layout: three-space indent and " : ".
@@ -86,9 +97,7 @@ fn every_upstream_failure_still_gets_a_reply_in_the_same_shape() {
         let _server = files.serve("Hill");
         let mut c = Conn::open(files.addr("Hill"));
         let at = check_in_kiwi(&mut c);
-        let reply = c.whatsat("WHATSAT kiwi.cs.ucla.edu 10 5");
-        let (line, json) = split_whatsat(&reply);
-        assert_eq!(format!("{line}\n"), at);
+        let (reply, json) = whatsat_kiwi(&mut c, &at, "WHATSAT kiwi.cs.ucla.edu 10 5");
         assert_eq!(json["status"], status, "{reply}");
         assert_eq!(json["results"].as_array().map(Vec::len), Some(0));
         assert!(json["error_message"].is_string());
@@ -131,9 +140,7 @@ fn google_new_is_asked_by_post_and_answers_in_the_nearby_search_shape() {
     let _server = files.serve("Hill");
     let mut c = Conn::open(files.addr("Hill"));
     let at = check_in_kiwi(&mut c);
-    let reply = c.whatsat("WHATSAT kiwi.cs.ucla.edu 10 5");
-    let (line, json) = split_whatsat(&reply);
-    assert_eq!(format!("{line}\n"), at);
+    let (reply, json) = whatsat_kiwi(&mut c, &at, "WHATSAT kiwi.cs.ucla.edu 10 5");
     assert_eq!(json["status"], "OK");
     assert_eq!(results(&json), 5);
     let first = &json["results"][0];

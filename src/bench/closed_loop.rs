@@ -18,8 +18,8 @@ use super::conn::{excerpt, Conn};
 use super::iamat::LoadArgs;
 use super::procfs::{own_cpu_time, CpuMeter};
 use super::progress::Progress;
-use super::report::{latency_histogram, micros};
-use super::Target;
+use super::report::{latency_histogram, micros, Report};
+use super::{names, Target};
 
 /// Connections opened at once: a burst of thousands of SYNs would overflow listen backlogs.
 pub const OPEN_AT_ONCE: usize = 256;
@@ -210,4 +210,24 @@ pub async fn measured<W: Worker>(
         herd_cpu,
         bench_cpu: own_cpu_time()?.saturating_sub(bench_cpu),
     })
+}
+
+/// Starts the report of a closed-loop run with what was loaded, how, and for how long.
+pub fn report(scenario: &'static str, plan: &[Target], load: &LoadArgs, totals: &Totals) -> Report {
+    let mut r = Report::new(scenario);
+    r.text("servers", "servers loaded", names(plan));
+    r.count("connections", "connections", plan.len() as u64);
+    r.count(
+        "depth",
+        "requests in flight per connection",
+        load.depth.into(),
+    );
+    r.figure(
+        "duration_s",
+        "load time",
+        totals.elapsed.as_secs_f64(),
+        2,
+        "s",
+    );
+    r
 }

@@ -14,7 +14,7 @@ use super::closed_loop::{self, Worker};
 use super::conn::{excerpt, Conn};
 use super::progress::Progress;
 use super::report::Report;
-use super::{fresh, names, parse_connections, parse_seconds, run_id, time_text, Common};
+use super::{fresh, parse_connections, parse_seconds, run_id, time_text, Common};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -148,21 +148,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
     let fresh = fresh::check(&targets, &newest, args.settle).await?;
     drop(progress);
 
-    let mut r = Report::new("iamat");
-    r.text("servers", "servers loaded", names(&plan));
-    r.count("connections", "connections", args.connections as u64);
-    r.count(
-        "depth",
-        "requests in flight per connection",
-        args.load.depth.into(),
-    );
-    r.figure(
-        "duration_s",
-        "load time",
-        totals.elapsed.as_secs_f64(),
-        2,
-        "s",
-    );
+    let mut r = closed_loop::report("iamat", &plan, &args.load, &totals);
     r.count("check_ins", "check-ins answered", totals.ok);
     r.count("errors", "wrong replies", totals.bad);
     r.count("broken", "connections broken", totals.broken);

@@ -19,7 +19,7 @@ use super::conn::{excerpt, Conn};
 use super::iamat::{check_in_once, LoadArgs};
 use super::progress::Progress;
 use super::report::Report;
-use super::{fresh, loopback_host, names, parse_connections, run_id, servers_of, Common, Target};
+use super::{fresh, loopback_host, parse_connections, run_id, servers_of, Common, Target};
 
 /// How long every loaded server may take to learn the seeded client.
 const SEED_WAIT: Duration = Duration::from_secs(5);
@@ -106,25 +106,11 @@ pub async fn run(args: Args) -> Result<Report, String> {
         _ => None,
     };
 
-    let mut r = Report::new("whatsat");
-    r.text("servers", "servers loaded", names(&plan));
-    r.count("connections", "connections", args.connections as u64);
-    r.count(
-        "depth",
-        "requests in flight per connection",
-        args.load.depth.into(),
-    );
+    let mut r = closed_loop::report("whatsat", &plan, &args.load, &totals);
     r.text(
         "request",
         "request",
         String::from_utf8_lossy(&request).trim_end(),
-    );
-    r.figure(
-        "duration_s",
-        "load time",
-        totals.elapsed.as_secs_f64(),
-        2,
-        "s",
     );
     r.count("replies", "replies with places", totals.ok);
     r.count("errors", "wrong or failed replies", totals.bad);

@@ -96,6 +96,9 @@ pub(crate) async fn call(
     q: NearbyQuery,
     deadline: Instant,
 ) -> Value {
+    let Some(key) = &settings.api_key else {
+        return Failure::missing_key().into_reply();
+    };
     let permit = match tokio::time::timeout_at(deadline, slots.free.acquire()).await {
         Ok(Ok(permit)) => permit,
         // The semaphore is never closed; were it, the fetcher would be going away.
@@ -106,8 +109,8 @@ pub(crate) async fn call(
     };
     slots.calls.set(slots.calls.get() + 1);
     let reply = match upstream {
-        Upstream::Google => google::nearby(&client, &settings, &q, deadline).await,
-        Upstream::GoogleNew => google_new::nearby(&client, &settings, &q, deadline).await,
+        Upstream::Google => google::nearby(&client, &settings, key, &q, deadline).await,
+        Upstream::GoogleNew => google_new::nearby(&client, &settings, key, &q, deadline).await,
     };
     drop(permit);
     reply

@@ -13,19 +13,18 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::upstream::{self, Answer, Failure};
-use super::{NearbyQuery, PlacesSettings};
+use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// Asks Google for places around `q`; never fails, never outlives `deadline`.
 pub(crate) async fn nearby(
     client: &awc::Client,
     settings: &PlacesSettings,
+    key: &ApiKey,
     q: &NearbyQuery,
     deadline: Instant,
 ) -> Value {
-    let Some(key) = &settings.api_key else {
-        return Failure::missing_key().into_reply();
-    };
-    let base = settings.base_url.trim_end_matches('/');
+    // Config keeps `base_url` without a trailing slash.
+    let base = &settings.base_url;
     // `location_param` holds only digits, '.', '-' and ',' (no '+', which a query string
     // would read as a space), and `radius_param` only digits and '.': both go as they are.
     let url = format!(

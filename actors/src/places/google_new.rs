@@ -25,7 +25,7 @@ use serde_json::{json, Map, Number, Value};
 use tokio::time::Instant;
 
 use super::upstream::{self, Answer, Failure};
-use super::{NearbyQuery, PlacesSettings};
+use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// The fields translated below, and no more: Google bills by the fields asked for.
 const FIELD_MASK: &str = "places.id,places.displayName,places.formattedAddress,\
@@ -36,13 +36,12 @@ places.userRatingCount,places.businessStatus";
 pub(crate) async fn nearby(
     client: &awc::Client,
     settings: &PlacesSettings,
+    key: &ApiKey,
     q: &NearbyQuery,
     deadline: Instant,
 ) -> Value {
-    let Some(key) = &settings.api_key else {
-        return Failure::missing_key().into_reply();
-    };
-    let base = settings.base_url.trim_end_matches('/');
+    // Config keeps `base_url` without a trailing slash.
+    let base = &settings.base_url;
     let send = client
         .post(format!("{base}/v1/places:searchNearby"))
         .insert_header(("X-Goog-Api-Key", key.expose()))
