@@ -396,15 +396,24 @@ impl Record {
             time_text: time,
             time: Timestamp::parse(time).ok_or(ParseError::Time)?,
         };
-        // Rebuild with single spaces so the stored line is canonical whatever the spacing.
-        let at_line = format!("AT {server} {diff} {client} {coords} {time}");
+        // The stored line is canonical (single spaces) whatever the spacing; a line that is
+        // already canonical, as every peer sends it, is kept without rebuilding it.
+        let canonical_len =
+            "AT ".len() + server.len() + diff.len() + client.len() + coords.len() + time.len() + 4;
+        let canonical =
+            line.len() == canonical_len && !line.bytes().any(|b| b != b' ' && is_space(b));
+        let at_line: Arc<str> = if canonical {
+            Arc::from(line)
+        } else {
+            Arc::from(format!("AT {server} {diff} {client} {coords} {time}"))
+        };
         let start = at_line.len() - time.len() - 1 - coords.len();
         Ok(Record {
             client: Arc::from(cmd.client),
             time: cmd.time,
             location: cmd.location,
             coordinates: (start, start + coords.len()),
-            at_line: Arc::from(at_line),
+            at_line,
         })
     }
 

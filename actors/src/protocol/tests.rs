@@ -278,6 +278,20 @@ fn at_lines_parse_back_into_the_same_record() {
 }
 
 #[test]
+fn at_lines_are_stored_with_single_spaces_whatever_the_spacing() {
+    let canonical = "AT Hill +0.100000000 kiwi +1+1 5";
+    for spaced in [
+        canonical,
+        "AT\tHill +0.100000000 kiwi +1+1 5",
+        "  AT Hill  +0.100000000 kiwi +1+1\t5 ",
+    ] {
+        let r = Record::parse_at_line(spaced).unwrap();
+        assert_eq!(r.at_line(), canonical, "{spaced:?}");
+        assert_eq!(r.coordinates(), "+1+1");
+    }
+}
+
+#[test]
 fn malformed_at_lines_are_refused() {
     for bad in [
         "AT Hill 0.1 a +1+1 1",
