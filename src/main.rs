@@ -91,7 +91,7 @@ fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
         eprintln!(
             "herd: {name} serving on {} (log: {})",
             server.addr,
-            config.log_dir.join(format!("{name}.log")).display()
+            server.log.path().display()
         );
         let signal = shutdown_signal().await;
         server.log.note(&format!("{name} stopping on {signal}"));

@@ -95,7 +95,8 @@ impl Outbox {
     }
 
     /// Bytes queued or being written.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
         let s = self.0.borrow();
         s.queued.len() + s.in_flight
     }
