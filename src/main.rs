@@ -91,13 +91,11 @@ fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
         eprintln!(
             "herd: {name} serving on {} (log: {})",
             server.addr,
-            server.log.path().display()
+            server.log_path().display()
         );
         let signal = shutdown_signal().await;
-        server.log.note(&format!("{name} stopping on {signal}"));
         server
-            .log
-            .flush_and_close()
+            .shut_down(&format!("{name} stopping on {signal}"))
             .map_err(|e| format!("cannot finish the event log: {e}"))?;
         Ok(())
     })

@@ -9,7 +9,7 @@ use tokio_util::codec::Decoder;
 
 /// Why a connection's input ended early.
 #[derive(Debug, thiserror::Error)]
-pub enum LineError {
+pub(crate) enum LineError {
     #[error("line longer than {0} bytes")]
     TooLong(usize),
     #[error("read failed: {0}")]
@@ -18,7 +18,7 @@ pub enum LineError {
 
 /// Splits on `\n`, dropping one `\r` before it. A last line ended by end-of-input is a line.
 #[derive(Debug)]
-pub struct LineCodec {
+pub(crate) struct LineCodec {
     max: usize,
     /// How much of the buffer is known to hold no `\n`, so each byte is scanned once.
     scanned: usize,
@@ -33,12 +33,18 @@ const BUSY_LINES: usize = 64;
 const BUSY_BUFFER: usize = 16 * 1024;
 
 impl LineCodec {
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         LineCodec {
             max,
             scanned: 0,
             lines: 0,
         }
+    }
+
+    /// Changes the longest line accepted from now on (a connection that turns out to be a
+    /// peer link takes longer lines than a client).
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 }
 

@@ -1,27 +1,37 @@
-//! The proxy-herd server, as a library: `start` wires the actors of one server.
+//! The proxy-herd server, as a library: [`start`] wires the actors of one server.
 //!
-//! Layout:
+//! Layout, following a client's line through the server:
 //! - [`protocol`]: client lines <-> typed commands and AT records; pure, no I/O.
-//! - [`codec`]: framing of lines as bytes, with a length cap.
-//! - [`outbox`]: a bounded per-socket write queue (actix's `FramedWrite` has no backpressure).
-//! - [`config`]: `herd.toml` -> validated [`config::HerdConfig`].
-//! - [`session`]: the Session actor, one per TCP connection.
-//! - [`store`]: the LocationStore actor, each client's latest record.
-//! - [`peers`]: PeerManager and its supervised PeerLinks: flooding and anti-entropy.
-//! - [`places`]: the PlacesFetcher actor, its providers (embedded, google, google-new), and
+//! - `codec`: framing of lines as bytes, with a length cap.
+//! - `outbox`: a bounded per-socket write queue (actix's `FramedWrite` has no backpressure).
+//! - `listener` and `admission`: the accept loop, and which connections it takes.
+//! - `session`: the Session actor, one per client connection.
+//! - `store`: the LocationStore actor, each client's latest record.
+//! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), and
+//!   the inbound peer actor a session hands a neighbour's connection to.
+//! - `places`: the PlacesFetcher actor, its providers (embedded, google, google-new), and
 //!   the cache, shared calls and call cap that keep Google's bill down.
-//! - [`log`]: the per-server event log, written off the serving path.
-//! - [`server`]: the listener and what sessions share.
+//! - `event_log`: the per-server event log, written off the serving path.
+//! - [`config`]: `herd.toml` -> validated settings.
+//! - `server`: the wiring of one server.
+//!
+//! Records flow one way through the imports: session -> store -> peers. The peers reach
+//! the store only through recipients they are handed at start-up.
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod codec;
+mod admission;
+mod codec;
 pub mod config;
-pub mod log;
-pub mod outbox;
-pub mod peers;
+mod event_log;
+mod listener;
+mod outbox;
+mod peers;
 pub mod places;
 pub mod protocol;
-pub mod server;
-pub mod session;
-pub mod store;
+mod server;
+mod session;
+mod store;
+#[cfg(test)]
+mod test_support;
 
-pub use server::{bind, preflight, start, start_with, Limits, Server, StartError, Tuning};
+pub use server::{bind, preflight, start, Server, StartError};

@@ -20,11 +20,11 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// More than the cap would be queued: the connection's reader has stopped reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("more than {0} bytes queued for a connection that does not read")]
-pub struct Overflow(pub usize);
+pub(crate) struct Overflow(pub usize);
 
 /// The sending side; clones share one queue. Single-threaded, like the actor that owns it.
 #[derive(Clone, Debug)]
-pub struct Outbox(Rc<RefCell<State>>);
+pub(crate) struct Outbox(Rc<RefCell<State>>);
 
 #[derive(Debug)]
 struct State {
@@ -39,7 +39,7 @@ struct State {
 }
 
 impl Outbox {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Outbox(Rc::new(RefCell::new(State {
             queued: BytesMut::new(),
             in_flight: 0,
@@ -51,26 +51,26 @@ impl Outbox {
     }
 
     /// Queues `bytes` whole, or nothing if that would pass the cap.
-    pub fn push(&self, bytes: &[u8]) -> Result<(), Overflow> {
+    pub(crate) fn push(&self, bytes: &[u8]) -> Result<(), Overflow> {
         let cap = self.0.borrow().cap;
         self.push_parts(&[bytes], cap)
     }
 
     /// Queues `line` and a newline, whole or not at all.
-    pub fn push_line(&self, line: &[u8]) -> Result<(), Overflow> {
+    pub(crate) fn push_line(&self, line: &[u8]) -> Result<(), Overflow> {
         let cap = self.0.borrow().cap;
         self.push_parts(&[line, b"\n"], cap)
     }
 
     /// Queues `line` and a newline past the cap: for a bounded burst the owner already holds
     /// in memory (a peer sync sends a copy of the table), which must not fail a link forever.
-    pub fn push_line_uncapped(&self, line: &[u8]) {
+    pub(crate) fn push_line_uncapped(&self, line: &[u8]) {
         self.push_parts(&[line, b"\n"], usize::MAX)
             .unwrap_or_else(|_| unreachable!("no cap to pass"));
     }
 
     /// Queues `bytes` past the cap (see [`Outbox::push_line_uncapped`]).
-    pub fn push_uncapped(&self, bytes: &[u8]) {
+    pub(crate) fn push_uncapped(&self, bytes: &[u8]) {
         self.push_parts(&[bytes], usize::MAX)
             .unwrap_or_else(|_| unreachable!("no cap to pass"));
     }
@@ -102,7 +102,7 @@ impl Outbox {
     }
 
     /// Asks the writer to write what is queued, shut the socket's sending side and end.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut s = self.0.borrow_mut();
         s.closing = true;
         if let Some(w) = s.waker.take() {
@@ -113,7 +113,7 @@ impl Outbox {
     /// Writes whatever is queued to `w` until [`Outbox::close`], then shuts it down; ends
     /// with an error as soon as a push overflowed, even while a write is blocked on a reader
     /// that does not read, so whoever awaits it drops the connection.
-    pub async fn drain_into<W: AsyncWrite + Unpin>(self, mut w: W) -> io::Result<()> {
+    pub(crate) async fn drain_into<W: AsyncWrite + Unpin>(self, mut w: W) -> io::Result<()> {
         let mut chunk: Option<Bytes> = None;
         let mut written = 0;
         poll_fn(|cx| loop {

@@ -15,13 +15,12 @@
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why a line is not a valid command. The client only ever sees `? <line>`; the kind goes
 /// to the event log, so an operator can tell what was wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     #[error("line is not valid UTF-8")]
     NotUtf8,
     #[error("unknown command")]
@@ -60,10 +59,13 @@ pub fn fields(s: &str) -> impl Iterator<Item = &str> {
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    pub fn from_nanos(nanos: i64) -> Self {
+    /// The time `nanos` nanoseconds after the epoch.
+    #[cfg(test)]
+    pub(crate) fn from_nanos(nanos: i64) -> Self {
         Timestamp(nanos)
     }
 
+    /// Nanoseconds since the epoch.
     pub fn nanos(self) -> i64 {
         self.0
     }
@@ -110,7 +112,7 @@ impl Timestamp {
 }
 
 /// `[+-]secs.nnnnnnnnn`: a signed nanosecond count in fixed notation.
-pub fn format_difference(nanos: i64, out: &mut String) {
+pub(crate) fn format_difference(nanos: i64, out: &mut String) {
     let sign = if nanos < 0 { '-' } else { '+' };
     let abs = nanos.unsigned_abs();
     let _ = write!(
@@ -157,15 +159,15 @@ fn cmp_decimal(int: &str, frac: &str, limit: u32) -> Ordering {
 
 /// A client's position: ISO 6709 `+34.068930-118.445127`, range-checked on the text.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Location {
-    pub lat: f64,
-    pub lng: f64,
+pub(crate) struct Location {
+    pub(crate) lat: f64,
+    pub(crate) lng: f64,
     /// Where the longitude's sign starts in the text this was parsed from.
     split: usize,
 }
 
 impl Location {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let bytes = s.as_bytes();
         if !matches!(bytes.first(), Some(b'+' | b'-')) {
             return None;
@@ -183,7 +185,7 @@ impl Location {
 
     /// `34.068930,-118.445127` from the text this was parsed from: the client's own digits,
     /// without `+` (which a URL query would read as a space).
-    pub fn query_param(&self, text: &str) -> String {
+    pub(crate) fn query_param(&self, text: &str) -> String {
         let (lat, lng) = text.split_at(self.split);
         format!(
             "{},{}",
@@ -204,14 +206,14 @@ fn signed_in_range(s: &str, limit: u32) -> Option<f64> {
 
 /// A WHATSAT radius: `D+(.D+)?` kilometres with 0 < r <= 50.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Radius {
-    pub metres: f64,
+pub(crate) struct Radius {
+    pub(crate) metres: f64,
     /// The radius in metres as exact decimal text, shifted from the kilometres' digits.
-    pub metres_text: String,
+    pub(crate) metres_text: String,
 }
 
 impl Radius {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let (int, frac) = unsigned_decimal(s)?;
         let positive = int.bytes().chain(frac.bytes()).any(|b| b != b'0');
         if !positive || cmp_decimal(int, frac, 50) == Ordering::Greater {
@@ -255,32 +257,32 @@ fn is_client_id(s: &str) -> bool {
 
 /// A valid client command, borrowing its text from the line.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command<'a> {
+pub(crate) enum Command<'a> {
     IAmAt(IAmAt<'a>),
     WhatsAt(WhatsAt<'a>),
 }
 
 /// `IAMAT <client> <coordinates> <time>`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct IAmAt<'a> {
-    pub client: &'a str,
-    pub coordinates: &'a str,
-    pub location: Location,
-    pub time_text: &'a str,
-    pub time: Timestamp,
+pub(crate) struct IAmAt<'a> {
+    pub(crate) client: &'a str,
+    pub(crate) coordinates: &'a str,
+    pub(crate) location: Location,
+    pub(crate) time_text: &'a str,
+    pub(crate) time: Timestamp,
 }
 
 /// `WHATSAT <client> <radius km> <bound>`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WhatsAt<'a> {
-    pub client: &'a str,
-    pub radius: Radius,
-    pub bound: u8,
+pub(crate) struct WhatsAt<'a> {
+    pub(crate) client: &'a str,
+    pub(crate) radius: Radius,
+    pub(crate) bound: u8,
 }
 
 /// Parses one line (without its terminator). `Ok(None)` for an empty or all-white-space
 /// line, which gets no reply.
-pub fn parse_line(line: &[u8]) -> Result<Option<Command<'_>>, ParseError> {
+pub(crate) fn parse_line(line: &[u8]) -> Result<Option<Command<'_>>, ParseError> {
     let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
     let mut it = fields(line);
     let Some(name) = it.next() else {
@@ -316,7 +318,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Command<'_>>, ParseError> {
 }
 
 /// `? <line>\n`: the reply to any invalid line, echoing it byte for byte.
-pub fn invalid_reply(line: &[u8]) -> Vec<u8> {
+pub(crate) fn invalid_reply(line: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(line.len() + 3);
     out.extend_from_slice(b"? ");
     out.extend_from_slice(line);
@@ -324,131 +326,10 @@ pub fn invalid_reply(line: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A client's check-in as the herd keeps and floods it: the AT line its receiving server
-/// produced, plus what is parsed out of that line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    client: Arc<str>,
-    time: Timestamp,
-    location: Location,
-    /// `AT <server> <diff> <client> <coordinates> <time>`, no newline.
-    at_line: Arc<str>,
-    /// Byte range of the coordinates within `at_line`.
-    coordinates: (usize, usize),
-}
+mod record;
 
-impl Record {
-    /// The record of a check-in received by `server` at `received`.
-    pub fn check_in(server: &str, received: Timestamp, cmd: &IAmAt<'_>) -> Record {
-        let mut line = String::with_capacity(
-            server.len() + cmd.client.len() + cmd.coordinates.len() + cmd.time_text.len() + 32,
-        );
-        line.push_str("AT ");
-        line.push_str(server);
-        line.push(' ');
-        format_difference(received.nanos() - cmd.time.nanos(), &mut line);
-        line.push(' ');
-        line.push_str(cmd.client);
-        line.push(' ');
-        let start = line.len();
-        line.push_str(cmd.coordinates);
-        let end = line.len();
-        line.push(' ');
-        line.push_str(cmd.time_text);
-        Record {
-            client: Arc::from(cmd.client),
-            time: cmd.time,
-            location: cmd.location,
-            at_line: Arc::from(line),
-            coordinates: (start, end),
-        }
-    }
-
-    /// Parses an AT line as another server produced it (peers flood AT lines).
-    pub fn parse_at_line(line: &str) -> Result<Record, ParseError> {
-        let mut it = fields(line);
-        let (Some("AT"), Some(server), Some(diff), Some(client), Some(coords), Some(time), None) = (
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-        ) else {
-            return Err(ParseError::FieldCount);
-        };
-        if !is_client_id(server) {
-            return Err(ParseError::ServerName);
-        }
-        let diff_ok = matches!(diff.as_bytes().first(), Some(b'+' | b'-'))
-            && matches!(diff[1..].split_once('.'), Some((s, n)) if all_digits(s) && n.len() == 9 && all_digits(n));
-        if !diff_ok {
-            return Err(ParseError::Difference);
-        }
-        if !is_client_id(client) {
-            return Err(ParseError::ClientId);
-        }
-        let cmd = IAmAt {
-            client,
-            coordinates: coords,
-            location: Location::parse(coords).ok_or(ParseError::Coordinates)?,
-            time_text: time,
-            time: Timestamp::parse(time).ok_or(ParseError::Time)?,
-        };
-        // The stored line is canonical (single spaces) whatever the spacing; a line that is
-        // already canonical, as every peer sends it, is kept without rebuilding it.
-        let canonical_len =
-            "AT ".len() + server.len() + diff.len() + client.len() + coords.len() + time.len() + 4;
-        let canonical =
-            line.len() == canonical_len && !line.bytes().any(|b| b != b' ' && is_space(b));
-        let at_line: Arc<str> = if canonical {
-            Arc::from(line)
-        } else {
-            Arc::from(format!("AT {server} {diff} {client} {coords} {time}"))
-        };
-        let start = at_line.len() - time.len() - 1 - coords.len();
-        Ok(Record {
-            client: Arc::from(cmd.client),
-            time: cmd.time,
-            location: cmd.location,
-            coordinates: (start, start + coords.len()),
-            at_line,
-        })
-    }
-
-    pub fn client(&self) -> &Arc<str> {
-        &self.client
-    }
-
-    pub fn time(&self) -> Timestamp {
-        self.time
-    }
-
-    pub fn location(&self) -> Location {
-        self.location
-    }
-
-    pub fn at_line(&self) -> &str {
-        &self.at_line
-    }
-
-    /// The AT line, shared rather than copied, for fanning out to several links.
-    pub fn at_line_shared(&self) -> Arc<str> {
-        self.at_line.clone()
-    }
-
-    /// The coordinates as the client sent them.
-    pub fn coordinates(&self) -> &str {
-        &self.at_line[self.coordinates.0..self.coordinates.1]
-    }
-
-    /// The herd's total "newer" order: client time first, then the AT line's bytes, so two
-    /// different check-ins with the same client time still have one winner everywhere.
-    pub fn newer_than(&self, other: &Record) -> bool {
-        (self.time, self.at_line.as_bytes()) > (other.time, other.at_line.as_bytes())
-    }
-}
+pub(crate) use record::Fingerprint;
+pub(crate) use record::Record;
 
 #[cfg(test)]
 mod tests;

@@ -1,77 +1,65 @@
-//! One server of the herd: the listener and what its sessions share.
+//! One server of the herd, wired: its actors, its listener, and its event log.
 
-use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::config::{HerdConfig, ServerConfig};
-use crate::log::EventLog;
-use crate::peers::inbound::PeerPolicy;
-use crate::peers::link::{LinkSettings, LinkTarget};
+use crate::admission::Admission;
+use crate::config::{ConfigError, HerdConfig, ServerConfig};
+use crate::event_log::EventLog;
+use crate::listener::accept_loop;
+use crate::peers::handshake::{LinkTarget, PeerPolicy};
+use crate::peers::link::LinkSettings;
 use crate::peers::manager::PeerManager;
+use crate::peers::records::Records;
 use crate::places::PlacesFetcher;
-use crate::session::Session;
+use crate::session::{Limits, SessionDeps};
 use crate::store::LocationStore;
-
-/// Caps that keep one connection from taking the server's memory.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Longest line accepted; a longer one closes the connection after earlier replies.
-    pub max_line: usize,
-    /// First size of each connection's read buffer; it grows only for long input.
-    pub read_buffer: usize,
-    /// Bytes of replies queued for a client that does not read before it is dropped.
-    pub max_queued: usize,
-    /// Commands awaiting replies on one connection before it is dropped.
-    pub max_in_flight: usize,
-    /// Open client connections; more are accepted and closed at once.
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_line: 8 * 1024,
-            read_buffer: 256,
-            max_queued: 4 * 1024 * 1024,
-            max_in_flight: 4096,
-            max_connections: 65_536,
-        }
-    }
-}
-
-/// What every session of one server uses.
-pub struct Shared {
-    pub name: Arc<str>,
-    pub store: Addr<LocationStore>,
-    pub peers: Addr<PeerManager>,
-    pub policy: PeerPolicy,
-    pub places: Addr<PlacesFetcher>,
-    pub log: EventLog,
-    pub limits: Limits,
-    pub connections: Cell<usize>,
-}
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
 pub struct Server {
+    /// Where it listens.
     pub addr: SocketAddr,
-    pub log: EventLog,
+    log: EventLog,
+}
+
+impl Server {
+    /// The server's event log file.
+    pub fn log_path(&self) -> &Path {
+        self.log.path()
+    }
+
+    /// Notes why the server stops and writes out its event log; returns once the log is
+    /// complete on disk.
+    pub fn shut_down(&self, why: &str) -> io::Result<()> {
+        self.log.note(why);
+        self.log.flush_and_close()
+    }
 }
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The configuration does not allow it.
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
+    /// Its event log cannot be opened.
     #[error("cannot open the event log in {dir}: {source}")]
-    Log { dir: String, source: io::Error },
+    Log {
+        /// The log directory.
+        dir: String,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// Its listening socket has no address.
     #[error("cannot listen: {0}")]
     Listen(io::Error),
+    /// A herd off loopback must authenticate its peer links.
     #[error("the herd has servers off loopback and no secret: set `secret` in the config or HERD_SECRET")]
     NoSecret,
 }
@@ -100,10 +88,22 @@ pub fn preflight<'a>(config: &'a HerdConfig, name: &str) -> Result<&'a ServerCon
 }
 
 /// Knobs that are not in `herd.toml`: sensible defaults, which tests tighten.
-#[derive(Debug, Clone, Default)]
-pub struct Tuning {
-    pub limits: Limits,
-    pub links: LinkSettings,
+#[derive(Debug, Clone)]
+pub(crate) struct Tuning {
+    pub(crate) limits: Limits,
+    /// Open client connections; more are accepted and closed at once.
+    pub(crate) max_connections: usize,
+    pub(crate) links: LinkSettings,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            limits: Limits::default(),
+            max_connections: 65_536,
+            links: LinkSettings::default(),
+        }
+    }
 }
 
 /// Starts server `name` of `config` on `listener`. Must run inside an actix `System`.
@@ -112,7 +112,7 @@ pub fn start(config: &HerdConfig, name: &str, listener: TcpListener) -> Result<S
 }
 
 /// [`start`] with limits and peer-link timings of the caller's choosing.
-pub fn start_with(
+pub(crate) fn start_with(
     config: &HerdConfig,
     name: &str,
     listener: TcpListener,
@@ -131,11 +131,10 @@ pub fn start_with(
         .map(|s| Arc::from(s.expose().as_bytes()));
     let mut targets = Vec::new();
     for neighbour in &me.neighbours {
-        let peer = config.server(neighbour)?;
         targets.push(LinkTarget {
             me: name.clone(),
             neighbour: Arc::from(neighbour.as_str()),
-            addr: peer.addr,
+            addr: config.server(neighbour)?.addr,
             secret: secret.clone(),
         });
     }
@@ -144,47 +143,42 @@ pub fn start_with(
         neighbours: targets.iter().map(|t| t.neighbour.clone()).collect(),
         secret,
     };
-    // The store and the peer manager each need the other's address.
+    // The store floods through the peer manager, and the manager asks the store for what a
+    // neighbour lacks: the store's address exists before it runs, so each gets the other's.
     let store_ctx = Context::<LocationStore>::new();
     let store = store_ctx.address();
-    let peers =
-        PeerManager::start_links(name.clone(), targets, &tuning.links, &store, &log).start();
+    let records = Records {
+        merge: store.clone().recipient(),
+        fingerprints: store.clone().recipient(),
+        missing: store.clone().recipient(),
+    };
+    let peers = PeerManager::new(
+        name.clone(),
+        targets,
+        policy,
+        tuning.links,
+        records,
+        log.clone(),
+    )
+    .start();
     store_ctx.run(LocationStore::new(peers.clone().recipient()));
-    let shared = Rc::new(Shared {
+    let deps = Rc::new(SessionDeps {
         name: name.clone(),
         store,
-        peers,
-        policy,
         places: PlacesFetcher::new(config.places.clone()).start(),
+        peers: peers.recipient(),
         log: log.clone(),
         limits: tuning.limits,
-        connections: Cell::new(0),
     });
     if config.secret.is_none() && !me.neighbours.is_empty() {
         log.note("no secret configured: peers are accepted by name alone (loopback herd)");
         eprintln!("herd: warning: no secret in the config; peer links are not authenticated");
     }
     log.note(&format!("{name} listening on {addr}"));
-    actix_rt::spawn(accept_loop(listener, shared));
+    actix_rt::spawn(accept_loop(
+        listener,
+        deps,
+        Admission::new(tuning.max_connections),
+    ));
     Ok(Server { addr, log })
-}
-
-async fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if shared.connections.get() >= shared.limits.max_connections {
-                    shared.log.dropped(peer, "too many connections");
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                Session::start(shared.clone(), stream, peer);
-            }
-            Err(e) => {
-                // Out of file descriptors, most likely: wait for some to close.
-                shared.log.note(&format!("accept failed: {e}"));
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
 }

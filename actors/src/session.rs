@@ -1,181 +1,191 @@
-//! The Session actor: one per TCP connection.
+//! The Session actor: one per client connection.
 //!
 //! A session reads lines, turns each into a command and answers it. Commands run
 //! concurrently (a WHATSAT may wait on the network while a later IAMAT does not), but the
-//! replies leave in the order the lines arrived: each line takes a slot in [`ReplyQueue`]
-//! and replies are written as the front slots fill.
+//! replies leave in the order the lines arrived: each line takes a slot in a
+//! [`ReplyQueue`](replies::ReplyQueue) and replies are written as the front slots fill.
 //!
 //! When the client half-closes, every line received is still answered before the session
 //! shuts its own sending side and ends.
+//!
+//! Every connection starts as a session. If its first line is a peer hello, the other side
+//! is a neighbour, not a client: the session hands the connection, with whatever it has read
+//! past the hello, to the peer side ([`Handoff`]) and ends.
 
-use std::collections::VecDeque;
+mod replies;
+
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
 use bytes::BytesMut;
+use futures::Stream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+use crate::admission::Ticket;
 use crate::codec::{LineCodec, LineError};
+use crate::event_log::EventLog;
 use crate::outbox::Outbox;
-use crate::peers::inbound::Answer;
-use crate::peers::manager::DialedIn;
+use crate::peers::manager::Handoff;
 use crate::peers::wire;
-use crate::places::{self, NearbyQuery};
+use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
-use crate::server::Shared;
-use crate::store::{CheckIn, Digest, Lookup, Merge};
+use crate::store::{CheckIn, LocationStore, Lookup};
+use replies::ReplyQueue;
 
-/// Replies in arrival order, whatever order they are ready in.
-#[derive(Debug, Default)]
-pub struct ReplyQueue {
-    /// Sequence number of the front slot.
-    front: u64,
-    slots: VecDeque<Option<Vec<u8>>>,
+/// Caps that keep one client from taking the server's memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// Longest line accepted; a longer one closes the connection after earlier replies.
+    pub(crate) max_line: usize,
+    /// First size of each connection's read buffer; it grows only for long input.
+    pub(crate) read_buffer: usize,
+    /// Bytes of replies queued for a client that does not read before it is dropped.
+    pub(crate) max_queued: usize,
+    /// Commands awaiting replies on one connection before it is dropped.
+    pub(crate) max_in_flight: usize,
 }
 
-impl ReplyQueue {
-    /// Takes the next slot; its reply will leave after every earlier one.
-    pub fn reserve(&mut self) -> u64 {
-        self.slots.push_back(None);
-        self.front + self.slots.len() as u64 - 1
-    }
-
-    /// Fills slot `seq` and returns the replies now ready to leave, in order.
-    pub fn fill(&mut self, seq: u64, reply: Vec<u8>) -> Vec<Vec<u8>> {
-        if let Some(slot) = seq
-            .checked_sub(self.front)
-            .and_then(|i| self.slots.get_mut(usize::try_from(i).ok()?))
-        {
-            *slot = Some(reply);
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 8 * 1024,
+            read_buffer: 256,
+            max_queued: 4 * 1024 * 1024,
+            max_in_flight: 4096,
         }
-        let mut ready = Vec::new();
-        while let Some(Some(_)) = self.slots.front() {
-            if let Some(Some(reply)) = self.slots.pop_front() {
-                ready.push(reply);
-            }
-            self.front += 1;
+    }
+}
+
+/// What every session of one server uses.
+pub(crate) struct SessionDeps {
+    /// This server's name, for AT lines.
+    pub(crate) name: Arc<str>,
+    pub(crate) store: Addr<LocationStore>,
+    pub(crate) places: Addr<PlacesFetcher>,
+    /// Takes over connections whose first line asks for a peer link.
+    pub(crate) peers: Recipient<Handoff>,
+    pub(crate) log: EventLog,
+    pub(crate) limits: Limits,
+}
+
+type Lines = FramedRead<OwnedReadHalf, LineCodec>;
+
+/// The connection's lines, as the session's stream; the session can take them back whole,
+/// with what was read ahead, to hand the connection over.
+struct Input(Rc<RefCell<Option<Lines>>>);
+
+impl Stream for Input {
+    type Item = Result<BytesMut, LineError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.borrow_mut().as_mut() {
+            Some(lines) => Pin::new(lines).poll_next(cx),
+            None => Poll::Ready(None),
         }
-        ready
-    }
-
-    /// Replies still awaited.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
     }
 }
 
-/// What a connection is, as far as its lines have shown.
-enum Mode {
-    /// A client (every connection starts as one).
-    Client,
-    /// Sent a hello; its next line must prove it holds the herd's secret.
-    Challenged { from: Arc<str>, nonce: String },
-    /// An authenticated link from a neighbour: its lines are records and `SYNC`.
-    Peer(Arc<str>),
-    /// A failed handshake: the session closes, and ignores what else arrives.
-    Refused,
+/// How the connection ends, as far as it is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Still reading, or answering what was read.
+    Open,
+    /// The server cut the connection; already logged as dropped.
+    Dropped,
+    /// Handed to the peer side, which logs it from here on.
+    HandedOff,
 }
 
-/// One connection: a client, or the listening end of a neighbour's link.
-pub struct Session {
-    shared: Rc<Shared>,
+/// One client connection.
+pub(crate) struct Session {
+    deps: Rc<SessionDeps>,
     peer: SocketAddr,
+    input: Rc<RefCell<Option<Lines>>>,
+    /// The sending side until the first line shows a client; then its writer owns it.
+    write: Option<OwnedWriteHalf>,
     out: Outbox,
     replies: ReplyQueue,
     input_done: bool,
-    mode: Mode,
-    first_line: bool,
-    /// Set when the server cut the connection (already logged as dropped).
-    dropped: bool,
+    ending: Ending,
+    /// Keeps the connection's place under the server's cap.
+    _ticket: Ticket,
 }
 
 impl Session {
     /// Starts a session on an accepted connection.
-    pub fn start(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) -> Addr<Session> {
+    pub(crate) fn start(
+        deps: Rc<SessionDeps>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        ticket: Ticket,
+    ) -> Addr<Session> {
         let (read, write) = stream.into_split();
         Session::create(move |ctx| {
-            let limits = &shared.limits;
-            ctx.add_stream(FramedRead::with_capacity(
+            let limits = &deps.limits;
+            let lines = FramedRead::with_capacity(
                 read,
                 LineCodec::new(limits.max_line),
                 limits.read_buffer,
-            ));
-            let out = Outbox::new(limits.max_queued);
-            // The session ends when its writer does: after a clean close or a failed write.
-            ctx.spawn(
-                fut::wrap_future::<_, Session>(out.clone().drain_into(write)).map(
-                    |res, act, ctx| {
-                        if let Err(e) = res {
-                            act.drop_connection(&format!("write failed: {e}"), ctx);
-                        }
-                        ctx.stop();
-                    },
-                ),
             );
-            shared.log.opened(peer);
-            shared.connections.set(shared.connections.get() + 1);
+            let input = Rc::new(RefCell::new(Some(lines)));
+            ctx.add_stream(Input(Rc::clone(&input)));
+            deps.log.opened(peer);
             Session {
-                shared,
+                out: Outbox::new(limits.max_queued),
+                deps,
                 peer,
-                out,
+                input,
+                write: Some(write),
                 replies: ReplyQueue::default(),
                 input_done: false,
-                mode: Mode::Client,
-                first_line: true,
-                dropped: false,
+                ending: Ending::Open,
+                _ticket: ticket,
             }
         })
     }
 
-    fn handle_line(&mut self, line: BytesMut, ctx: &mut Context<Self>) {
-        self.shared.log.received(self.peer, &line);
-        let first_line = std::mem::replace(&mut self.first_line, false);
-        match &self.mode {
-            Mode::Client if first_line && wire::is_hello(&line) => {
-                let answer = self
-                    .shared
-                    .policy
-                    .answer_hello(&String::from_utf8_lossy(&line));
-                match answer {
-                    Answer::Welcome(from) => self.become_peer(from, ctx),
-                    Answer::Challenge { from, nonce } => {
-                        self.send_peer_line(&format!("{} {nonce}", wire::CHALLENGE), ctx);
-                        self.mode = Mode::Challenged { from, nonce };
-                    }
-                    Answer::Refuse(reason) => self.refuse(&reason, ctx),
-                }
-                return;
+    /// The first line decides what the connection is: a peer hello hands it over; anything
+    /// else makes it a client, whose replies the writer starts sending.
+    fn first_line(&mut self, write: OwnedWriteHalf, line: BytesMut, ctx: &mut Context<Self>) {
+        if wire::is_hello(&line) {
+            if let Some(read) = self.input.borrow_mut().take() {
+                self.deps.peers.do_send(Handoff {
+                    addr: self.peer,
+                    hello: line,
+                    read,
+                    write,
+                });
             }
-            Mode::Client => {}
-            Mode::Challenged { from, nonce } => {
-                let from = from.clone();
-                let text = String::from_utf8_lossy(&line);
-                match self.shared.policy.check_proof(&from, nonce, &text) {
-                    Ok(()) => self.become_peer(from, ctx),
-                    Err(reason) => self.refuse(&reason, ctx),
-                }
-                return;
-            }
-            Mode::Peer(from) => {
-                let from = from.clone();
-                self.peer_line(from, &line, ctx);
-                return;
-            }
-            Mode::Refused => return,
+            self.ending = Ending::HandedOff;
+            ctx.stop();
+            return;
         }
+        // The session ends when its writer does: after a clean close or a failed write.
+        ctx.spawn(
+            fut::wrap_future::<_, Self>(self.out.clone().drain_into(write)).map(|res, act, ctx| {
+                if let Err(e) = res {
+                    act.drop_connection(&format!("write failed: {e}"), ctx);
+                }
+                ctx.stop();
+            }),
+        );
+        self.client_line(line, ctx);
+    }
+
+    fn client_line(&mut self, line: BytesMut, ctx: &mut Context<Self>) {
         let parsed = protocol::parse_line(&line);
         if matches!(parsed, Ok(None)) {
             return;
         }
         // Replies held back behind a slow one count too, invalid or not.
-        if self.replies.len() >= self.shared.limits.max_in_flight {
+        if self.replies.len() >= self.deps.limits.max_in_flight {
             self.drop_connection("too many commands awaiting replies", ctx);
             return;
         }
@@ -189,13 +199,13 @@ impl Session {
         };
         match command {
             Command::IAmAt(cmd) => {
-                let record = Record::check_in(&self.shared.name, Timestamp::now(), &cmd);
+                let record = Record::check_in(&self.deps.name, Timestamp::now(), &cmd);
                 let mut reply = Vec::with_capacity(record.at_line().len() + 1);
                 reply.extend_from_slice(record.at_line().as_bytes());
                 reply.push(b'\n');
                 // The store floods a new record before it answers, so the flood leaves
                 // before this reply does.
-                self.shared
+                self.deps
                     .store
                     .send(CheckIn(record))
                     .into_actor(self)
@@ -205,7 +215,7 @@ impl Session {
             Command::WhatsAt(cmd) => {
                 let (client, radius, bound) = (cmd.client.into(), cmd.radius, cmd.bound);
                 let reply =
-                    whatsat_reply(self.shared.clone(), client, radius, bound, line.freeze());
+                    whatsat_reply(Rc::clone(&self.deps), client, radius, bound, line.freeze());
                 reply
                     .into_actor(self)
                     .map(move |reply, act, ctx| act.complete(seq, reply, ctx))
@@ -214,94 +224,34 @@ impl Session {
         }
     }
 
-    fn become_peer(&mut self, from: Arc<str>, ctx: &mut Context<Self>) {
-        self.send_peer_line(&format!("{} {}", wire::WELCOME, self.shared.name), ctx);
-        self.shared.log.peer_in_up(&from, self.peer);
-        self.shared.peers.do_send(DialedIn(from.clone()));
-        self.mode = Mode::Peer(from);
-    }
-
-    fn refuse(&mut self, reason: &str, ctx: &mut Context<Self>) {
-        self.shared.log.note(&format!(
-            "refused peer handshake from {}: {reason}",
-            self.peer
-        ));
-        self.send_peer_line(&format!("{} {reason}", wire::REFUSED), ctx);
-        self.mode = Mode::Refused;
-        self.out.close();
-    }
-
-    /// A line from an authenticated neighbour: a record to merge, or a request for our digest.
-    fn peer_line(&mut self, from: Arc<str>, line: &[u8], ctx: &mut Context<Self>) {
-        let text = std::str::from_utf8(line).unwrap_or("");
-        if text == wire::PING {
-            return;
-        }
-        if text == wire::SYNC {
-            self.shared
-                .store
-                .send(Digest)
-                .into_actor(self)
-                .map(|digest, act, _| {
-                    // One line per client we hold: bounded by the table, and it must go
-                    // whole, whatever the per-client cap.
-                    if let Ok(digest) = digest {
-                        let summary = format!("<digest of {} bytes>", digest.len());
-                        act.shared.log.sent(act.peer, summary.as_bytes());
-                        act.out.push_uncapped(digest.as_bytes());
-                    }
-                })
-                .spawn(ctx);
-            return;
-        }
-        // A flood, or a bare AT line from a sync.
-        let (seen, at_line) = wire::parse_flood(text).unwrap_or((Vec::new(), text));
-        match Record::parse_at_line(at_line) {
-            Ok(record) => self.shared.store.do_send(Merge { record, from, seen }),
-            Err(e) => self.shared.log.note(&format!(
-                "ignored a line from peer {from}: {e}: {}",
-                String::from_utf8_lossy(line)
-            )),
-        }
-    }
-
-    fn send_peer_line(&mut self, line: &str, ctx: &mut Context<Self>) {
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        self.send_peer_bytes(&bytes, ctx);
-    }
-
-    /// Peer-protocol output: outside the client reply order, logged like any output.
-    fn send_peer_bytes(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
-        self.shared.log.sent(self.peer, bytes);
-        if let Err(overflow) = self.out.push(bytes) {
-            self.drop_connection(&overflow.to_string(), ctx);
-        }
-    }
-
     /// Files the reply for slot `seq` and sends every reply that is now due.
     fn complete(&mut self, seq: u64, reply: Vec<u8>, ctx: &mut Context<Self>) {
         for reply in self.replies.fill(seq, reply) {
-            self.shared.log.sent(self.peer, &reply);
+            self.deps.log.sent(self.peer, &reply);
             if let Err(overflow) = self.out.push(&reply) {
                 self.drop_connection(&overflow.to_string(), ctx);
                 return;
             }
         }
-        self.finish_if_done();
+        self.finish_if_done(ctx);
     }
 
     /// After the client's last line, close once every reply has been queued.
-    fn finish_if_done(&mut self) {
-        if self.input_done && self.replies.is_empty() {
+    fn finish_if_done(&mut self, ctx: &mut Context<Self>) {
+        if !(self.input_done && self.replies.is_empty()) {
+            return;
+        }
+        if self.write.is_some() {
+            // Not a line came: nothing to answer, no writer to wait for.
+            ctx.stop();
+        } else {
             self.out.close();
         }
     }
 
     fn drop_connection(&mut self, reason: &str, ctx: &mut Context<Self>) {
-        self.shared.log.dropped(self.peer, reason);
-        self.dropped = true;
+        self.deps.log.dropped(self.peer, reason);
+        self.ending = Ending::Dropped;
         ctx.stop();
     }
 }
@@ -309,13 +259,13 @@ impl Session {
 /// The WHATSAT answer: the client's AT line, the places JSON, a blank line; or `? line` for
 /// a client the herd has never seen.
 async fn whatsat_reply(
-    shared: Rc<Shared>,
+    deps: Rc<SessionDeps>,
     client: Box<str>,
     radius: Radius,
     bound: u8,
     line: bytes::Bytes,
 ) -> Vec<u8> {
-    let Ok(Some(record)) = shared.store.send(Lookup(client)).await else {
+    let Ok(Some(record)) = deps.store.send(Lookup(client)).await else {
         return protocol::invalid_reply(&line);
     };
     let location = record.location();
@@ -327,7 +277,7 @@ async fn whatsat_reply(
         radius_param: radius.metres_text,
         bound: usize::from(bound),
     };
-    let json = match shared.places.send(places::Nearby(query)).await {
+    let json = match deps.places.send(places::Nearby(query)).await {
         Ok(json) => json,
         Err(_) => places::failure_json("UPSTREAM_UNAVAILABLE", "places fetcher stopped"),
     };
@@ -343,14 +293,8 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.shared
-            .connections
-            .set(self.shared.connections.get() - 1);
-        if let Mode::Peer(from) = &self.mode {
-            self.shared.log.peer_in_down(from, self.peer);
-        }
-        if !self.dropped {
-            self.shared.log.closed(self.peer, "replies sent");
+        if self.ending == Ending::Open {
+            self.deps.log.closed(self.peer, "replies sent");
         }
     }
 }
@@ -358,22 +302,31 @@ impl Actor for Session {
 impl StreamHandler<Result<BytesMut, LineError>> for Session {
     fn handle(&mut self, item: Result<BytesMut, LineError>, ctx: &mut Context<Self>) {
         match item {
-            Ok(line) => self.handle_line(line, ctx),
+            Ok(line) => {
+                self.deps.log.received(self.peer, &line);
+                match self.write.take() {
+                    Some(write) => self.first_line(write, line, ctx),
+                    None => self.client_line(line, ctx),
+                }
+            }
             Err(e) => {
                 // The stream ends after an error; answer what came before, then close.
-                self.shared
+                self.deps
                     .log
                     .note(&format!("{}: input ended: {e}", self.peer));
                 self.input_done = true;
-                self.finish_if_done();
+                self.finish_if_done(ctx);
             }
         }
     }
 
     /// End of input is not the end of the session: replies may still be due.
-    fn finished(&mut self, _: &mut Context<Self>) {
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.ending == Ending::HandedOff {
+            return;
+        }
         self.input_done = true;
-        self.finish_if_done();
+        self.finish_if_done(ctx);
     }
 }
 

@@ -1,117 +1,237 @@
-//! The listening side of a peer link: who may become a peer, and how they prove it.
+//! The listening side of a peer link: one actor per connection a neighbour dialled.
 //!
-//! A connection whose first line is a `HERD-PEER` hello asks to become a peer link. It
-//! becomes one only if it names a configured neighbour and this server, and, when the herd
-//! has a secret, answers a fresh challenge with the right HMAC. Until then (and on every
-//! other connection) `AT` lines are just invalid client input: a client can never inject a
-//! record.
+//! A connection starts as a client [`Session`](crate::session::Session); when its first
+//! line is a `HERD-PEER` hello, the session hands the connection (and whatever it has read
+//! past the hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
+//! [`InboundPeer`] on it. The inbound peer finishes the handshake, then takes the dialler's
+//! lines: `SYNC` is answered with this server's digest, records are merged into the store,
+//! `PING` is answered with `PONG`. It sends no records: records travel from dialler to
+//! listener only, so each server floods over the links it dialled.
 
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
+use actix::prelude::*;
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::FramedRead;
+
+use super::error::Refusal;
+use super::handshake::{Greeting, PeerPolicy};
+use super::records::{Fingerprints, Merge, Records};
 use super::wire;
+use crate::codec::{LineCodec, LineError};
+use crate::event_log::EventLog;
+use crate::outbox::Outbox;
+use crate::protocol::Record;
 
-/// Who may dial this server.
-#[derive(Debug, Clone)]
-pub struct PeerPolicy {
-    pub me: Arc<str>,
-    pub neighbours: Vec<Arc<str>>,
-    pub secret: Option<Arc<[u8]>>,
+/// Request: `neighbour` has just dialled us and passed the handshake, so its server is up
+/// and our own link to it is worth dialling now. Sent to whoever keeps this server's links.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct DialedIn(pub(crate) Arc<str>);
+
+/// What every inbound peer of one server uses.
+pub(crate) struct InboundDeps {
+    pub(crate) policy: PeerPolicy,
+    pub(crate) records: Records,
+    pub(crate) log: EventLog,
+    /// Bytes queued for a neighbour that does not read before the connection is dropped;
+    /// a digest goes whole, past it.
+    pub(crate) max_queued: usize,
 }
 
-/// What the listener answers to a hello.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// Accepted without a secret: the connection is now a link from this neighbour.
-    Welcome(Arc<str>),
-    /// The dialler must prove it holds the secret for this nonce.
-    Challenge { from: Arc<str>, nonce: String },
-    /// Not a peer: say why and close.
-    Refuse(String),
+/// How far the handshake has come.
+enum Stage {
+    /// Sent a challenge; the next line must prove the dialler holds the herd's secret.
+    Challenged { from: Arc<str>, nonce: String },
+    /// An authenticated link from this neighbour.
+    Peer(Arc<str>),
+    /// Refused: the refusal is being sent, then the connection closes.
+    Refused,
 }
 
-impl PeerPolicy {
-    pub fn answer_hello(&self, line: &str) -> Answer {
-        let Some((from, to)) = wire::parse_hello(line) else {
-            return Answer::Refuse("malformed hello, expected HERD-PEER 1 <from> <to>".into());
-        };
-        if to != &*self.me {
-            return Answer::Refuse(format!("this is {}, not {to}", self.me));
+/// One connection a neighbour dialled.
+pub(crate) struct InboundPeer {
+    deps: Rc<InboundDeps>,
+    /// Told when a neighbour passes the handshake.
+    dialled_in: Recipient<DialedIn>,
+    addr: SocketAddr,
+    out: Outbox,
+    stage: Stage,
+}
+
+impl InboundPeer {
+    /// Takes over a connection whose first line was `hello`; `read` holds whatever came
+    /// after it.
+    pub(crate) fn start<R, W>(
+        deps: Rc<InboundDeps>,
+        dialled_in: Recipient<DialedIn>,
+        addr: SocketAddr,
+        hello: &[u8],
+        mut read: FramedRead<R, LineCodec>,
+        write: W,
+    ) -> Addr<InboundPeer>
+    where
+        R: AsyncRead + Unpin + 'static,
+        W: AsyncWrite + Unpin + 'static,
+    {
+        read.decoder_mut().set_max(wire::MAX_LINE);
+        let hello = String::from_utf8_lossy(hello).into_owned();
+        InboundPeer::create(move |ctx| {
+            let out = Outbox::new(deps.max_queued);
+            ctx.add_stream(read);
+            ctx.spawn(
+                fut::wrap_future::<_, Self>(out.clone().drain_into(write)).map(|res, act, ctx| {
+                    if let Err(e) = res {
+                        act.deps
+                            .log
+                            .dropped(act.addr, &format!("write failed: {e}"));
+                    }
+                    ctx.stop();
+                }),
+            );
+            let mut peer = InboundPeer {
+                deps,
+                dialled_in,
+                addr,
+                out,
+                stage: Stage::Refused,
+            };
+            match peer.deps.policy.answer_hello(&hello) {
+                Ok(Greeting::Welcome(from)) => peer.welcome(from),
+                Ok(Greeting::Challenge { from, nonce }) => {
+                    peer.send_line(&format!("{} {nonce}", wire::CHALLENGE));
+                    peer.stage = Stage::Challenged { from, nonce };
+                }
+                Err(refusal) => peer.refuse(&refusal),
+            }
+            peer
+        })
+    }
+
+    fn welcome(&mut self, from: Arc<str>) {
+        self.send_line(&format!("{} {}", wire::WELCOME, self.deps.policy.me));
+        self.deps.log.peer_in_up(&from, self.addr);
+        self.dialled_in.do_send(DialedIn(from.clone()));
+        self.stage = Stage::Peer(from);
+    }
+
+    fn refuse(&mut self, refusal: &Refusal) {
+        self.deps.log.note(&format!(
+            "refused peer handshake from {}: {refusal}",
+            self.addr
+        ));
+        self.send_line(&format!("{} {refusal}", wire::REFUSED));
+        self.stage = Stage::Refused;
+        self.out.close();
+    }
+
+    /// A line from an authenticated neighbour: a record to merge, a request for our
+    /// digest, or a heartbeat.
+    fn peer_line(&mut self, from: Arc<str>, line: &[u8], ctx: &mut Context<Self>) {
+        let text = std::str::from_utf8(line).unwrap_or("");
+        if text == wire::PING {
+            self.send_line(wire::PONG);
+            return;
         }
-        let Some(from) = self.neighbours.iter().find(|n| ***n == *from) else {
-            return Answer::Refuse(format!("{from} is not a neighbour of {}", self.me));
-        };
-        if self.secret.is_none() {
-            return Answer::Welcome(from.clone());
+        if text == wire::SYNC {
+            self.deps
+                .records
+                .fingerprints
+                .send(Fingerprints)
+                .into_actor(self)
+                .map(|held, act, _| {
+                    if let Ok(held) = held {
+                        act.send_digest(&held);
+                    }
+                })
+                .spawn(ctx);
+            return;
         }
-        match wire::nonce() {
-            Ok(nonce) => Answer::Challenge {
-                from: from.clone(),
-                nonce,
-            },
-            Err(e) => Answer::Refuse(format!("no randomness for a challenge: {e}")),
+        // A flood, or a bare AT line from a sync.
+        let (seen, at_line) = wire::parse_flood(text).unwrap_or((Vec::new(), text));
+        match Record::parse_at_line(at_line) {
+            Ok(record) => self
+                .deps
+                .records
+                .merge
+                .do_send(Merge { record, from, seen }),
+            Err(e) => self.deps.log.note(&format!(
+                "ignored a line from peer {from}: {e}: {}",
+                String::from_utf8_lossy(line)
+            )),
         }
     }
 
-    /// Checks the dialler's `HERD-PROOF` line for the challenge it was sent.
-    pub fn check_proof(&self, from: &str, nonce: &str, line: &str) -> Result<(), String> {
-        let secret = self.secret.as_deref().ok_or("no secret to check against")?;
-        let proof = wire::argument(line, wire::PROOF).ok_or("expected HERD-PROOF <hmac>")?;
-        if wire::verify(secret, from, &self.me, nonce, proof) {
-            Ok(())
-        } else {
-            Err(format!("wrong secret from {from}"))
+    /// One line per record held, then the end marker. Bounded by the table, and it must go
+    /// whole, whatever the per-connection cap, or a large table could never sync.
+    fn send_digest(&mut self, held: &[(Arc<str>, crate::protocol::Fingerprint)]) {
+        let mut digest = String::with_capacity(held.len() * 48 + 16);
+        for (client, fingerprint) in held {
+            wire::digest_line(client, *fingerprint, &mut digest);
+        }
+        digest.push_str(wire::DIGEST_END);
+        digest.push('\n');
+        let summary = format!("<digest of {} records>", held.len());
+        self.deps.log.sent(self.addr, summary.as_bytes());
+        self.out.push_uncapped(digest.as_bytes());
+    }
+
+    fn send_line(&mut self, line: &str) {
+        self.deps.log.sent(self.addr, line.as_bytes());
+        // On overflow the writer ends with the error, which ends the connection.
+        let _ = self.out.push_line(line.as_bytes());
+    }
+}
+
+impl Actor for InboundPeer {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Stage::Peer(from) = &self.stage {
+            self.deps.log.peer_in_down(from, self.addr);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy(secret: Option<&[u8]>) -> PeerPolicy {
-        PeerPolicy {
-            me: "Smith".into(),
-            neighbours: vec!["Hill".into(), "Campbell".into()],
-            secret: secret.map(Arc::from),
+impl StreamHandler<Result<BytesMut, LineError>> for InboundPeer {
+    fn handle(&mut self, item: Result<BytesMut, LineError>, ctx: &mut Context<Self>) {
+        let line = match item {
+            Ok(line) => line,
+            Err(e) => {
+                self.deps
+                    .log
+                    .note(&format!("{}: input ended: {e}", self.addr));
+                ctx.stop();
+                return;
+            }
+        };
+        self.deps.log.received(self.addr, &line);
+        match &self.stage {
+            Stage::Challenged { from, nonce } => {
+                let from = from.clone();
+                let text = String::from_utf8_lossy(&line);
+                match self.deps.policy.check_proof(&from, nonce, &text) {
+                    Ok(()) => self.welcome(from),
+                    Err(refusal) => self.refuse(&refusal),
+                }
+            }
+            Stage::Peer(from) => {
+                let from = from.clone();
+                self.peer_line(from, &line, ctx);
+            }
+            Stage::Refused => {}
         }
     }
 
-    #[test]
-    fn without_a_secret_only_neighbours_naming_this_server_get_in() {
-        let p = policy(None);
-        assert_eq!(
-            p.answer_hello("HERD-PEER 1 Hill Smith"),
-            Answer::Welcome("Hill".into())
-        );
-        assert!(matches!(
-            p.answer_hello("HERD-PEER 1 Jaquez Smith"),
-            Answer::Refuse(_)
-        ));
-        assert!(matches!(
-            p.answer_hello("HERD-PEER 1 Hill Campbell"),
-            Answer::Refuse(_)
-        ));
-        assert!(matches!(
-            p.answer_hello("HERD-PEER 1 hill Smith"),
-            Answer::Refuse(_)
-        ));
-        assert!(matches!(
-            p.answer_hello("HERD-PEER Hill Smith"),
-            Answer::Refuse(_)
-        ));
-    }
-
-    #[test]
-    fn with_a_secret_the_dialler_must_answer_the_challenge() {
-        let p = policy(Some(b"k"));
-        let Answer::Challenge { from, nonce } = p.answer_hello("HERD-PEER 1 Hill Smith") else {
-            panic!("expected a challenge");
-        };
-        let good = format!("HERD-PROOF {}", wire::proof(b"k", "Hill", "Smith", &nonce));
-        let bad = format!("HERD-PROOF {}", wire::proof(b"x", "Hill", "Smith", &nonce));
-        assert_eq!(p.check_proof(&from, &nonce, &good), Ok(()));
-        assert!(p.check_proof(&from, &nonce, &bad).is_err());
-        assert!(p.check_proof("Campbell", &nonce, &good).is_err());
-        assert!(p.check_proof(&from, &nonce, "IAMAT a +1+1 1").is_err());
+    /// The neighbour closed its side: nothing more will come, and it expects nothing.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if matches!(self.stage, Stage::Refused) {
+            // The refusal is still being written; the writer stops the actor.
+            return;
+        }
+        ctx.stop();
     }
 }

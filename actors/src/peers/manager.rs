@@ -1,70 +1,282 @@
-//! PeerManager: owns one supervised PeerLink per neighbour and fans floods out to them.
+//! PeerManager: owns this server's outbound link to each neighbour, fans floods out to
+//! them, and starts an [`InboundPeer`] for each link a neighbour dials in.
+//!
+//! Each link dials its neighbour, proves who it is, then sends `SYNC`, reads the neighbour's
+//! digest and sends it every record it lacks or holds older (anti-entropy). From then on it
+//! carries this server's floods. When a link fails the manager drops the connection and
+//! dials again after an exponential, jittered backoff; a neighbour that dials us makes the
+//! waiting link dial at once. Records only ever travel from dialler to listener: each server
+//! floods over the links it dialled, so nothing that a listener says can change the
+//! dialler's table.
 
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use super::link::{LinkSettings, LinkSlot, LinkTarget, Nudge, PeerLink};
-use super::wire;
-use crate::log::EventLog;
-use crate::protocol::Record;
-use crate::store::LocationStore;
 use actix::prelude::*;
+use bytes::BytesMut;
+use futures::stream::{self, StreamExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::FramedRead;
 
-/// One neighbour's link, as the manager reaches it.
-pub struct LinkHandle {
-    pub neighbour: Arc<str>,
-    pub nudge: Recipient<Nudge>,
-    /// The link's outbox while it is up: floods are pushed straight into it, with no
-    /// mailbox hop, so they are queued by the time a `Flood` is answered.
-    pub slot: LinkSlot,
-}
+use super::error::LinkError;
+use super::handshake::{self, Connected, LinkTarget, PeerPolicy};
+use super::inbound::{DialedIn, InboundDeps, InboundPeer};
+use super::link::{Link, LinkSettings, LinkState, UpLink};
+use super::records::{Missing, Records};
+use super::wire;
+use crate::codec::{LineCodec, LineError};
+use crate::event_log::EventLog;
+use crate::outbox::Outbox;
+use crate::protocol::Record;
 
-pub struct PeerManager {
+/// The outbound links of one server, and the door for its inbound ones.
+pub(crate) struct PeerManager {
     me: Arc<str>,
-    links: Vec<LinkHandle>,
+    links: Vec<Link>,
+    settings: LinkSettings,
+    records: Records,
+    log: EventLog,
+    /// What each inbound peer is started with.
+    inbound: Rc<InboundDeps>,
 }
 
 impl PeerManager {
-    /// A manager over links already started (tests hand it stand-ins).
-    pub fn with_links(me: Arc<str>, links: Vec<LinkHandle>) -> Self {
-        PeerManager { me, links }
-    }
-
-    /// Starts a supervised link to each neighbour.
-    pub fn start_links(
+    /// A manager with a link to each of `targets`; the links dial once it is started.
+    pub(crate) fn new(
         me: Arc<str>,
         targets: Vec<LinkTarget>,
-        settings: &LinkSettings,
-        store: &Addr<LocationStore>,
-        log: &EventLog,
+        policy: PeerPolicy,
+        settings: LinkSettings,
+        records: Records,
+        log: EventLog,
     ) -> Self {
-        let links = targets
-            .into_iter()
-            .map(|target| {
-                let neighbour = target.neighbour.clone();
-                let slot = LinkSlot::default();
-                let (settings, store, log) = (settings.clone(), store.clone(), log.clone());
-                let link_slot = slot.clone();
-                let addr = Supervisor::start(move |_| {
-                    PeerLink::new(target, settings, store, log, link_slot)
-                });
-                LinkHandle {
-                    neighbour,
-                    nudge: addr.recipient(),
-                    slot,
+        PeerManager {
+            me,
+            links: targets
+                .into_iter()
+                .map(|target| Link::new(target, &settings))
+                .collect(),
+            inbound: Rc::new(InboundDeps {
+                policy,
+                records: records.clone(),
+                log: log.clone(),
+                max_queued: settings.max_queued,
+            }),
+            settings,
+            records,
+            log,
+        }
+    }
+
+    /// Dials link `i` now.
+    fn dial(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let link = &mut self.links[i];
+        if let LinkState::Waiting { timer } = &link.state {
+            ctx.cancel_future(*timer);
+        }
+        link.generation += 1;
+        link.state = LinkState::Dialling;
+        let generation = link.generation;
+        let target = Arc::clone(&link.target);
+        let limit = self.settings.handshake_timeout;
+        let dial = async move { handshake::dial(&target, limit).await };
+        ctx.spawn(dial.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(connected) => act.link_connected(i, generation, connected, ctx),
+            Err(e) => act.link_failed(i, generation, &e, ctx),
+        }));
+    }
+
+    /// Link `i` passed its handshake: it starts queueing floods, and syncs.
+    fn link_connected(
+        &mut self,
+        i: usize,
+        generation: u64,
+        Connected { read, write }: Connected,
+        ctx: &mut Context<Self>,
+    ) {
+        if !self.links[i].is_current(generation) {
+            return;
+        }
+        let queue = Outbox::new(self.settings.max_queued);
+        // Floods are queued from now on, so nothing that arrives during the sync is missed.
+        if let Err(overflow) = queue.push_line(wire::SYNC.as_bytes()) {
+            self.link_failed(
+                i,
+                generation,
+                &LinkError::Write(std::io::Error::other(overflow)),
+                ctx,
+            );
+            return;
+        }
+        let io = [
+            self.spawn_reader(i, generation, read, ctx),
+            self.spawn_writer(i, generation, queue.clone(), write, ctx),
+        ];
+        let link = &mut self.links[i];
+        link.backoff.reset();
+        link.since = SystemTime::now();
+        link.state = LinkState::Up(UpLink {
+            queue,
+            digest: Some(Default::default()),
+            io,
+        });
+        self.log.peer_up(link.neighbour());
+    }
+
+    /// The neighbour's lines, ending with `None` when it closes.
+    fn spawn_reader(
+        &mut self,
+        i: usize,
+        generation: u64,
+        read: FramedRead<OwnedReadHalf, LineCodec>,
+        ctx: &mut Context<Self>,
+    ) -> SpawnHandle {
+        let lines = read
+            .map(Some)
+            .chain(stream::once(async { None }))
+            .map(move |line| LinkInput {
+                link: i,
+                generation,
+                line,
+            });
+        ctx.add_stream(lines)
+    }
+
+    /// Drains the link's queue into the connection; its end is the link's end.
+    fn spawn_writer(
+        &mut self,
+        i: usize,
+        generation: u64,
+        queue: Outbox,
+        write: OwnedWriteHalf,
+        ctx: &mut Context<Self>,
+    ) -> SpawnHandle {
+        let writer = queue.drain_into(write);
+        ctx.spawn(writer.into_actor(self).map(move |res, act, ctx| {
+            let e = match res {
+                Ok(()) => LinkError::Closed,
+                Err(e) => LinkError::Write(e),
+            };
+            act.link_failed(i, generation, &e, ctx);
+        }))
+    }
+
+    /// A line from the neighbour on link `i`: its digest while the link syncs.
+    fn link_line(&mut self, i: usize, generation: u64, line: &[u8], ctx: &mut Context<Self>) {
+        let LinkState::Up(up) = &mut self.links[i].state else {
+            return;
+        };
+        let text = std::str::from_utf8(line).unwrap_or("");
+        let Some(digest) = &mut up.digest else {
+            if text != wire::PONG {
+                log::debug!(
+                    "{} -> {}: ignored {text:?}",
+                    self.me,
+                    self.links[i].neighbour()
+                );
+            }
+            return;
+        };
+        if text != wire::DIGEST_END {
+            match wire::parse_digest_line(text) {
+                Some((client, fingerprint)) => {
+                    digest.insert(client.into(), fingerprint);
                 }
+                None => {
+                    let e = LinkError::BadDigest(text.into());
+                    self.link_failed(i, generation, &e, ctx);
+                }
+            }
+            return;
+        }
+        let digest = up.digest.take().unwrap_or_default();
+        self.records
+            .missing
+            .send(Missing(digest))
+            .into_actor(self)
+            .map(move |lines, act, ctx| match lines {
+                Ok(lines) => {
+                    let link = &act.links[i];
+                    if let (true, Some(queue)) = (link.is_current(generation), link.queue()) {
+                        // A sync sends a copy of (part of) the table: bounded by what we
+                        // hold, and it must go whole, or a large table could never sync.
+                        for line in lines {
+                            queue.push_line_uncapped(line.as_bytes());
+                        }
+                    }
+                }
+                Err(_) => act.link_failed(i, generation, &LinkError::StoreGone, ctx),
             })
-            .collect();
-        PeerManager { me, links }
+            .spawn(ctx);
+    }
+
+    /// Link `i` failed to come up or went down: drop its connection and dial again later.
+    fn link_failed(&mut self, i: usize, generation: u64, e: &LinkError, ctx: &mut Context<Self>) {
+        let link = &mut self.links[i];
+        if !link.is_current(generation) {
+            return;
+        }
+        match &link.state {
+            LinkState::Up(up) => {
+                for task in up.io {
+                    ctx.cancel_future(task);
+                }
+                link.since = SystemTime::now();
+                self.log.peer_down(link.neighbour(), &e.to_string());
+            }
+            LinkState::Dialling => log::debug!("{} -> {}: {e}", self.me, link.neighbour()),
+            LinkState::Waiting { .. } => return,
+        }
+        link.last_error = Some(e.to_string());
+        let delay = link.backoff.next_delay();
+        let timer = ctx.run_later(delay, move |act, ctx| act.dial(i, ctx));
+        self.links[i].state = LinkState::Waiting { timer };
     }
 }
 
 impl Actor for PeerManager {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        for i in 0..self.links.len() {
+            self.dial(i, ctx);
+        }
+    }
+}
+
+/// A line (or the end) of link `link`'s connection number `generation`.
+struct LinkInput {
+    link: usize,
+    generation: u64,
+    line: Option<Result<BytesMut, LineError>>,
+}
+
+impl StreamHandler<LinkInput> for PeerManager {
+    fn handle(&mut self, input: LinkInput, ctx: &mut Context<Self>) {
+        let LinkInput {
+            link,
+            generation,
+            line,
+        } = input;
+        if !self.links[link].is_current(generation) {
+            return;
+        }
+        match line {
+            Some(Ok(line)) => self.link_line(link, generation, &line, ctx),
+            Some(Err(e)) => self.link_failed(link, generation, &e.into(), ctx),
+            None => self.link_failed(link, generation, &LinkError::Closed, ctx),
+        }
+    }
+
+    /// Links' readers end one by one; the manager goes on.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 /// Request: send a record that is new here to every neighbour that does not have it yet.
-/// Response: once every link has queued it (the handler queues it itself), so a client's AT
-/// reply leaves after its flood.
+/// Response: once it is queued on every link that takes it (the handler queues it itself),
+/// so a client's AT reply leaves after its flood.
 ///
 /// A flood carries the names of the servers that have the record or are being sent it
 /// (`seen`); a server sends it only to neighbours outside that set whose links are up, and
@@ -73,11 +285,11 @@ impl Actor for PeerManager {
 /// syncs everything the neighbour lacks when it comes back.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Flood {
-    pub record: Record,
+pub(crate) struct Flood {
+    pub(crate) record: Record,
     /// The neighbour it came from, if any.
-    pub from: Option<Arc<str>>,
-    pub seen: Vec<Arc<str>>,
+    pub(crate) from: Option<Arc<str>>,
+    pub(crate) seen: Vec<Arc<str>>,
 }
 
 impl Handler<Flood> for PeerManager {
@@ -89,13 +301,13 @@ impl Handler<Flood> for PeerManager {
             from,
             mut seen,
         } = flood;
-        let targets: Vec<&LinkHandle> = self
+        let targets: Vec<&Link> = self
             .links
             .iter()
             .filter(|l| {
-                from.as_ref() != Some(&l.neighbour)
-                    && !seen.contains(&l.neighbour)
-                    && l.slot.borrow().is_some()
+                from.as_ref() != Some(l.neighbour())
+                    && !seen.contains(l.neighbour())
+                    && l.queue().is_some()
             })
             .collect();
         if targets.is_empty() {
@@ -106,29 +318,97 @@ impl Handler<Flood> for PeerManager {
                 seen.push(name.clone());
             }
         }
-        seen.extend(targets.iter().map(|l| l.neighbour.clone()));
+        seen.extend(targets.iter().map(|l| l.neighbour().clone()));
         let line = wire::flood_line(&seen, record.at_line());
-        for link in targets {
-            if let Some(out) = link.slot.borrow().as_ref() {
-                // On overflow the outbox ends its writer with the error, and the link drops
-                // and resyncs: nothing to do here.
-                let _ = out.push_line(line.as_bytes());
-            }
+        for queue in targets.iter().filter_map(|l| l.queue()) {
+            // On overflow the queue ends its writer with the error, and the link drops and
+            // resyncs: nothing to do here.
+            let _ = queue.push_line(line.as_bytes());
         }
     }
 }
-
-/// Request: `neighbour` has just dialled us, so its own link back is worth dialling now.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct DialedIn(pub Arc<str>);
 
 impl Handler<DialedIn> for PeerManager {
     type Result = ();
 
-    fn handle(&mut self, DialedIn(name): DialedIn, _: &mut Context<Self>) {
-        for link in self.links.iter().filter(|l| l.neighbour == name) {
-            link.nudge.do_send(Nudge);
+    /// The neighbour is up: if our link to it waits to retry, dial now. If our link is up,
+    /// send a `PING`: a neighbour that dials in afresh has likely restarted, and if its host
+    /// went down without closing our connection, writing is what brings the reset that tells
+    /// us, so the link redials and syncs the neighbour at once.
+    fn handle(&mut self, DialedIn(name): DialedIn, ctx: &mut Context<Self>) {
+        let Some(i) = self.links.iter().position(|l| *l.neighbour() == name) else {
+            return;
+        };
+        match &self.links[i].state {
+            LinkState::Waiting { .. } => self.dial(i, ctx),
+            LinkState::Up(up) => {
+                // On overflow the writer ends with the error and the link drops.
+                let _ = up.queue.push_line(wire::PING.as_bytes());
+            }
+            LinkState::Dialling => {}
         }
     }
 }
+
+/// Request: take over a connection whose first line, `hello`, asks to be a peer link.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Handoff {
+    pub(crate) addr: SocketAddr,
+    pub(crate) hello: BytesMut,
+    /// The rest of the input, with whatever was read past the hello.
+    pub(crate) read: FramedRead<OwnedReadHalf, LineCodec>,
+    pub(crate) write: OwnedWriteHalf,
+}
+
+impl Handler<Handoff> for PeerManager {
+    type Result = ();
+
+    fn handle(&mut self, handoff: Handoff, ctx: &mut Context<Self>) {
+        InboundPeer::start(
+            Rc::clone(&self.inbound),
+            ctx.address().recipient(),
+            handoff.addr,
+            &handoff.hello,
+            handoff.read,
+            handoff.write,
+        );
+    }
+}
+
+/// Request: how each outbound link is doing.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<LinkStatus>")]
+pub(crate) struct LinkStatuses;
+
+/// One outbound link, as [`LinkStatuses`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkStatus {
+    pub(crate) neighbour: Arc<str>,
+    pub(crate) up: bool,
+    /// When it last came up or went down.
+    pub(crate) since: SystemTime,
+    /// Why it last went down or failed to come up.
+    pub(crate) last_error: Option<String>,
+}
+
+impl Handler<LinkStatuses> for PeerManager {
+    type Result = MessageResult<LinkStatuses>;
+
+    fn handle(&mut self, _: LinkStatuses, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.links
+                .iter()
+                .map(|l| LinkStatus {
+                    neighbour: l.neighbour().clone(),
+                    up: l.queue().is_some(),
+                    since: l.since,
+                    last_error: l.last_error.clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,20 @@
 //! The herd's peer links: flooding new records and healing after failures.
 //!
 //! - [`wire`]: the peer protocol's lines (handshake, records, digests); pure.
-//! - [`link`]: PeerLink, one supervised outbound link per neighbour, with backoff and sync.
-//! - [`manager`]: PeerManager, which owns the links and fans floods out.
-//! - [`inbound`]: the listening side of a link, which a Session becomes after a handshake.
+//! - [`handshake`]: who may become a peer, and the dialling side's handshake.
+//! - [`link`]: one outbound link's state and backoff, as the manager keeps it.
+//! - [`manager`]: PeerManager, which owns the outbound links, fans floods out, and takes
+//!   over inbound links from the sessions that found them.
+//! - [`inbound`]: InboundPeer, the listening side of a link a neighbour dialled.
+//! - [`records`]: what the peer side asks of the store, handed to it as recipients.
+//! - [`error`]: why a link failed or a handshake was refused.
 //!
 //! `docs/peer-protocol.md` describes the protocol for operators.
 
-pub mod inbound;
-pub mod link;
-pub mod manager;
-pub mod wire;
+pub(crate) mod error;
+pub(crate) mod handshake;
+pub(crate) mod inbound;
+pub(crate) mod link;
+pub(crate) mod manager;
+pub(crate) mod records;
+pub(crate) mod wire;

@@ -306,7 +306,7 @@ fn a_full_buffer_drops_events_instead_of_blocking_and_counts_them() {
 }
 
 fn lost(log: &EventLog) -> u64 {
-    super::lock(&log.shared.buffer.pending).lost
+    super::lock(&log.file.buffer.pending).lost
 }
 
 /// A sink that always fails: a full or vanished disk.

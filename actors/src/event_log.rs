@@ -49,12 +49,12 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// The last handle to go flushes and closes the file; the server calls
 /// [`flush_and_close`](EventLog::flush_and_close) on shutdown so that happens before it exits.
 #[derive(Clone)]
-pub struct EventLog {
-    shared: Arc<Shared>,
+pub(crate) struct EventLog {
+    file: Arc<LogFile>,
 }
 
 /// What the handles share; its drop (the last handle's) closes the log.
-struct Shared {
+struct LogFile {
     path: PathBuf,
     buffer: Arc<Buffer>,
     /// `None` once closed.
@@ -79,7 +79,7 @@ struct Pending {
 
 impl EventLog {
     /// Opens `<dir>/<server>.log` for appending, creating `dir` if it is missing.
-    pub fn open(dir: &Path, server: &str) -> io::Result<EventLog> {
+    pub(crate) fn open(dir: &Path, server: &str) -> io::Result<EventLog> {
         let with_path = |path: &Path, what: &str| {
             let path = path.display().to_string();
             let what = what.to_string();
@@ -115,7 +115,7 @@ impl EventLog {
             .name("event-log".into())
             .spawn(move || write_events(&for_writer, sink))?;
         Ok(EventLog {
-            shared: Arc::new(Shared {
+            file: Arc::new(LogFile {
                 path,
                 buffer,
                 writer: Mutex::new(Some(writer)),
@@ -123,29 +123,29 @@ impl EventLog {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.shared.path
+    pub(crate) fn path(&self) -> &Path {
+        &self.file.path
     }
 
     /// A line received from `peer`, without its line terminator.
-    pub fn received(&self, peer: SocketAddr, line: &[u8]) {
+    pub(crate) fn received(&self, peer: SocketAddr, line: &[u8]) {
         self.push(|out| event(out, "in", Some(peer), line));
     }
 
     /// A reply sent to `peer`, whole (a multi-line reply is still one event).
-    pub fn sent(&self, peer: SocketAddr, reply: &[u8]) {
+    pub(crate) fn sent(&self, peer: SocketAddr, reply: &[u8]) {
         let reply = reply.strip_suffix(b"\n").unwrap_or(reply);
         self.push(|out| event(out, "out", Some(peer), reply));
     }
 
     /// A connection accepted from `peer`.
-    pub fn opened(&self, peer: SocketAddr) {
+    pub(crate) fn opened(&self, peer: SocketAddr) {
         self.push(|out| event(out, "open", Some(peer), b""));
     }
 
     /// A connection that ended the ordinary way (the other side closed, or we answered and
     /// closed), and why.
-    pub fn closed(&self, peer: SocketAddr, reason: &str) {
+    pub(crate) fn closed(&self, peer: SocketAddr, reason: &str) {
         self.push(|out| {
             event(out, "closed", Some(peer), b"");
             with_reason(out, reason);
@@ -153,7 +153,7 @@ impl EventLog {
     }
 
     /// A connection the server cut (an error, or a limit exceeded), and why.
-    pub fn dropped(&self, peer: SocketAddr, reason: &str) {
+    pub(crate) fn dropped(&self, peer: SocketAddr, reason: &str) {
         self.push(|out| {
             event(out, "dropped", Some(peer), b"");
             with_reason(out, reason);
@@ -161,7 +161,7 @@ impl EventLog {
     }
 
     /// The link with `neighbour` came up (handshake done).
-    pub fn peer_up(&self, neighbour: &str) {
+    pub(crate) fn peer_up(&self, neighbour: &str) {
         self.push(|out| {
             event(out, "peer", None, neighbour.as_bytes());
             out.extend_from_slice(b" up");
@@ -169,7 +169,7 @@ impl EventLog {
     }
 
     /// The link with `neighbour` went down, and why.
-    pub fn peer_down(&self, neighbour: &str, reason: &str) {
+    pub(crate) fn peer_down(&self, neighbour: &str, reason: &str) {
         self.push(|out| {
             event(out, "peer", None, neighbour.as_bytes());
             out.extend_from_slice(b" down");
@@ -178,7 +178,7 @@ impl EventLog {
     }
 
     /// `neighbour` dialled in from `addr` and passed the handshake: its link to us is up.
-    pub fn peer_in_up(&self, neighbour: &str, addr: SocketAddr) {
+    pub(crate) fn peer_in_up(&self, neighbour: &str, addr: SocketAddr) {
         self.push(|out| {
             event(out, "peer", None, neighbour.as_bytes());
             let _ = write!(out, " inbound up from {addr}");
@@ -186,7 +186,7 @@ impl EventLog {
     }
 
     /// The link `neighbour` dialled in from `addr` went down.
-    pub fn peer_in_down(&self, neighbour: &str, addr: SocketAddr) {
+    pub(crate) fn peer_in_down(&self, neighbour: &str, addr: SocketAddr) {
         self.push(|out| {
             event(out, "peer", None, neighbour.as_bytes());
             let _ = write!(out, " inbound down from {addr}");
@@ -194,20 +194,20 @@ impl EventLog {
     }
 
     /// Anything else worth a line: start-up, shutdown.
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         self.push(|out| event(out, "note", None, text.as_bytes()));
     }
 
     /// Writes out everything logged so far and stops the writer; returns once it is all in
     /// the file (or the error that kept it out). Events logged afterwards are ignored.
-    pub fn flush_and_close(&self) -> io::Result<()> {
-        self.shared.close()
+    pub(crate) fn flush_and_close(&self) -> io::Result<()> {
+        self.file.close()
     }
 
     /// Appends one event, formatted by `write` straight into the buffer, or counts it lost
     /// if the buffer is full.
     fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
-        let mut p = lock(&self.shared.buffer.pending);
+        let mut p = lock(&self.file.buffer.pending);
         if p.closed {
             return;
         }
@@ -238,12 +238,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLog")
-            .field("path", &self.shared.path)
+            .field("path", &self.file.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Shared {
+impl LogFile {
     fn close(&self) -> io::Result<()> {
         // Held until the writer is done, so every caller returns only once the file is complete.
         let mut writer = lock(&self.writer);
@@ -258,10 +258,10 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for LogFile {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
-            ::log::error!("event log {}: {e}", self.path.display());
+            log::error!("event log {}: {e}", self.path.display());
         }
     }
 }
@@ -295,7 +295,7 @@ fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
                 Ok(()) => failing = false,
                 Err(e) => {
                     if !failing {
-                        ::log::error!("event log: {e}; events are being lost");
+                        log::error!("event log: {e}; events are being lost");
                     }
                     failing = true;
                     first_error.get_or_insert(e);

@@ -1,0 +1,54 @@
+//! Why a peer link could not be made or did not last. Each kind keeps its source, and its
+//! message is what the event log shows after `peer NAME down:` or `refused peer handshake`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::codec::LineError;
+
+/// A failure on the dialling side of a link: the link goes down and is dialled again.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkError {
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("handshake timed out after {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("handshake refused: {0}")]
+    Refused(String),
+    #[error("the neighbour wants the herd's secret and none is configured")]
+    NoSecret,
+    #[error("{0}")]
+    Input(#[from] LineError),
+    #[error("write failed: {0}")]
+    Write(#[source] io::Error),
+    #[error("closed by the neighbour")]
+    Closed,
+    #[error("the neighbour sent a line that is not UTF-8")]
+    BadLine,
+    #[error("bad digest line {0:?}")]
+    BadDigest(String),
+    #[error("the store is gone")]
+    StoreGone,
+}
+
+/// Why the listening side refused a connection that asked to be a peer link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("malformed hello, expected HERD-PEER 1 <from> <to>")]
+    MalformedHello,
+    #[error("this is {me}, not {to}")]
+    WrongServer { me: String, to: String },
+    #[error("{from} is not a neighbour of {me}")]
+    NotNeighbour { from: String, me: String },
+    #[error("no randomness for a challenge: {0}")]
+    NoRandomness(String),
+    #[error("expected HERD-PROOF <hmac>")]
+    ExpectedProof,
+    #[error("wrong secret from {0}")]
+    WrongSecret(String),
+}

@@ -1,0 +1,230 @@
+//! The peer handshake, both ends: who may become a peer link, and how a dialler proves it.
+//!
+//! A connection whose first line is a `HERD-PEER` hello asks to become a peer link. It
+//! becomes one only if it names a configured neighbour and this server, and, when the herd
+//! has a secret, answers a fresh challenge with the right HMAC. Until then (and on every
+//! other connection) `AT` lines are just invalid client input: a client can never inject a
+//! record. The exchange is in `docs/peer-protocol.md`; the lines are in [`super::wire`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+use super::error::{LinkError, Refusal};
+use super::wire;
+use crate::codec::LineCodec;
+
+/// Who may dial this server.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerPolicy {
+    pub(crate) me: Arc<str>,
+    pub(crate) neighbours: Vec<Arc<str>>,
+    pub(crate) secret: Option<Arc<[u8]>>,
+}
+
+/// The listener's answer to a hello it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Greeting {
+    /// Accepted without a secret: the connection is now a link from this neighbour.
+    Welcome(Arc<str>),
+    /// The dialler must prove it holds the secret for this nonce.
+    Challenge { from: Arc<str>, nonce: String },
+}
+
+impl PeerPolicy {
+    /// What to answer to the hello `line`.
+    pub(crate) fn answer_hello(&self, line: &str) -> Result<Greeting, Refusal> {
+        let (from, to) = wire::parse_hello(line).ok_or(Refusal::MalformedHello)?;
+        if to != &*self.me {
+            return Err(Refusal::WrongServer {
+                me: self.me.to_string(),
+                to: to.into(),
+            });
+        }
+        let Some(from) = self.neighbours.iter().find(|n| ***n == *from) else {
+            return Err(Refusal::NotNeighbour {
+                from: from.into(),
+                me: self.me.to_string(),
+            });
+        };
+        if self.secret.is_none() {
+            return Ok(Greeting::Welcome(from.clone()));
+        }
+        let nonce = wire::nonce().map_err(|e| Refusal::NoRandomness(e.to_string()))?;
+        Ok(Greeting::Challenge {
+            from: from.clone(),
+            nonce,
+        })
+    }
+
+    /// Checks the dialler's `HERD-PROOF` line for the challenge it was sent.
+    pub(crate) fn check_proof(&self, from: &str, nonce: &str, line: &str) -> Result<(), Refusal> {
+        let wrong = || Refusal::WrongSecret(from.into());
+        let secret = self.secret.as_deref().ok_or_else(wrong)?;
+        let proof = wire::argument(line, wire::PROOF).ok_or(Refusal::ExpectedProof)?;
+        if wire::verify(secret, from, &self.me, nonce, proof) {
+            Ok(())
+        } else {
+            Err(wrong())
+        }
+    }
+}
+
+/// Who an outbound link connects, and with what.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkTarget {
+    pub(crate) me: Arc<str>,
+    pub(crate) neighbour: Arc<str>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) secret: Option<Arc<[u8]>>,
+}
+
+/// A link whose handshake is done: lines from the neighbour, and the sending side.
+pub(crate) struct Connected {
+    pub(crate) read: FramedRead<OwnedReadHalf, LineCodec>,
+    pub(crate) write: OwnedWriteHalf,
+}
+
+/// Connects to `t` and completes the handshake as the dialling side, within `limit`.
+pub(crate) async fn dial(t: &LinkTarget, limit: Duration) -> Result<Connected, LinkError> {
+    let handshake = async {
+        let stream = TcpStream::connect(t.addr)
+            .await
+            .map_err(|source| LinkError::Connect {
+                addr: t.addr,
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let _ = keep_alive(&stream);
+        let (read, mut write) = stream.into_split();
+        let mut read = FramedRead::new(read, LineCodec::new(wire::MAX_LINE));
+        write
+            .write_all(wire::hello(&t.me, &t.neighbour).as_bytes())
+            .await
+            .map_err(LinkError::Write)?;
+        let mut line = next_line(&mut read).await?;
+        if let Some(nonce) = wire::argument(&line, wire::CHALLENGE) {
+            let secret = t.secret.as_ref().ok_or(LinkError::NoSecret)?;
+            let proof = wire::proof(secret, &t.me, &t.neighbour, nonce);
+            write
+                .write_all(format!("{} {proof}\n", wire::PROOF).as_bytes())
+                .await
+                .map_err(LinkError::Write)?;
+            line = next_line(&mut read).await?;
+        }
+        match wire::argument(&line, wire::WELCOME) {
+            Some(name) if name == &*t.neighbour => Ok(Connected { read, write }),
+            _ => Err(LinkError::Refused(line)),
+        }
+    };
+    tokio::time::timeout(limit, handshake)
+        .await
+        .map_err(|_| LinkError::HandshakeTimeout(limit))?
+}
+
+/// The next whole line from a neighbour, as text.
+async fn next_line(read: &mut FramedRead<OwnedReadHalf, LineCodec>) -> Result<String, LinkError> {
+    match read.next().await {
+        None => Err(LinkError::Closed),
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok(line)) => String::from_utf8(line.to_vec()).map_err(|_| LinkError::BadLine),
+    }
+}
+
+/// Turns on TCP keep-alive probes, so a link to a neighbour whose host died without closing
+/// the connection fails within about 20 s of silence, even with nothing to write.
+fn keep_alive(stream: &TcpStream) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(3))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(secret: Option<&[u8]>) -> PeerPolicy {
+        PeerPolicy {
+            me: "Smith".into(),
+            neighbours: vec!["Hill".into(), "Campbell".into()],
+            secret: secret.map(Arc::from),
+        }
+    }
+
+    #[test]
+    fn without_a_secret_only_neighbours_naming_this_server_get_in() {
+        let p = policy(None);
+        assert_eq!(
+            p.answer_hello("HERD-PEER 1 Hill Smith"),
+            Ok(Greeting::Welcome("Hill".into()))
+        );
+        assert_eq!(
+            p.answer_hello("HERD-PEER 1 Jaquez Smith"),
+            Err(Refusal::NotNeighbour {
+                from: "Jaquez".into(),
+                me: "Smith".into()
+            })
+        );
+        assert_eq!(
+            p.answer_hello("HERD-PEER 1 Hill Campbell"),
+            Err(Refusal::WrongServer {
+                me: "Smith".into(),
+                to: "Campbell".into()
+            })
+        );
+        assert!(p.answer_hello("HERD-PEER 1 hill Smith").is_err());
+        assert_eq!(
+            p.answer_hello("HERD-PEER Hill Smith"),
+            Err(Refusal::MalformedHello)
+        );
+    }
+
+    #[test]
+    fn with_a_secret_the_dialler_must_answer_the_challenge() {
+        let p = policy(Some(b"k"));
+        let Ok(Greeting::Challenge { from, nonce }) = p.answer_hello("HERD-PEER 1 Hill Smith")
+        else {
+            panic!("expected a challenge");
+        };
+        let good = format!("HERD-PROOF {}", wire::proof(b"k", "Hill", "Smith", &nonce));
+        let bad = format!("HERD-PROOF {}", wire::proof(b"x", "Hill", "Smith", &nonce));
+        assert_eq!(p.check_proof(&from, &nonce, &good), Ok(()));
+        assert_eq!(
+            p.check_proof(&from, &nonce, &bad),
+            Err(Refusal::WrongSecret("Hill".into()))
+        );
+        assert!(p.check_proof("Campbell", &nonce, &good).is_err());
+        assert_eq!(
+            p.check_proof(&from, &nonce, "IAMAT a +1+1 1"),
+            Err(Refusal::ExpectedProof)
+        );
+    }
+
+    #[actix::test]
+    async fn links_probe_a_silent_neighbour_with_keep_alives() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        keep_alive(&stream).unwrap();
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+    }
+}
