@@ -152,7 +152,12 @@ fn peer_lines_without_a_valid_handshake_change_no_record() {
     );
     assert_eq!(c.line(forged), format!("? {forged}\n"));
 
-    std::thread::sleep(Duration::from_millis(300));
+    // Smith has answered every forged line. A check-in made after them, once everywhere,
+    // shows that whatever Smith took from them would have spread by now too.
+    let sentinel = check_in(&files, "Smith", "IAMAT sentinel +1+1 11");
+    for name in NAMES {
+        eventually_holds(&files, name, "sentinel", &sentinel);
+    }
     for name in NAMES {
         assert_eq!(
             held(&files, name, "guarded").as_deref(),
@@ -175,8 +180,19 @@ fn a_wrong_secret_keeps_a_server_out_of_the_herd() {
         files.addr("Jaquez"),
         &[("HERD_SECRET", "wrong")],
     );
+    let refusals = || {
+        let log = std::fs::read_to_string(files.log_path("Hill")).unwrap_or_default();
+        log.matches("wrong secret from Jaquez").count()
+    };
+    let before = refusals();
     let at = check_in(&files, "Jaquez", "IAMAT sneaky +1+1 10");
-    std::thread::sleep(Duration::from_millis(500));
+    // Jaquez's link retries; once Hill has refused it after the check-in, a link that had
+    // got in would have carried the record.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refusals() <= before {
+        assert!(Instant::now() < deadline, "Jaquez never tried Hill again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(held(&files, "Hill", "sneaky"), None);
     assert!(held(&files, "Jaquez", "sneaky").is_some_and(|h| h == at));
 }

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use super::fake::{FakeGoogle, Mode};
+use super::fetcher::CacheClock;
 use super::tests::{ask, fetcher, north_of_ucla, settings, ucla};
 use super::{Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, PlacesStats, Provider, Stats};
 
@@ -89,13 +90,17 @@ async fn a_hundred_concurrent_questions_make_one_upstream_call() {
 #[actix::test]
 async fn a_second_wave_after_the_ttl_makes_one_more_call() {
     let google = FakeGoogle::start(SLOW);
-    let mut short = google_new(&google);
-    short.cache.ttl = Duration::from_millis(50);
-    let fetcher = start(short);
+    let settings = google_new(&google);
+    let ttl = settings.cache.ttl;
+    let clock = CacheClock::default();
+    let fetcher = PlacesFetcher::with_clock(settings, clock.clone()).start();
     ask_all(&fetcher, (0..100).map(|_| ucla(5)).collect()).await;
     assert_eq!(google.count(), 1);
-    // Sleeping past the TTL is no timed assertion: the entry is certainly stale after it.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Half the TTL on, by the fetcher's clock: still fresh. Half again: stale.
+    clock.advance(ttl / 2);
+    ask_all(&fetcher, (0..100).map(|_| ucla(5)).collect()).await;
+    assert_eq!(google.count(), 1, "answered from the cache within its TTL");
+    clock.advance(ttl / 2);
     let replies = ask_all(&fetcher, (0..100).map(|_| ucla(5)).collect()).await;
     assert!(replies.iter().all(|r| r["status"] == "OK"));
     assert_eq!(google.count(), 2);

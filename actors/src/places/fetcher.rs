@@ -59,6 +59,29 @@ pub struct PlacesStats {
     pub cached: usize,
 }
 
+/// Where the fetcher reads the time its cache goes by. Tests turn it forward past a TTL
+/// instead of sleeping until the cache goes stale.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CacheClock {
+    #[cfg(test)]
+    ahead: Rc<std::cell::Cell<Duration>>,
+}
+
+impl CacheClock {
+    fn now(&self) -> Instant {
+        #[cfg(test)]
+        return Instant::now() + self.ahead.get();
+        #[cfg(not(test))]
+        Instant::now()
+    }
+
+    /// Turns the clock (and every clone of it) forward by `by`.
+    #[cfg(test)]
+    pub(crate) fn advance(&self, by: Duration) {
+        self.ahead.set(self.ahead.get() + by);
+    }
+}
+
 /// Fetches places from the provider chosen in `herd.toml`.
 pub struct PlacesFetcher {
     settings: Arc<PlacesSettings>,
@@ -73,11 +96,17 @@ pub struct PlacesFetcher {
     stats: PlacesStats,
     /// The counts last logged, so an idle server logs nothing.
     logged: PlacesStats,
+    clock: CacheClock,
 }
 
 impl PlacesFetcher {
     /// A fetcher for `settings`; start it with [`Actor::start`] inside an actix system.
     pub fn new(settings: PlacesSettings) -> Self {
+        Self::with_clock(settings, CacheClock::default())
+    }
+
+    /// A fetcher whose cache goes by `clock`.
+    pub(crate) fn with_clock(settings: PlacesSettings, clock: CacheClock) -> Self {
         PlacesFetcher {
             cache: ReplyCache::new(settings.cache.clone()),
             slots: Rc::new(Slots::new(settings.max_concurrent)),
@@ -87,6 +116,7 @@ impl PlacesFetcher {
             next_flight: 0,
             stats: PlacesStats::default(),
             logged: PlacesStats::default(),
+            clock,
         }
     }
 
@@ -154,7 +184,7 @@ impl PlacesFetcher {
         let status = reply.get("status").and_then(Value::as_str);
         if matches!(status, Some("OK" | "ZERO_RESULTS")) {
             if let Ok(text) = serde_json::to_string(reply) {
-                self.cache.insert(key, text, covers, Instant::now());
+                self.cache.insert(key, text, covers, self.clock.now());
             }
         }
     }
@@ -211,7 +241,7 @@ impl Handler<Nearby> for PlacesFetcher {
         };
         let bound = q.bound;
         let key = CacheKey::new(&q, self.settings.cache.precision, self.settings.provider);
-        let kept = self.cache.get(&key, bound, Instant::now(), |text| {
+        let kept = self.cache.get(&key, bound, self.clock.now(), |text| {
             serde_json::from_str(text)
                 .ok()
                 .map(|reply| cut(reply, bound))
