@@ -104,19 +104,8 @@ fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
 /// Each connection is a file descriptor, and the usual soft limit (1024) is far below what
 /// a server holds; raise it to the hard limit the operator allows.
 fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                log::warn!("cannot raise the open files limit");
-            }
-        }
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        log::warn!("cannot raise the open files limit: {e}");
     }
 }
 

@@ -1,4 +1,4 @@
-//! Five `herd serve` processes on the SPEC.md graph: flooding, failures and healing.
+//! Five `herd serve` processes on the default herd's graph: flooding, failures and healing.
 
 mod common;
 

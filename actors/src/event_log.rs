@@ -7,10 +7,11 @@
 //! 2026-11-26T05:52:55.123456Z open 127.0.0.1:50312
 //! 2026-11-26T05:52:55.123502Z in 127.0.0.1:50312 IAMAT kiwi +34.068930-118.445127 1621464827.9
 //! 2026-11-26T05:52:55.123590Z out 127.0.0.1:50312 AT Hill +0.263873386 kiwi +34.068930-118.445127 1621464827.9
-//! 2026-11-26T05:52:55.124001Z closed 127.0.0.1:50312: end of input
-//! 2026-11-26T05:52:55.200000Z dropped 127.0.0.1:50313: line longer than 64 KiB
+//! 2026-11-26T05:52:55.124001Z closed 127.0.0.1:50312: replies sent
+//! 2026-11-26T05:52:55.200000Z note 127.0.0.1:50313: input ended: line longer than 8192 bytes
+//! 2026-11-26T05:52:55.300000Z dropped 127.0.0.1:50314: too many commands awaiting replies
 //! 2026-11-26T05:52:56.000000Z peer Jaquez up
-//! 2026-11-26T05:52:57.000000Z peer Jaquez down: connection reset by peer
+//! 2026-11-26T05:52:57.000000Z peer Jaquez down: closed by the neighbour
 //! 2026-11-26T05:52:57.500000Z peer Jaquez inbound up from 127.0.0.1:50400
 //! 2026-11-26T05:52:58.000000Z note 12 events not logged: the log writer fell behind
 //! ```

@@ -1,6 +1,6 @@
 //! The client protocol: lines in, typed commands out; records and replies back to bytes.
 //!
-//! Pure, no I/O. The wire forms (SPEC.md section 2):
+//! Pure, no I/O. The wire forms (`docs/protocol.md` tells the whole protocol):
 //!
 //! ```text
 //! IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503

@@ -298,7 +298,7 @@ pub fn split_whatsat(reply: &str) -> (&str, serde_json::Value) {
     (at, serde_json::from_str(json).expect("reply JSON parses"))
 }
 
-/// The default herd's graph (SPEC.md section 1).
+/// The default herd's graph, as the shipped herd.toml wires it.
 pub const GRAPH: &[(&str, &[&str])] = &[
     ("Hill", &["Jaquez", "Smith"]),
     ("Jaquez", &["Hill", "Singleton"]),

@@ -206,7 +206,7 @@ impl PlacesFetcher {
 }
 
 /// `reply` with its `results` cut to `bound`, in Google's layout.
-fn cut(mut reply: Value, bound: usize) -> String {
+fn cut_to_bound(mut reply: Value, bound: usize) -> String {
     if let Some(results) = reply.get_mut("results").and_then(Value::as_array_mut) {
         results.truncate(bound);
     }
@@ -244,7 +244,7 @@ impl Handler<Nearby> for PlacesFetcher {
         let kept = self.cache.get(&key, bound, self.clock.now(), |text| {
             serde_json::from_str(text)
                 .ok()
-                .map(|reply| cut(reply, bound))
+                .map(|reply| cut_to_bound(reply, bound))
         });
         if let Some(text) = kept {
             self.stats.hits += 1;
@@ -265,7 +265,7 @@ impl Handler<Nearby> for PlacesFetcher {
                 self.launch(upstream, key, q, covers, ctx)
             }
         };
-        Box::pin(async move { cut(Value::clone(&*landing.await), bound) })
+        Box::pin(async move { cut_to_bound(Value::clone(&*landing.await), bound) })
     }
 }
 

@@ -12,7 +12,7 @@ use awc::http::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::upstream::{self, Answer, Failure};
+use super::upstream::{self, HttpAnswer, Failure};
 use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// Asks Google for places around `q`; never fails, never outlives `deadline`.
@@ -44,7 +44,7 @@ pub(crate) async fn nearby(
 }
 
 /// Google's answer with `results` cut to `bound`, or why it is not a usable answer.
-fn shape(answer: Answer, bound: usize) -> Result<Value, Failure> {
+fn shape(answer: HttpAnswer, bound: usize) -> Result<Value, Failure> {
     if answer.status != StatusCode::OK {
         return Err(Failure::http_status(answer.status));
     }
@@ -62,12 +62,12 @@ fn shape(answer: Answer, bound: usize) -> Result<Value, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::places::upstream::Answer;
+    use crate::places::upstream::HttpAnswer;
 
     #[test]
     fn results_are_cut_to_the_bound_and_the_rest_kept_in_order() {
         let body = r#"{"html_attributions":[],"next_page_token":"t","results":[{"a":1},{"a":2},{"a":3}],"status":"OK"}"#;
-        let reply = shape(Answer::canned(200, body), 2).unwrap();
+        let reply = shape(HttpAnswer::canned(200, body), 2).unwrap();
         assert_eq!(
             serde_json::to_string(&reply).unwrap(),
             r#"{"html_attributions":[],"next_page_token":"t","results":[{"a":1},{"a":2}],"status":"OK"}"#
@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn googles_own_refusal_passes_through() {
         let body = r#"{"error_message":"The provided API key is invalid.","html_attributions":[],"results":[],"status":"REQUEST_DENIED"}"#;
-        let reply = shape(Answer::canned(200, body), 5).unwrap();
+        let reply = shape(HttpAnswer::canned(200, body), 5).unwrap();
         assert_eq!(reply["status"], "REQUEST_DENIED");
         assert_eq!(reply["error_message"], "The provided API key is invalid.");
     }
@@ -85,19 +85,19 @@ mod tests {
     #[test]
     fn unusable_answers_are_failures() {
         let status = |a| shape(a, 5).unwrap_err().status;
-        assert_eq!(status(Answer::canned(500, "{}")), upstream::ERROR);
+        assert_eq!(status(HttpAnswer::canned(500, "{}")), upstream::ERROR);
         assert_eq!(
-            status(Answer::canned(200, "<html>")),
+            status(HttpAnswer::canned(200, "<html>")),
             upstream::BAD_RESPONSE
         );
         assert_eq!(
-            status(Answer::canned(200, r#"{"status":"OK"}"#)),
+            status(HttpAnswer::canned(200, r#"{"status":"OK"}"#)),
             upstream::BAD_RESPONSE
         );
         assert_eq!(
-            status(Answer::canned(200, r#"{"results":{}}"#)),
+            status(HttpAnswer::canned(200, r#"{"results":{}}"#)),
             upstream::BAD_RESPONSE
         );
-        assert_eq!(status(Answer::canned(200, "[1]")), upstream::BAD_RESPONSE);
+        assert_eq!(status(HttpAnswer::canned(200, "[1]")), upstream::BAD_RESPONSE);
     }
 }

@@ -24,7 +24,7 @@ use awc::http::StatusCode;
 use serde_json::{json, Map, Number, Value};
 use tokio::time::Instant;
 
-use super::upstream::{self, Answer, Failure};
+use super::upstream::{self, HttpAnswer, Failure};
 use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// The fields translated below, and no more: Google bills by the fields asked for.
@@ -72,7 +72,7 @@ fn request_body(q: &NearbyQuery) -> Value {
 }
 
 /// The New API's answer in the Nearby Search shape, or Google's error as a failure.
-fn translate(answer: Answer, bound: usize) -> Result<Value, Failure> {
+fn translate(answer: HttpAnswer, bound: usize) -> Result<Value, Failure> {
     let body: Option<Value> = serde_json::from_slice(&answer.body).ok();
     if answer.status != StatusCode::OK {
         let error = body.as_ref().and_then(|b| b.get("error"));
@@ -154,7 +154,7 @@ fn to_result(place: &Map<String, Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::places::upstream::Answer;
+    use crate::places::upstream::HttpAnswer;
 
     #[test]
     fn the_request_keeps_the_clients_digits() {
@@ -180,7 +180,7 @@ mod tests {
              "rating":4.50,"userRatingCount":12,"businessStatus":"OPERATIONAL","displayName":{"text":"Cafe","languageCode":"en"}},
             {"id":"ChIJ2","formattedAddress":"2 Main St"},
             {"id":"ChIJ3"}]}"#;
-        let reply = translate(Answer::canned(200, body), 2).unwrap();
+        let reply = translate(HttpAnswer::canned(200, body), 2).unwrap();
         assert_eq!(
             serde_json::to_string(&reply).unwrap(),
             concat!(
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn an_empty_answer_is_zero_results() {
-        let reply = translate(Answer::canned(200, "{}"), 5).unwrap();
+        let reply = translate(HttpAnswer::canned(200, "{}"), 5).unwrap();
         assert_eq!(
             reply,
             json!({"html_attributions": [], "results": [], "status": "ZERO_RESULTS"})
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn googles_errors_keep_their_message_under_the_legacy_word() {
         let body = r#"{"error":{"code":403,"message":"Places API (New) has not been used in project 1.","status":"PERMISSION_DENIED"}}"#;
-        let failure = translate(Answer::canned(403, body), 5).unwrap_err();
+        let failure = translate(HttpAnswer::canned(403, body), 5).unwrap_err();
         assert_eq!(failure.status, "REQUEST_DENIED");
         assert_eq!(
             failure.message,
@@ -213,7 +213,7 @@ mod tests {
         let body =
             r#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED"}}"#;
         assert_eq!(
-            translate(Answer::canned(429, body), 5).unwrap_err().status,
+            translate(HttpAnswer::canned(429, body), 5).unwrap_err().status,
             "OVER_QUERY_LIMIT"
         );
     }
@@ -222,17 +222,17 @@ mod tests {
     fn unusable_answers_are_failures() {
         let status = |a| translate(a, 5).unwrap_err().status;
         assert_eq!(
-            status(Answer::canned(502, "<html>bad gateway</html>")),
+            status(HttpAnswer::canned(502, "<html>bad gateway</html>")),
             upstream::ERROR
         );
         assert_eq!(
-            status(Answer::canned(200, "not json")),
+            status(HttpAnswer::canned(200, "not json")),
             upstream::BAD_RESPONSE
         );
         assert_eq!(
-            status(Answer::canned(200, r#"{"places":{}}"#)),
+            status(HttpAnswer::canned(200, r#"{"places":{}}"#)),
             upstream::BAD_RESPONSE
         );
-        assert_eq!(status(Answer::canned(200, "[]")), upstream::BAD_RESPONSE);
+        assert_eq!(status(HttpAnswer::canned(200, "[]")), upstream::BAD_RESPONSE);
     }
 }

@@ -27,7 +27,7 @@ mod upstream;
 pub use cache::{CacheSettings, MAX_PRECISION};
 pub use fetcher::{Nearby, PlacesFetcher, PlacesStats, Stats};
 
-/// WHATSAT's largest bound (SPEC.md section 2), which is also the size of the legacy API's
+/// WHATSAT's largest bound (docs/protocol.md), which is also the size of the legacy API's
 /// one page of results.
 pub const MAX_BOUND: usize = 20;
 

@@ -99,16 +99,16 @@ impl Failure {
 }
 
 /// One upstream answer, read whole.
-pub(crate) struct Answer {
+pub(crate) struct HttpAnswer {
     pub(crate) status: StatusCode,
     pub(crate) body: Bytes,
 }
 
 #[cfg(test)]
-impl Answer {
+impl HttpAnswer {
     /// An answer as if upstream had sent it, for the providers' shaping tests.
-    pub(crate) fn canned(status: u16, body: &str) -> Answer {
-        Answer {
+    pub(crate) fn canned(status: u16, body: &str) -> HttpAnswer {
+        HttpAnswer {
             status: StatusCode::from_u16(status).expect("a valid status code"),
             body: body.to_owned().into(),
         }
@@ -124,7 +124,7 @@ pub(crate) async fn exchange(
     deadline: Instant,
     timeout: Duration,
     base_url: &str,
-) -> Result<Answer, Failure> {
+) -> Result<HttpAnswer, Failure> {
     let call = async {
         let mut response = send
             .await
@@ -134,7 +134,7 @@ pub(crate) async fn exchange(
             .limit(MAX_BODY)
             .await
             .map_err(|e| body_failure(&e, base_url))?;
-        Ok(Answer {
+        Ok(HttpAnswer {
             status: response.status(),
             body,
         })
