@@ -28,6 +28,8 @@ pub(crate) enum LinkError {
     Write(#[source] io::Error),
     #[error("closed by the neighbour")]
     Closed,
+    #[error("no word from the neighbour for {0:?}")]
+    Silent(Duration),
     #[error("the neighbour sent a line that is not UTF-8")]
     BadLine,
     #[error("bad digest line {0:?}")]
@@ -51,4 +53,6 @@ pub(crate) enum Refusal {
     ExpectedProof,
     #[error("wrong secret from {0}")]
     WrongSecret(String),
+    #[error("no proof within {0:?}")]
+    NoProof(Duration),
 }

@@ -103,7 +103,7 @@ pub(crate) async fn dial(t: &LinkTarget, limit: Duration) -> Result<Connected, L
         let _ = stream.set_nodelay(true);
         let _ = keep_alive(&stream);
         let (read, mut write) = stream.into_split();
-        let mut read = FramedRead::new(read, LineCodec::new(wire::MAX_LINE));
+        let mut read = FramedRead::new(read, LineCodec::peer(wire::MAX_LINE));
         write
             .write_all(wire::hello(&t.me, &t.neighbour).as_bytes())
             .await

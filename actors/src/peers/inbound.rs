@@ -11,17 +11,18 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
 use super::error::Refusal;
 use super::handshake::{Greeting, PeerPolicy};
+use super::link::LinkSettings;
 use super::records::{Fingerprints, Merge, Records};
 use super::wire;
-use crate::codec::{LineCodec, LineError};
+use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
 use crate::event_log::EventLog;
 use crate::outbox::Outbox;
 use crate::protocol::Record;
@@ -37,9 +38,9 @@ pub(crate) struct InboundDeps {
     pub(crate) policy: PeerPolicy,
     pub(crate) records: Records,
     pub(crate) log: EventLog,
-    /// Bytes queued for a neighbour that does not read before the connection is dropped;
-    /// a digest goes whole, past it.
-    pub(crate) max_queued: usize,
+    /// The queue cap (a digest goes whole, past it), the handshake time-out and the
+    /// heartbeat this server's links keep.
+    pub(crate) settings: LinkSettings,
 }
 
 /// How far the handshake has come.
@@ -60,6 +61,8 @@ pub(crate) struct InboundPeer {
     addr: SocketAddr,
     out: Outbox,
     stage: Stage,
+    /// When the dialler last said anything: its link sends `PING` every heartbeat.
+    last_heard: Instant,
 }
 
 impl InboundPeer {
@@ -70,18 +73,22 @@ impl InboundPeer {
         dialled_in: Recipient<DialedIn>,
         addr: SocketAddr,
         hello: &[u8],
-        mut read: FramedRead<R, LineCodec>,
+        read: FramedRead<R, LineCodec>,
         write: W,
     ) -> Addr<InboundPeer>
     where
         R: AsyncRead + Unpin + 'static,
         W: AsyncWrite + Unpin + 'static,
     {
-        read.decoder_mut().set_max(wire::MAX_LINE);
         let hello = String::from_utf8_lossy(hello).into_owned();
         InboundPeer::create(move |ctx| {
-            let out = Outbox::new(deps.max_queued);
-            ctx.add_stream(read);
+            let out = Outbox::new(deps.settings.max_queued);
+            ctx.add_stream(PeerLines::new(read, wire::MAX_LINE));
+            let settings = &deps.settings;
+            ctx.run_later(settings.handshake_timeout, |act, _| {
+                act.handshake_timed_out()
+            });
+            ctx.run_interval(settings.heartbeat, |act, ctx| act.check_silence(ctx));
             ctx.spawn(
                 fut::wrap_future::<_, Self>(out.clone().drain_into(write)).map(|res, act, ctx| {
                     if let Err(e) = res {
@@ -98,6 +105,7 @@ impl InboundPeer {
                 addr,
                 out,
                 stage: Stage::Refused,
+                last_heard: Instant::now(),
             };
             match peer.deps.policy.answer_hello(&hello) {
                 Ok(Greeting::Welcome(from)) => peer.welcome(from),
@@ -109,6 +117,28 @@ impl InboundPeer {
             }
             peer
         })
+    }
+
+    /// A dialler that has not proved itself within the handshake time-out is refused, so
+    /// an unanswered challenge holds nothing for long.
+    fn handshake_timed_out(&mut self) {
+        if matches!(self.stage, Stage::Challenged { .. }) {
+            let limit = self.deps.settings.handshake_timeout;
+            self.refuse(&Refusal::NoProof(limit));
+        }
+    }
+
+    /// A link whose dialler has said nothing for several heartbeats is gone or hung: close
+    /// it, and let the dialler's own link heal when it comes back.
+    fn check_silence(&mut self, ctx: &mut Context<Self>) {
+        let limit = self.deps.settings.silence_limit();
+        if let (Stage::Peer(from), true) = (&self.stage, self.last_heard.elapsed() > limit) {
+            self.deps.log.note(&format!(
+                "peer {from} inbound from {} silent for {limit:?}: closing it",
+                self.addr
+            ));
+            ctx.stop();
+        }
     }
 
     fn welcome(&mut self, from: Arc<str>) {
@@ -196,10 +226,17 @@ impl Actor for InboundPeer {
     }
 }
 
-impl StreamHandler<Result<BytesMut, LineError>> for InboundPeer {
-    fn handle(&mut self, item: Result<BytesMut, LineError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<PeerInput, LineError>> for InboundPeer {
+    fn handle(&mut self, item: Result<PeerInput, LineError>, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
         let line = match item {
-            Ok(line) => line,
+            Ok(PeerInput::Line(line)) => line,
+            Ok(PeerInput::Skipped(n)) => {
+                self.deps
+                    .log
+                    .note(&format!("ignored {n} over-long line(s) from {}", self.addr));
+                return;
+            }
             Err(e) => {
                 self.deps
                     .log
@@ -235,3 +272,6 @@ impl StreamHandler<Result<BytesMut, LineError>> for InboundPeer {
         ctx.stop();
     }
 }
+
+#[cfg(test)]
+mod tests;

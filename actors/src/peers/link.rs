@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::SpawnHandle;
 
@@ -56,6 +56,19 @@ pub(crate) struct LinkSettings {
     pub(crate) handshake_timeout: Duration,
     /// Bytes of floods queued for a neighbour that does not read before the link is dropped.
     pub(crate) max_queued: usize,
+    /// How often each side shows it is alive: the dialler sends `PING`, the listener
+    /// answers `PONG`.
+    pub(crate) heartbeat: Duration,
+    /// Heartbeats without a word from the other side before the link is given up: a
+    /// neighbour that hangs (stopped, or its host gone) is seen down within seconds.
+    pub(crate) heartbeat_misses: u32,
+}
+
+impl LinkSettings {
+    /// How long either side waits in silence before it gives the link up.
+    pub(crate) fn silence_limit(&self) -> Duration {
+        self.heartbeat * self.heartbeat_misses
+    }
 }
 
 impl Default for LinkSettings {
@@ -65,6 +78,8 @@ impl Default for LinkSettings {
             backoff_max: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(2),
             max_queued: 16 * 1024 * 1024,
+            heartbeat: Duration::from_secs(1),
+            heartbeat_misses: 3,
         }
     }
 }
@@ -87,6 +102,8 @@ pub(crate) struct UpLink {
     pub(crate) digest: Option<HashMap<Box<str>, Fingerprint>>,
     /// The connection's reader and writer, stopped when the link goes down.
     pub(crate) io: [SpawnHandle; 2],
+    /// When the neighbour last said anything.
+    pub(crate) last_heard: Instant,
 }
 
 /// One neighbour's outbound link.

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -26,7 +26,7 @@ use super::inbound::{DialedIn, InboundDeps, InboundPeer};
 use super::link::{Link, LinkSettings, LinkState, UpLink};
 use super::records::{Missing, Records};
 use super::wire;
-use crate::codec::{LineCodec, LineError};
+use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
 use crate::event_log::EventLog;
 use crate::outbox::Outbox;
 use crate::protocol::Record;
@@ -62,7 +62,7 @@ impl PeerManager {
                 policy,
                 records: records.clone(),
                 log: log.clone(),
-                max_queued: settings.max_queued,
+                settings: settings.clone(),
             }),
             settings,
             records,
@@ -121,6 +121,7 @@ impl PeerManager {
             queue,
             digest: Some(Default::default()),
             io,
+            last_heard: Instant::now(),
         });
         self.log.peer_up(link.neighbour());
     }
@@ -133,7 +134,7 @@ impl PeerManager {
         read: FramedRead<OwnedReadHalf, LineCodec>,
         ctx: &mut Context<Self>,
     ) -> SpawnHandle {
-        let lines = read
+        let lines = PeerLines::new(read, wire::MAX_LINE)
             .map(Some)
             .chain(stream::once(async { None }))
             .map(move |line| LinkInput {
@@ -163,11 +164,13 @@ impl PeerManager {
         }))
     }
 
-    /// A line from the neighbour on link `i`: its digest while the link syncs.
+    /// A line from the neighbour on link `i`: its digest while the link syncs, then
+    /// answers to our heartbeats.
     fn link_line(&mut self, i: usize, generation: u64, line: &[u8], ctx: &mut Context<Self>) {
         let LinkState::Up(up) = &mut self.links[i].state else {
             return;
         };
+        up.last_heard = Instant::now();
         let text = std::str::from_utf8(line).unwrap_or("");
         let Some(digest) = &mut up.digest else {
             if text != wire::PONG {
@@ -236,6 +239,27 @@ impl PeerManager {
     }
 }
 
+impl PeerManager {
+    /// Every heartbeat: gives up the links whose neighbour has been silent too long, and
+    /// asks the others for a `PONG`.
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let limit = self.settings.silence_limit();
+        for i in 0..self.links.len() {
+            let link = &self.links[i];
+            let LinkState::Up(up) = &link.state else {
+                continue;
+            };
+            if up.last_heard.elapsed() > limit {
+                let generation = link.generation;
+                self.link_failed(i, generation, &LinkError::Silent(limit), ctx);
+            } else {
+                // On overflow the writer ends with the error and the link drops.
+                let _ = up.queue.push_line(wire::PING.as_bytes());
+            }
+        }
+    }
+}
+
 impl Actor for PeerManager {
     type Context = Context<Self>;
 
@@ -243,6 +267,7 @@ impl Actor for PeerManager {
         for i in 0..self.links.len() {
             self.dial(i, ctx);
         }
+        ctx.run_interval(self.settings.heartbeat, |act, ctx| act.heartbeat(ctx));
     }
 }
 
@@ -250,7 +275,7 @@ impl Actor for PeerManager {
 struct LinkInput {
     link: usize,
     generation: u64,
-    line: Option<Result<BytesMut, LineError>>,
+    line: Option<Result<PeerInput, LineError>>,
 }
 
 impl StreamHandler<LinkInput> for PeerManager {
@@ -264,7 +289,11 @@ impl StreamHandler<LinkInput> for PeerManager {
             return;
         }
         match line {
-            Some(Ok(line)) => self.link_line(link, generation, &line, ctx),
+            Some(Ok(PeerInput::Line(line))) => self.link_line(link, generation, &line, ctx),
+            Some(Ok(PeerInput::Skipped(n))) => self.log.note(&format!(
+                "ignored {n} over-long line(s) from peer {}",
+                self.links[link].neighbour()
+            )),
             Some(Err(e)) => self.link_failed(link, generation, &e.into(), ctx),
             None => self.link_failed(link, generation, &LinkError::Closed, ctx),
         }

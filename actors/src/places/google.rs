@@ -12,7 +12,7 @@ use awc::http::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::upstream::{self, HttpAnswer, Failure};
+use super::upstream::{self, Failure, HttpAnswer};
 use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// Asks Google for places around `q`; never fails, never outlives `deadline`.
@@ -98,6 +98,9 @@ mod tests {
             status(HttpAnswer::canned(200, r#"{"results":{}}"#)),
             upstream::BAD_RESPONSE
         );
-        assert_eq!(status(HttpAnswer::canned(200, "[1]")), upstream::BAD_RESPONSE);
+        assert_eq!(
+            status(HttpAnswer::canned(200, "[1]")),
+            upstream::BAD_RESPONSE
+        );
     }
 }

@@ -24,7 +24,7 @@ use awc::http::StatusCode;
 use serde_json::{json, Map, Number, Value};
 use tokio::time::Instant;
 
-use super::upstream::{self, HttpAnswer, Failure};
+use super::upstream::{self, Failure, HttpAnswer};
 use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// The fields translated below, and no more: Google bills by the fields asked for.
@@ -213,7 +213,9 @@ mod tests {
         let body =
             r#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED"}}"#;
         assert_eq!(
-            translate(HttpAnswer::canned(429, body), 5).unwrap_err().status,
+            translate(HttpAnswer::canned(429, body), 5)
+                .unwrap_err()
+                .status,
             "OVER_QUERY_LIMIT"
         );
     }
@@ -233,6 +235,9 @@ mod tests {
             status(HttpAnswer::canned(200, r#"{"places":{}}"#)),
             upstream::BAD_RESPONSE
         );
-        assert_eq!(status(HttpAnswer::canned(200, "[]")), upstream::BAD_RESPONSE);
+        assert_eq!(
+            status(HttpAnswer::canned(200, "[]")),
+            upstream::BAD_RESPONSE
+        );
     }
 }

@@ -157,35 +157,3 @@ async fn lines_piling_up_behind_a_slow_reply_are_capped() {
         String::from_utf8_lossy(&rest)
     );
 }
-
-#[actix::test]
-async fn a_first_line_that_is_a_peer_hello_hands_the_connection_to_the_peer_side() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("herd.toml");
-    let toml = format!(
-        "[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n\
-         [servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n",
-        dir.path().join("logs").display()
-    );
-    std::fs::write(&path, toml).unwrap();
-    let cfg = HerdConfig::load_with_env(&path, Vec::new()).unwrap();
-    let addr = serve(&cfg, Tuning::default()).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    // The hello and the lines behind it arrive together: none may be lost in the handoff.
-    s.write_all(b"HERD-PEER 1 Smith Hill\nFLOOD Smith AT Smith +0.000000001 kiwi +1+1 7\nPING\n")
-        .await
-        .unwrap();
-    let got = read_until(&mut s, b"PONG\n").await;
-    assert_eq!(got, b"HERD-WELCOME Hill\nPONG\n");
-    s.write_all(b"SYNC\n").await.unwrap();
-    let digest = String::from_utf8(read_until(&mut s, b"DIGEST-END\n").await).unwrap();
-    assert!(digest.starts_with("DIGEST kiwi 7000000000 "), "{digest}");
-    // What a neighbour floods, a client finds.
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    client.write_all(b"WHATSAT kiwi 1 1\n").await.unwrap();
-    let reply = String::from_utf8(read_until(&mut client, b"\n\n").await).unwrap();
-    assert!(
-        reply.starts_with("AT Smith +0.000000001 kiwi +1+1 7\n{"),
-        "{reply}"
-    );
-}

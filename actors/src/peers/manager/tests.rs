@@ -102,10 +102,12 @@ fn hill(
     (manager, store, dir)
 }
 
+/// Quick to retry; heartbeats rare enough that no test but the heartbeat's sees one.
 fn quick() -> LinkSettings {
     LinkSettings {
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
+        heartbeat: Duration::from_secs(60),
         ..LinkSettings::default()
     }
 }
@@ -250,4 +252,27 @@ async fn floods_go_only_to_neighbours_that_lack_them() {
     for n in &mut neighbours {
         assert_eq!(n.line().await, line);
     }
+}
+
+#[actix::test]
+async fn a_neighbour_that_stops_answering_heartbeats_is_given_up_and_dialled_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = LinkSettings {
+        heartbeat: Duration::from_millis(50),
+        ..quick()
+    };
+    let (manager, _store, _dir) = hill(&[("Smith", addr)], None, settings);
+    let mut hung = Neighbour::accept(&listener, "Smith", None).await;
+    assert_eq!(hung.line().await, "SYNC");
+    // Pings arrive and are never answered, as with a stopped server whose kernel still
+    // takes the bytes.
+    assert_eq!(hung.line().await, "PING");
+    until_link(&manager, |l| {
+        !l.up && l.last_error.as_deref() == Some("no word from the neighbour for 150ms")
+    })
+    .await;
+    let mut again = Neighbour::accept(&listener, "Smith", None).await;
+    assert_eq!(again.line().await, "SYNC");
+    drop(hung);
 }

@@ -1,0 +1,165 @@
+//! The listening side of peer links, through a real server: a connection whose first line
+//! is a hello is handed over by its session, and what it sends after is a neighbour's.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::HerdConfig;
+use crate::peers::link::LinkSettings;
+use crate::server::{bind, start_with, Tuning};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Hill, with Smith as its neighbour, listening on a free port; `extra` goes at the top of
+/// its herd.toml.
+async fn hill(dir: &tempfile::TempDir, extra: &str, links: LinkSettings) -> std::net::SocketAddr {
+    let path = dir.path().join("herd.toml");
+    let toml = format!(
+        "{extra}\n[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n\
+         [servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n",
+        dir.path().join("logs").display()
+    );
+    std::fs::write(&path, toml).unwrap();
+    let config = HerdConfig::load_with_env(&path, Vec::new()).unwrap();
+    let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let tuning = Tuning {
+        links,
+        ..Tuning::default()
+    };
+    start_with(&config, "Hill", listener, tuning).unwrap().addr
+}
+
+async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(end) {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("a reply in time")
+            .unwrap();
+        assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// Everything until the server closes the connection.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut got))
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    String::from_utf8(got).unwrap()
+}
+
+/// What a client asking Hill about `client` gets: its AT line, or `?`.
+async fn held(addr: std::net::SocketAddr, client: &str) -> String {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(format!("WHATSAT {client} 1 1\n").as_bytes())
+        .await
+        .unwrap();
+    let reply = String::from_utf8(read_until(&mut c, b"\n").await).unwrap();
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+/// A connection from "Smith" that has been welcomed.
+async fn smith(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"HERD-PEER 1 Smith Hill\n").await.unwrap();
+    assert_eq!(read_until(&mut s, b"\n").await, b"HERD-WELCOME Hill\n");
+    s
+}
+
+#[actix::test]
+async fn a_first_line_that_is_a_peer_hello_hands_the_connection_to_the_peer_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = hill(&dir, "", LinkSettings::default()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // The hello and the lines behind it arrive together: none may be lost in the handoff.
+    s.write_all(b"HERD-PEER 1 Smith Hill\nFLOOD Smith AT Smith +0.000000001 kiwi +1+1 7\nPING\n")
+        .await
+        .unwrap();
+    let got = read_until(&mut s, b"PONG\n").await;
+    assert_eq!(got, b"HERD-WELCOME Hill\nPONG\n");
+    s.write_all(b"SYNC\n").await.unwrap();
+    let digest = String::from_utf8(read_until(&mut s, b"DIGEST-END\n").await).unwrap();
+    assert!(digest.starts_with("DIGEST kiwi 7000000000 "), "{digest}");
+    // What a neighbour floods, a client finds.
+    assert_eq!(
+        held(addr, "kiwi").await,
+        "AT Smith +0.000000001 kiwi +1+1 7"
+    );
+}
+
+#[actix::test]
+async fn a_neighbours_last_line_cut_short_is_dropped_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = hill(&dir, "", LinkSettings::default()).await;
+    let mut s = smith(addr).await;
+    // The neighbour dies in the middle of its time field: what arrived would parse as a
+    // valid record with another time, which nobody sent.
+    s.write_all(b"AT Smith +0.000000001 whole +1+1 7\nAT Smith +0.000000001 cut +1+1 16214648")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    read_to_close(&mut s).await;
+    assert_eq!(
+        held(addr, "whole").await,
+        "AT Smith +0.000000001 whole +1+1 7"
+    );
+    assert_eq!(held(addr, "cut").await, "? WHATSAT cut 1 1");
+}
+
+#[actix::test]
+async fn an_over_long_peer_line_is_skipped_and_the_link_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = hill(&dir, "", LinkSettings::default()).await;
+    let mut s = smith(addr).await;
+    let long = format!("AT Smith +0.000000001 {} +1+1 7\n", "x".repeat(100_000));
+    s.write_all(long.as_bytes()).await.unwrap();
+    s.write_all(b"AT Smith +0.000000001 after +1+1 8\nPING\n")
+        .await
+        .unwrap();
+    assert_eq!(read_until(&mut s, b"\n").await, b"PONG\n");
+    assert_eq!(
+        held(addr, "after").await,
+        "AT Smith +0.000000001 after +1+1 8"
+    );
+}
+
+#[actix::test]
+async fn a_dialler_silent_for_several_heartbeats_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let links = LinkSettings {
+        heartbeat: Duration::from_millis(50),
+        ..LinkSettings::default()
+    };
+    let addr = hill(&dir, "", links).await;
+    let mut s = smith(addr).await;
+    // Answered while it speaks...
+    s.write_all(b"PING\n").await.unwrap();
+    assert_eq!(read_until(&mut s, b"\n").await, b"PONG\n");
+    // ...and closed once it falls silent, as a stopped server would.
+    assert_eq!(read_to_close(&mut s).await, "");
+}
+
+#[actix::test]
+async fn an_unanswered_challenge_is_refused_after_the_handshake_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let links = LinkSettings {
+        handshake_timeout: Duration::from_millis(100),
+        ..LinkSettings::default()
+    };
+    let addr = hill(&dir, "secret = \"s3cret\"", links).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"HERD-PEER 1 Smith Hill\n").await.unwrap();
+    let challenge = String::from_utf8(read_until(&mut s, b"\n").await).unwrap();
+    assert!(challenge.starts_with("HERD-CHALLENGE "), "{challenge}");
+    assert_eq!(
+        read_to_close(&mut s).await,
+        "HERD-REFUSED no proof within 100ms\n"
+    );
+}
