@@ -15,17 +15,30 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::conn::{excerpt, Conn};
-use super::iamat::LoadArgs;
 use super::procfs::{own_cpu_time, CpuMeter};
 use super::progress::Progress;
 use super::report::{latency_histogram, micros, Report};
-use super::{names, Target};
+use super::{names, parse_seconds, Target};
 
 /// Connections opened at once: a burst of thousands of SYNs would overflow listen backlogs.
 pub const OPEN_AT_ONCE: usize = 256;
 
 /// Read buffer per load connection: room for a WHATSAT reply of twenty places.
 const BUFFER: usize = 32 * 1024;
+
+/// How a closed-loop run is shaped and measured (`iamat` and `whatsat`).
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Seconds of load.
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub duration: Duration,
+    /// Requests in flight per connection (pipelining); 1 waits for each reply.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub depth: u16,
+    /// PIDs of the herd's server processes, to report their CPU time per operation.
+    #[arg(long, value_delimiter = ',')]
+    pub pids: Vec<u32>,
+}
 
 /// What one connection asks, and how it judges the answers.
 pub trait Worker: Send + 'static {

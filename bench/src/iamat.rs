@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use herd_actors::protocol::Timestamp;
 
-use super::closed_loop::{self, Worker};
+use super::closed_loop::{self, LoadArgs, Worker};
 use super::conn::{excerpt, Conn};
 use super::progress::Progress;
 use super::report::Report;
@@ -28,20 +28,6 @@ pub struct Args {
     /// After the load, how long servers may take to hold every client's newest record.
     #[arg(long, default_value = "5", value_parser = parse_seconds)]
     settle: Duration,
-}
-
-/// How a closed-loop run is shaped and measured (`iamat` and `whatsat`).
-#[derive(clap::Args, Debug)]
-pub struct LoadArgs {
-    /// Seconds of load.
-    #[arg(long, default_value = "5", value_parser = parse_seconds)]
-    pub duration: Duration,
-    /// Requests in flight per connection (pipelining); 1 waits for each reply.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub depth: u16,
-    /// PIDs of the herd's server processes, to report their CPU time per operation.
-    #[arg(long, value_delimiter = ',')]
-    pub pids: Vec<u32>,
 }
 
 /// One client checking in over and over, always later than before.

@@ -14,9 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::closed_loop::{self, Worker};
+use super::closed_loop::{self, LoadArgs, Worker};
 use super::conn::{excerpt, Conn};
-use super::iamat::{check_in_once, LoadArgs};
+use super::iamat::check_in_once;
 use super::progress::Progress;
 use super::report::Report;
 use super::{fresh, loopback_host, parse_connections, run_id, servers_of, Common, Target};
