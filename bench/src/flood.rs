@@ -16,12 +16,12 @@ use futures::future::{join_all, try_join_all};
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
+use super::check_in::{run_id, CheckIns};
 use super::closed_loop::Worker;
 use super::conn::{excerpt, Conn};
-use super::iamat::CheckIns;
 use super::progress::Progress;
 use super::report::{latency_histogram, micros, Report};
-use super::{run_id, Common};
+use super::Common;
 
 /// A round gives up on a server after this long (SPEC.md asks for well under a second).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(2);

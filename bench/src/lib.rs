@@ -8,12 +8,15 @@
 //! Layout:
 //! - [`conn`]: one client connection: send lines, read whole replies.
 //! - [`closed_loop`]: C connections each keeping D requests in flight, timed into a histogram.
+//! - [`check_in`]: one client checking in, each time later than before (`iamat`, `flood`,
+//!   `conns`, the seed of `whatsat`).
 //! - [`fresh`]: whether every server holds the newest record of every client.
 //! - [`procfs`]: CPU time, resident memory and open files of a process, from `/proc`.
 //! - [`progress`]: the once-a-second line on stderr.
 //! - [`report`]: the summary, for people or as one JSON line.
 //! - one file per scenario: [`iamat`], [`whatsat`], [`flood`], [`conns`], [`startup`].
 
+mod check_in;
 mod closed_loop;
 mod conn;
 mod conns;
@@ -228,20 +231,6 @@ fn loopback_host(common: &Common, host_port: &str, what: &str) -> Result<SocketA
     Ok(addr)
 }
 
-/// A prefix for this run's client ids, so runs against one herd never share a client.
-fn run_id() -> String {
-    format!("bench{:08x}", fastrand::u32(..))
-}
-
-/// POSIX seconds with nine fraction digits, as an IAMAT carries them.
-fn time_text(nanos: i64) -> String {
-    format!(
-        "{}.{:09}",
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000)
-    )
-}
-
 /// Runs one scenario and prints its summary.
 pub fn run(scenario: Scenario) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -301,10 +290,5 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("7200").is_err());
         assert!(parse_seconds("soon").is_err());
-    }
-
-    #[test]
-    fn times_have_nine_fraction_digits() {
-        assert_eq!(time_text(1_621_464_827_000_000_005), "1621464827.000000005");
     }
 }

@@ -14,12 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use super::check_in::{check_in_once, run_id};
 use super::closed_loop::{self, LoadArgs, Worker};
 use super::conn::{excerpt, Conn};
-use super::iamat::check_in_once;
 use super::progress::Progress;
 use super::report::Report;
-use super::{fresh, loopback_host, parse_connections, run_id, servers_of, Common, Target};
+use super::{fresh, loopback_host, parse_connections, servers_of, Common, Target};
 
 /// How long every loaded server may take to learn the seeded client.
 const SEED_WAIT: Duration = Duration::from_secs(5);
