@@ -15,10 +15,11 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::conn::{excerpt, Conn};
+use super::limits::parse_seconds;
 use super::procfs::{own_cpu_time, CpuMeter};
 use super::progress::Progress;
 use super::report::{latency_histogram, micros, Report};
-use super::{names, parse_seconds, Target};
+use super::targets::{names, Target};
 
 /// Connections opened at once: a burst of thousands of SYNs would overflow listen backlogs.
 pub const OPEN_AT_ONCE: usize = 256;

@@ -14,10 +14,11 @@ use tokio::time::Instant;
 use super::check_in::{check_in_once, run_id, CheckIns};
 use super::closed_loop::{self, OPEN_AT_ONCE};
 use super::conn::Conn;
+use super::limits::{parse_connections, parse_seconds};
 use super::procfs::{open_files, rss_bytes};
 use super::progress::Progress;
 use super::report::Report;
-use super::{parse_connections, parse_seconds, Common};
+use super::targets::Common;
 
 /// Busy connections that time IAMATs while the idle ones are open.
 const PROBES: usize = 4;

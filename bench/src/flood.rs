@@ -21,7 +21,7 @@ use super::closed_loop::Worker;
 use super::conn::{excerpt, Conn};
 use super::progress::Progress;
 use super::report::{latency_histogram, micros, Report};
-use super::Common;
+use super::targets::Common;
 
 /// A round gives up on a server after this long (SPEC.md asks for well under a second).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(2);

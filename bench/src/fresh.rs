@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use tokio::time::Instant;
 
 use super::conn::Conn;
-use super::Target;
+use super::targets::Target;
 
 /// Connections per server for the check, so a slow places provider does not serialise it.
 const CHECKERS_PER_SERVER: usize = 8;

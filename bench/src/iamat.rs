@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use super::check_in::{run_id, CheckIns};
 use super::closed_loop::{self, LoadArgs};
+use super::fresh;
+use super::limits::{parse_connections, parse_seconds};
 use super::progress::Progress;
 use super::report::Report;
-use super::{fresh, parse_connections, parse_seconds, Common};
+use super::targets::Common;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::report::Report;
-use super::Common;
+use super::targets::Common;
 
 /// Pause between connection attempts.
 const POLL: Duration = Duration::from_millis(1);

@@ -17,9 +17,11 @@ use tokio::time::timeout;
 use super::check_in::{check_in_once, run_id};
 use super::closed_loop::{self, LoadArgs, Worker};
 use super::conn::{excerpt, Conn};
+use super::fresh;
+use super::limits::parse_connections;
 use super::progress::Progress;
 use super::report::Report;
-use super::{fresh, loopback_host, parse_connections, servers_of, Common, Target};
+use super::targets::{loopback_host, servers_of, Common, Target};
 
 /// How long every loaded server may take to learn the seeded client.
 const SEED_WAIT: Duration = Duration::from_secs(5);
