@@ -49,7 +49,8 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
-    /// Load a herd (this one or any that speaks SPEC.md) and report what it sustained.
+    /// Load a herd, this one or any that speaks the herd protocol (docs/protocol.md), and report
+    /// what it sustained.
     #[command(subcommand)]
     Bench(herd_bench::Scenario),
 }

@@ -1,8 +1,9 @@
 //! One client connection to a server: lines out, whole replies in.
 //!
 //! A reply is one line, except a WHATSAT answered with an AT line, which runs to the blank
-//! line that ends its JSON (SPEC.md section 2). Every wait is bounded, so a server that
-//! stops answering fails the run with its address named instead of hanging it.
+//! line that ends its JSON, as WHATSAT is answered in the herd protocol (docs/protocol.md).
+//! Every wait is bounded, so a server that stops answering fails the run with its address
+//! named instead of hanging it.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -23,7 +23,8 @@ use super::progress::Progress;
 use super::report::{latency_histogram, micros, Report};
 use super::targets::Common;
 
-/// A round gives up on a server after this long (SPEC.md asks for well under a second).
+/// A round gives up on a server after this long: far longer than a flood takes in a healthy
+/// herd, which the herd protocol (docs/protocol.md) puts well under a millisecond per hop.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args, Debug)]

@@ -1,4 +1,5 @@
-//! `herd bench SCENARIO`: a load generator for any herd that speaks SPEC.md.
+//! `herd bench SCENARIO`: a load generator for any herd that speaks the herd protocol
+//! (docs/protocol.md).
 //!
 //! It talks to servers only as a client would (IAMAT and WHATSAT over TCP), so the same
 //! figures can be taken of proxy-herd and of any other herd, such as a Python baseline. It

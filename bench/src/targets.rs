@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use herd_actors::config::HerdConfig;
 
-/// The names `--servers` gives plain addresses, in order: SPEC.md's default herd.
+/// The names `--servers` gives plain addresses, in order: the default herd of the herd
+/// protocol (docs/protocol.md).
 const HERD_ORDER: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
 
 /// Which herd to load, and how to print the summary.
