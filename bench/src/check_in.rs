@@ -10,7 +10,7 @@ use super::closed_loop::Worker;
 use super::conn::{excerpt, Conn};
 
 /// A prefix for this run's client ids, so runs against one herd never share a client.
-pub fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     format!("bench{:08x}", fastrand::u32(..))
 }
 
@@ -24,7 +24,7 @@ fn time_text(nanos: i64) -> String {
 }
 
 /// One client checking in over and over, always later than before.
-pub struct CheckIns {
+pub(crate) struct CheckIns {
     client: String,
     /// `IAMAT <client> <coordinates> `: all but the time.
     prefix: Vec<u8>,
@@ -36,7 +36,7 @@ pub struct CheckIns {
 }
 
 impl CheckIns {
-    pub fn new(client: String) -> CheckIns {
+    pub(crate) fn new(client: String) -> CheckIns {
         let prefix = format!("IAMAT {client} +34.068930-118.445127 ").into_bytes();
         CheckIns {
             client,
@@ -48,12 +48,12 @@ impl CheckIns {
     }
 
     /// The client time of the latest request.
-    pub fn last_sent(&self) -> i64 {
+    pub(crate) fn last_sent(&self) -> i64 {
         self.last_sent
     }
 
     /// The client and its newest acknowledged time, if any check-in was acknowledged.
-    pub fn newest(&self) -> Option<(String, i64)> {
+    pub(crate) fn newest(&self) -> Option<(String, i64)> {
         self.acked.map(|t| (self.client.clone(), t))
     }
 }
@@ -89,7 +89,7 @@ impl Worker for CheckIns {
 }
 
 /// Checks `client` in once on `conn`; the client time the server acknowledged.
-pub async fn check_in_once(conn: &mut Conn, client: String) -> Result<i64, String> {
+pub(crate) async fn check_in_once(conn: &mut Conn, client: String) -> Result<i64, String> {
     let mut checkin = CheckIns::new(client);
     let mut line = Vec::new();
     checkin.request(&mut line);

@@ -38,7 +38,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     /// Idle connections to open to the server (--at, or the first).
     #[arg(long, default_value = "10000", value_parser = parse_connections)]
     connections: usize,
@@ -50,7 +50,7 @@ pub struct Args {
     duration: Duration,
 }
 
-pub async fn run(args: Args) -> Result<Report, String> {
+pub(crate) async fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let target = args.common.at(&targets)?.clone();
     raise_open_file_limit(args.connections as u64 + PROBES as u64 + SPARE_FILES)?;

@@ -30,7 +30,7 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     /// Check-ins to time; each round lasts at most two seconds.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     rounds: u32,
@@ -68,7 +68,7 @@ impl Poller {
     }
 }
 
-pub async fn run(args: Args) -> Result<Report, String> {
+pub(crate) async fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let origin = args.common.at(&targets)?;
     let others: Vec<_> = targets.iter().filter(|t| t.name != origin.name).collect();

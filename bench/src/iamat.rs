@@ -18,9 +18,9 @@ use super::targets::Common;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     #[command(flatten)]
-    pub load: LoadArgs,
+    load: LoadArgs,
     /// Connections, each its own client; spread over the servers round-robin unless --at.
     #[arg(long, default_value = "50", value_parser = parse_connections)]
     connections: usize,
@@ -29,7 +29,7 @@ pub struct Args {
     settle: Duration,
 }
 
-pub async fn run(args: Args) -> Result<Report, String> {
+pub(crate) async fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let plan = args.common.spread(&targets, args.connections)?;
     let run = run_id();

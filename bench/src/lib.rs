@@ -1,23 +1,35 @@
 //! `herd bench SCENARIO`: a load generator for any herd that speaks the herd protocol
 //! (docs/protocol.md).
 //!
+//! Layout:
+//! - `iamat` scenario: check-ins at full speed, each one a flood; then no record may be stale.
+//! - `whatsat` scenario: WHATSAT for one seeded client at full speed; upstream calls per ask.
+//! - `flood` scenario: time from an IAMAT at one server until every other server holds it.
+//! - `conns` scenario: many idle connections to one server; memory per connection, RTT.
+//! - `startup` scenario: time from exec of a server command until it accepts connections.
+//! - `check_in`: one client checking in, each time later than before; the run's client ids.
+//! - `closed_loop`: C connections each keeping D requests in flight, timed into a histogram.
+//! - `fresh`: whether every server holds the newest record of every client.
+//! - `conn`: one client connection: send lines, read whole replies.
+//! - `targets`: which servers to load (`--servers`, `--config`, `--at`), on loopback only.
+//! - `limits`: the bounds on connections and seconds that keep a run a benchmark.
+//! - `procfs`: CPU time, resident memory and open files of a process, from `/proc`.
+//! - `progress`: the once-a-second line on stderr.
+//! - `report`: the summary, for people or as one JSON line.
+//!
+//! Imports run down this list: scenarios use the parts below them, never one another, and
+//! nothing imports a scenario but this root.
+//!
 //! It talks to servers only as a client would (IAMAT and WHATSAT over TCP), so the same
 //! figures can be taken of proxy-herd and of any other herd, such as a Python baseline. It
 //! runs on a tokio runtime of its own, apart from the actix server code, and every run is
 //! bounded: in connections, in time, and to loopback targets unless `--allow-remote`.
 //!
-//! Layout:
-//! - [`targets`]: which servers to load (`--servers`, `--config`, `--at`), on loopback only.
-//! - [`limits`]: the bounds on connections and seconds that keep a run a benchmark.
-//! - [`conn`]: one client connection: send lines, read whole replies.
-//! - [`closed_loop`]: C connections each keeping D requests in flight, timed into a histogram.
-//! - [`check_in`]: one client checking in, each time later than before (`iamat`, `flood`,
-//!   `conns`, the seed of `whatsat`).
-//! - [`fresh`]: whether every server holds the newest record of every client.
-//! - [`procfs`]: CPU time, resident memory and open files of a process, from `/proc`.
-//! - [`progress`]: the once-a-second line on stderr.
-//! - [`report`]: the summary, for people or as one JSON line.
-//! - one file per scenario: [`iamat`], [`whatsat`], [`flood`], [`conns`], [`startup`].
+//! The `herd` binary needs only [`Scenario`], the clap subcommand, and [`run`]; everything
+//! else is private to this crate. (Each scenario's `Args` is `pub` only because it is the
+//! payload of a `Scenario` variant; outside this crate it cannot be named or built.)
+
+#![warn(missing_docs, unreachable_pub)]
 
 mod check_in;
 mod closed_loop;

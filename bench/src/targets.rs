@@ -13,7 +13,7 @@ const HERD_ORDER: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton
 
 /// Which herd to load, and how to print the summary.
 #[derive(clap::Args, Debug)]
-pub struct Common {
+pub(crate) struct Common {
     /// Server addresses in herd order (Hill,Jaquez,Smith,Campbell,Singleton); each is
     /// ADDR or NAME=ADDR.
     #[arg(
@@ -39,9 +39,9 @@ pub struct Common {
 
 /// One server of the herd under test.
 #[derive(Debug, Clone)]
-pub struct Target {
-    pub name: String,
-    pub addr: SocketAddr,
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Common {

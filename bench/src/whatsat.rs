@@ -32,7 +32,7 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     #[command(flatten)]
     load: LoadArgs,
     /// Connections; spread over the servers round-robin unless --at.
@@ -80,7 +80,7 @@ fn status_is_ok(reply: &[u8]) -> bool {
         .is_some_and(|r| r.trim_ascii_start().starts_with(b"\"OK\""))
 }
 
-pub async fn run(args: Args) -> Result<Report, String> {
+pub(crate) async fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let plan = args.common.spread(&targets, args.connections)?;
     let client = format!("{}-seed", run_id());
