@@ -1,10 +1,9 @@
 //! `herd`: run a server of the herd, the whole herd, or a scripted client.
 //!
-//! The server itself lives in the `herd-actors` library; this binary only parses the command
-//! line, loads `herd.toml` and waits for a signal.
+//! The server itself lives in the `herd-actors` library and the load generator (`herd bench`)
+//! in `herd-bench`; this binary only parses the command line, loads `herd.toml` and waits for
+//! a signal.
 
-/// `herd bench`: a load generator for any herd that speaks SPEC.md.
-mod bench;
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
 /// `herd up`: the whole herd as child processes.
@@ -50,9 +49,10 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
-    /// Load a herd (this one or any that speaks SPEC.md) and report what it sustained.
+    /// Load a herd, this one or any that speaks the herd protocol (docs/protocol.md), and report
+    /// what it sustained.
     #[command(subcommand)]
-    Bench(bench::Scenario),
+    Bench(herd_bench::Scenario),
 }
 
 fn main() -> ExitCode {
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
             lines,
             config,
         } => client::run(&target, &lines, &config),
-        Command::Bench(scenario) => bench::run(scenario),
+        Command::Bench(scenario) => herd_bench::run(scenario),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

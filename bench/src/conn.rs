@@ -1,8 +1,9 @@
 //! One client connection to a server: lines out, whole replies in.
 //!
 //! A reply is one line, except a WHATSAT answered with an AT line, which runs to the blank
-//! line that ends its JSON (SPEC.md section 2). Every wait is bounded, so a server that
-//! stops answering fails the run with its address named instead of hanging it.
+//! line that ends its JSON, as WHATSAT is answered in the herd protocol (docs/protocol.md).
+//! Every wait is bounded, so a server that stops answering fails the run with its address
+//! named instead of hanging it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,7 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for one reply; far past any healthy server's answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct Conn {
+pub(crate) struct Conn {
     addr: SocketAddr,
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
@@ -27,7 +28,7 @@ pub struct Conn {
 
 impl Conn {
     /// Connects with a read buffer of `buffer` bytes (small for thousands of idle ones).
-    pub async fn open(addr: SocketAddr, buffer: usize) -> Result<Conn, String> {
+    pub(crate) async fn open(addr: SocketAddr, buffer: usize) -> Result<Conn, String> {
         let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| format!("cannot connect to {addr}: no answer in {CONNECT_TIMEOUT:?}"))?
@@ -44,11 +45,11 @@ impl Conn {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.writer
             .write_all(bytes)
             .await
@@ -56,7 +57,7 @@ impl Conn {
     }
 
     /// Reads the next reply into `into` (cleared first), line terminators included.
-    pub async fn reply(&mut self, whatsat: bool, into: &mut Vec<u8>) -> Result<(), String> {
+    pub(crate) async fn reply(&mut self, whatsat: bool, into: &mut Vec<u8>) -> Result<(), String> {
         into.clear();
         let addr = self.addr;
         timeout(REPLY_TIMEOUT, self.read_reply(whatsat, into))
@@ -93,7 +94,7 @@ impl Conn {
     /// The client time of the record this server holds for `client`, or `None` if it
     /// answers `?` (it has never heard of the client). Asks for the smallest answer
     /// WHATSAT allows, so the upstream work is as small as it can be.
-    pub async fn held_time(&mut self, client: &str) -> Result<Option<i64>, String> {
+    pub(crate) async fn held_time(&mut self, client: &str) -> Result<Option<i64>, String> {
         self.send(format!("WHATSAT {client} 0.001 1\n").as_bytes())
             .await?;
         let mut reply = Vec::new();
@@ -112,7 +113,7 @@ impl Conn {
 }
 
 /// The client time (last field) of the AT line that starts `reply`.
-pub fn at_time(reply: &[u8]) -> Option<i64> {
+pub(crate) fn at_time(reply: &[u8]) -> Option<i64> {
     let line = reply.split(|&b| b == b'\n').next()?;
     let line = std::str::from_utf8(line).ok()?;
     let mut it = fields(line);
@@ -123,7 +124,7 @@ pub fn at_time(reply: &[u8]) -> Option<i64> {
 }
 
 /// The start of a reply, for an error message.
-pub fn excerpt(reply: &[u8]) -> String {
+pub(crate) fn excerpt(reply: &[u8]) -> String {
     let text = String::from_utf8_lossy(&reply[..reply.len().min(160)]);
     format!("{:?}", text.trim_end())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 const TICKS_PER_SECOND: u64 = 100;
 
 /// User plus system CPU time of a process, all its threads included (dead ones too).
-pub fn cpu_time(pid: u32) -> Result<Duration, String> {
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration, String> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("process {pid} is gone (no {path}): did it exit?"),
@@ -32,12 +32,12 @@ pub fn cpu_time(pid: u32) -> Result<Duration, String> {
 }
 
 /// The CPU time of this process (the load generator itself).
-pub fn own_cpu_time() -> Result<Duration, String> {
+pub(crate) fn own_cpu_time() -> Result<Duration, String> {
     cpu_time(std::process::id())
 }
 
 /// Resident memory of a process in bytes (`VmRSS` of `/proc/PID/status`).
-pub fn rss_bytes(pid: u32) -> Result<u64, String> {
+pub(crate) fn rss_bytes(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     status
@@ -50,7 +50,7 @@ pub fn rss_bytes(pid: u32) -> Result<u64, String> {
 }
 
 /// How many files (sockets included) a process has open.
-pub fn open_files(pid: u32) -> Result<usize, String> {
+pub(crate) fn open_files(pid: u32) -> Result<usize, String> {
     let path = format!("/proc/{pid}/fd");
     std::fs::read_dir(&path)
         .map(Iterator::count)
@@ -58,7 +58,7 @@ pub fn open_files(pid: u32) -> Result<usize, String> {
 }
 
 /// CPU time of a herd's processes over one run.
-pub struct CpuMeter {
+pub(crate) struct CpuMeter {
     pids: Vec<u32>,
     /// Each process's name at the start, so a process that goes away can be named.
     names: Vec<String>,
@@ -73,7 +73,7 @@ const QUIET_LIMIT: Duration = Duration::from_secs(5);
 
 impl CpuMeter {
     /// Starts metering `pids`; `None` when none were given.
-    pub fn start(pids: &[u32]) -> Result<Option<CpuMeter>, String> {
+    pub(crate) fn start(pids: &[u32]) -> Result<Option<CpuMeter>, String> {
         if pids.is_empty() {
             return Ok(None);
         }
@@ -96,7 +96,7 @@ impl CpuMeter {
     /// The CPU time spent since the start, read once the herd has gone quiet: floods and
     /// queued work still running after the last reply are part of what the run cost. Quiet
     /// means at most one tick (10 ms) over a 100 ms sample, so idle timers do not count.
-    pub async fn finish(&self) -> Result<Duration, String> {
+    pub(crate) async fn finish(&self) -> Result<Duration, String> {
         let deadline = Instant::now() + QUIET_LIMIT;
         let mut last = self.total()?;
         loop {

@@ -1,65 +1,19 @@
-//! `herd bench SCENARIO`: a load generator for any herd that speaks SPEC.md.
-//!
-//! It talks to servers only as a client would (IAMAT and WHATSAT over TCP), so the same
-//! figures can be taken of proxy-herd and of any other herd, such as a Python baseline. It
-//! runs on a tokio runtime of its own, apart from the actix server code, and every run is
-//! bounded: in connections, in time, and to loopback targets unless `--allow-remote`.
-//!
-//! Layout:
-//! - [`conn`]: one client connection: send lines, read whole replies.
-//! - [`closed_loop`]: C connections each keeping D requests in flight, timed into a histogram.
-//! - [`fresh`]: whether every server holds the newest record of every client.
-//! - [`procfs`]: CPU time, resident memory and open files of a process, from `/proc`.
-//! - [`progress`]: the once-a-second line on stderr.
-//! - [`report`]: the summary, for people or as one JSON line.
-//! - one file per scenario: [`iamat`], [`whatsat`], [`flood`], [`conns`], [`startup`].
-
-mod closed_loop;
-mod conn;
-mod conns;
-mod flood;
-mod fresh;
-mod iamat;
-mod procfs;
-mod progress;
-mod report;
-mod startup;
-mod whatsat;
+//! Which herd to load: the flags every scenario shares (`--servers` or `--config`, `--at`,
+//! `--json`, `--allow-remote`), turned into checked [`Target`]s. Targets off loopback are
+//! refused unless `--allow-remote`, so a mistyped address cannot load someone else's server.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::Subcommand;
 use herd_actors::config::HerdConfig;
 
-/// The names `--servers` gives plain addresses, in order: SPEC.md's default herd.
+/// The names `--servers` gives plain addresses, in order: the default herd of the herd
+/// protocol (docs/protocol.md).
 const HERD_ORDER: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
-
-/// More connections than this is a mistake, not a benchmark (and past the port range).
-const MAX_CONNECTIONS: usize = 50_000;
-
-/// No run may be asked to last longer than this.
-const MAX_SECONDS: f64 = 3600.0;
-
-/// One way to load a herd.
-#[derive(Subcommand, Debug)]
-pub enum Scenario {
-    /// Check-ins at full speed, each newer than the last for its client, so each one floods.
-    Iamat(iamat::Args),
-    /// WHATSAT for one seeded client at full speed; optionally counts upstream calls.
-    Whatsat(whatsat::Args),
-    /// Time from an IAMAT at one server until every other server answers WHATSAT with it.
-    Flood(flood::Args),
-    /// Many idle connections to one server: memory per connection, and RTT while they are open.
-    Conns(conns::Args),
-    /// Time from exec of a server command until its address accepts connections.
-    Startup(startup::Args),
-}
 
 /// Which herd to load, and how to print the summary.
 #[derive(clap::Args, Debug)]
-pub struct Common {
+pub(crate) struct Common {
     /// Server addresses in herd order (Hill,Jaquez,Smith,Campbell,Singleton); each is
     /// ADDR or NAME=ADDR.
     #[arg(
@@ -77,7 +31,7 @@ pub struct Common {
     at: Option<String>,
     /// Print the summary as one JSON line instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Allow targets off loopback: without it, only 127.0.0.0/8 and ::1 are loaded.
     #[arg(long)]
     allow_remote: bool,
@@ -85,14 +39,14 @@ pub struct Common {
 
 /// One server of the herd under test.
 #[derive(Debug, Clone)]
-pub struct Target {
-    pub name: String,
-    pub addr: SocketAddr,
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Common {
     /// The servers named by `--servers` or `--config`, refused if any is off loopback.
-    fn targets(&self) -> Result<Vec<Target>, String> {
+    pub(crate) fn targets(&self) -> Result<Vec<Target>, String> {
         let targets = match &self.config {
             Some(path) => HerdConfig::load(path)
                 .map_err(|e| e.to_string())?
@@ -122,7 +76,7 @@ impl Common {
     }
 
     /// The server `--at` names, or the first one.
-    fn at<'a>(&self, targets: &'a [Target]) -> Result<&'a Target, String> {
+    pub(crate) fn at<'a>(&self, targets: &'a [Target]) -> Result<&'a Target, String> {
         match &self.at {
             None => targets
                 .first()
@@ -138,7 +92,7 @@ impl Common {
     }
 
     /// Where each of `n` connections goes: all to `--at`, or round-robin over the herd.
-    fn spread(&self, targets: &[Target], n: usize) -> Result<Vec<Target>, String> {
+    pub(crate) fn spread(&self, targets: &[Target], n: usize) -> Result<Vec<Target>, String> {
         if self.at.is_some() {
             let one = self.at(targets)?;
             return Ok(vec![one.clone(); n]);
@@ -148,7 +102,7 @@ impl Common {
 }
 
 /// The distinct servers of a plan, in order.
-fn servers_of(plan: &[Target]) -> Vec<Target> {
+pub(crate) fn servers_of(plan: &[Target]) -> Vec<Target> {
     let mut seen: Vec<Target> = Vec::new();
     for t in plan {
         if !seen.iter().any(|s| s.name == t.name) {
@@ -159,7 +113,7 @@ fn servers_of(plan: &[Target]) -> Vec<Target> {
 }
 
 /// The distinct server names of a plan, in order: `Hill,Jaquez`.
-fn names(plan: &[Target]) -> String {
+pub(crate) fn names(plan: &[Target]) -> String {
     let names: Vec<String> = servers_of(plan).into_iter().map(|t| t.name).collect();
     names.join(",")
 }
@@ -195,30 +149,12 @@ fn parse_servers(list: &[String]) -> Result<Vec<Target>, String> {
     Ok(targets)
 }
 
-/// `--duration 2.5`: seconds, positive and at most an hour.
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(secs > 0.0 && secs <= MAX_SECONDS) {
-        return Err(format!("{s} s is outside 0 < seconds <= {MAX_SECONDS}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// `--connections`: at least one, and few enough to be a benchmark.
-fn parse_connections(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of connections"))?;
-    if n == 0 || n > MAX_CONNECTIONS {
-        return Err(format!("{n} connections is outside 1..={MAX_CONNECTIONS}"));
-    }
-    Ok(n)
-}
-
 /// Resolves `host:port` and checks it is on loopback unless remote targets are allowed.
-fn loopback_host(common: &Common, host_port: &str, what: &str) -> Result<SocketAddr, String> {
+pub(crate) fn loopback_host(
+    common: &Common,
+    host_port: &str,
+    what: &str,
+) -> Result<SocketAddr, String> {
     let addr = host_port
         .to_socket_addrs()
         .map_err(|e| format!("{what}: cannot resolve {host_port}: {e}"))?
@@ -226,53 +162,6 @@ fn loopback_host(common: &Common, host_port: &str, what: &str) -> Result<SocketA
         .ok_or_else(|| format!("{what}: {host_port} resolves to no address"))?;
     common.check_loopback(&addr, what)?;
     Ok(addr)
-}
-
-/// A prefix for this run's client ids, so runs against one herd never share a client.
-fn run_id() -> String {
-    format!("bench{:08x}", fastrand::u32(..))
-}
-
-/// POSIX seconds with nine fraction digits, as an IAMAT carries them.
-fn time_text(nanos: i64) -> String {
-    format!(
-        "{}.{:09}",
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000)
-    )
-}
-
-/// Runs one scenario and prints its summary.
-pub fn run(scenario: Scenario) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
-    let (report, json) = match scenario {
-        Scenario::Iamat(args) => {
-            let json = args.common.json;
-            (runtime.block_on(iamat::run(args))?, json)
-        }
-        Scenario::Whatsat(args) => {
-            let json = args.common.json;
-            (runtime.block_on(whatsat::run(args))?, json)
-        }
-        Scenario::Flood(args) => {
-            let json = args.common.json;
-            (runtime.block_on(flood::run(args))?, json)
-        }
-        Scenario::Conns(args) => {
-            let json = args.common.json;
-            (runtime.block_on(conns::run(args))?, json)
-        }
-        Scenario::Startup(args) => {
-            let json = args.common.json;
-            (startup::run(args)?, json)
-        }
-    };
-    report.print(json);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -293,18 +182,5 @@ mod tests {
         assert!(parse_servers(&list).unwrap_err().contains("address 6"));
         list[5] = "Extra=127.0.0.1:6".into();
         assert_eq!(parse_servers(&list).unwrap()[5].name, "Extra");
-    }
-
-    #[test]
-    fn durations_are_bounded() {
-        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_seconds("0").is_err());
-        assert!(parse_seconds("7200").is_err());
-        assert!(parse_seconds("soon").is_err());
-    }
-
-    #[test]
-    fn times_have_nine_fraction_digits() {
-        assert_eq!(time_text(1_621_464_827_000_000_005), "1621464827.000000005");
     }
 }

@@ -11,13 +11,14 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use tokio::time::Instant;
 
+use super::check_in::{check_in_once, run_id, CheckIns};
 use super::closed_loop::{self, OPEN_AT_ONCE};
 use super::conn::Conn;
-use super::iamat::{check_in_once, CheckIns};
+use super::limits::{parse_connections, parse_seconds};
 use super::procfs::{open_files, rss_bytes};
 use super::progress::Progress;
 use super::report::Report;
-use super::{parse_connections, parse_seconds, run_id, Common};
+use super::targets::Common;
 
 /// Busy connections that time IAMATs while the idle ones are open.
 const PROBES: usize = 4;
@@ -37,7 +38,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     /// Idle connections to open to the server (--at, or the first).
     #[arg(long, default_value = "10000", value_parser = parse_connections)]
     connections: usize,
@@ -49,7 +50,7 @@ pub struct Args {
     duration: Duration,
 }
 
-pub async fn run(args: Args) -> Result<Report, String> {
+pub(crate) async fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let target = args.common.at(&targets)?.clone();
     raise_open_file_limit(args.connections as u64 + PROBES as u64 + SPARE_FILES)?;

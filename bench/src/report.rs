@@ -7,16 +7,16 @@ use hdrhistogram::Histogram;
 use serde_json::{Map, Value};
 
 /// Latencies are recorded in microseconds, from 1 µs to a minute, to 3 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
+pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("1 us..60 s at 3 digits is a valid range")
 }
 
 /// Microseconds of `d`, for [`latency_histogram`].
-pub fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-pub struct Report {
+pub(crate) struct Report {
     scenario: &'static str,
     entries: Vec<Entry>,
 }
@@ -29,7 +29,7 @@ struct Entry {
 }
 
 impl Report {
-    pub fn new(scenario: &'static str) -> Report {
+    pub(crate) fn new(scenario: &'static str) -> Report {
         Report {
             scenario,
             entries: Vec::new(),
@@ -37,17 +37,17 @@ impl Report {
     }
 
     /// A word or list: server names, a note.
-    pub fn text(&mut self, key: &str, label: &str, value: impl Into<String>) {
+    pub(crate) fn text(&mut self, key: &str, label: &str, value: impl Into<String>) {
         let value = value.into();
         self.push(key, label, Value::from(value.clone()), value);
     }
 
-    pub fn count(&mut self, key: &str, label: &str, n: u64) {
+    pub(crate) fn count(&mut self, key: &str, label: &str, n: u64) {
         self.push(key, label, Value::from(n), n.to_string());
     }
 
     /// A measured figure, rounded to `decimals` places in both forms.
-    pub fn figure(&mut self, key: &str, label: &str, x: f64, decimals: usize, unit: &str) {
+    pub(crate) fn figure(&mut self, key: &str, label: &str, x: f64, decimals: usize, unit: &str) {
         let scale = 10f64.powi(i32::try_from(decimals).unwrap_or(0));
         let rounded = (x * scale).round() / scale;
         let text = if unit.is_empty() {
@@ -59,7 +59,7 @@ impl Report {
     }
 
     /// p50, p90, p99 and max of `h` (microseconds) in milliseconds: keys `{prefix}p50_ms`...
-    pub fn latency(&mut self, prefix: &str, label: &str, h: &Histogram<u64>) {
+    pub(crate) fn latency(&mut self, prefix: &str, label: &str, h: &Histogram<u64>) {
         if h.is_empty() {
             self.text(&format!("{prefix}latency"), label, "no samples");
             return;
@@ -82,7 +82,7 @@ impl Report {
 
     /// Herd CPU time over the run, and per operation (when PIDs were given); the load
     /// generator's own CPU time, to show whether it, rather than the herd, was the limit.
-    pub fn cpu(&mut self, herd: Option<Duration>, ops: u64, op: &str, bench: Duration) {
+    pub(crate) fn cpu(&mut self, herd: Option<Duration>, ops: u64, op: &str, bench: Duration) {
         if let Some(herd) = herd {
             self.figure("herd_cpu_s", "herd CPU time", herd.as_secs_f64(), 2, "s");
             let per_op = herd.as_secs_f64() * 1e6 / ops.max(1) as f64;
@@ -113,7 +113,7 @@ impl Report {
     }
 
     /// Prints to stdout: labelled lines, or one JSON object on one line.
-    pub fn print(&self, json: bool) {
+    pub(crate) fn print(&self, json: bool) {
         if json {
             let mut map = Map::new();
             map.insert("scenario".into(), Value::from(self.scenario));

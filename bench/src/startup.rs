@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::report::Report;
-use super::Common;
+use super::targets::Common;
 
 /// Pause between connection attempts.
 const POLL: Duration = Duration::from_millis(1);
@@ -24,7 +24,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     /// Launches to time; the slowest is the figure.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
@@ -34,7 +34,7 @@ pub struct Args {
     command: Vec<String>,
 }
 
-pub fn run(args: Args) -> Result<Report, String> {
+pub(crate) fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let addr = args.common.at(&targets)?.addr;
     let shown = args.command.join(" ");

@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use tokio::time::Instant;
 
 use super::conn::Conn;
-use super::Target;
+use super::targets::Target;
 
 /// Connections per server for the check, so a slow places provider does not serialise it.
 const CHECKERS_PER_SERVER: usize = 8;
@@ -17,19 +17,19 @@ const CHECKERS_PER_SERVER: usize = 8;
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// The outcome of a check over clients x servers.
-pub struct Freshness {
+pub(crate) struct Freshness {
     /// Client-server pairs checked.
-    pub pairs: u64,
+    pub(crate) pairs: u64,
     /// Pairs whose server still held an older record (or none) after the time allowed.
-    pub stale: u64,
+    pub(crate) stale: u64,
     /// How long until every pair was fresh (or the check gave up).
-    pub took: Duration,
+    pub(crate) took: Duration,
 }
 
 /// Checks that each server in `targets` holds, for each `(client, time)` of `newest`, a
 /// record at least that new. Pairs not yet fresh are asked again until `allowed` has passed;
 /// a pair counts as stale only if it is still stale when asked after that.
-pub async fn check(
+pub(crate) async fn check(
     targets: &[Target],
     newest: &[(String, i64)],
     allowed: Duration,

@@ -1,51 +1,30 @@
-//! `herd bench iamat`: check-ins at full speed, every one a flood.
-//!
-//! Each connection is its own client and stamps each check-in later than its last, so every
-//! IAMAT is newer than what the herd holds and floods to every server. Afterwards every
-//! server is asked for every client's record: a herd that drops floods under load shows
-//! up as stale records, however fast it answered.
+//! One client checking in over and over, each check-in later than its last, so each is
+//! newer than what the herd holds. It drives `iamat`, the probes of `conns` and the rounds of
+//! `flood`, and seeds the client `whatsat` asks for.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use herd_actors::protocol::Timestamp;
 
-use super::closed_loop::{self, Worker};
+use super::closed_loop::Worker;
 use super::conn::{excerpt, Conn};
-use super::progress::Progress;
-use super::report::Report;
-use super::{fresh, parse_connections, parse_seconds, run_id, time_text, Common};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub load: LoadArgs,
-    /// Connections, each its own client; spread over the servers round-robin unless --at.
-    #[arg(long, default_value = "50", value_parser = parse_connections)]
-    connections: usize,
-    /// After the load, how long servers may take to hold every client's newest record.
-    #[arg(long, default_value = "5", value_parser = parse_seconds)]
-    settle: Duration,
+/// A prefix for this run's client ids, so runs against one herd never share a client.
+pub(crate) fn run_id() -> String {
+    format!("bench{:08x}", fastrand::u32(..))
 }
 
-/// How a closed-loop run is shaped and measured (`iamat` and `whatsat`).
-#[derive(clap::Args, Debug)]
-pub struct LoadArgs {
-    /// Seconds of load.
-    #[arg(long, default_value = "5", value_parser = parse_seconds)]
-    pub duration: Duration,
-    /// Requests in flight per connection (pipelining); 1 waits for each reply.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub depth: u16,
-    /// PIDs of the herd's server processes, to report their CPU time per operation.
-    #[arg(long, value_delimiter = ',')]
-    pub pids: Vec<u32>,
+/// POSIX seconds with nine fraction digits, as an IAMAT carries them.
+fn time_text(nanos: i64) -> String {
+    format!(
+        "{}.{:09}",
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000)
+    )
 }
 
 /// One client checking in over and over, always later than before.
-pub struct CheckIns {
+pub(crate) struct CheckIns {
     client: String,
     /// `IAMAT <client> <coordinates> `: all but the time.
     prefix: Vec<u8>,
@@ -57,7 +36,7 @@ pub struct CheckIns {
 }
 
 impl CheckIns {
-    pub fn new(client: String) -> CheckIns {
+    pub(crate) fn new(client: String) -> CheckIns {
         let prefix = format!("IAMAT {client} +34.068930-118.445127 ").into_bytes();
         CheckIns {
             client,
@@ -69,12 +48,12 @@ impl CheckIns {
     }
 
     /// The client time of the latest request.
-    pub fn last_sent(&self) -> i64 {
+    pub(crate) fn last_sent(&self) -> i64 {
         self.last_sent
     }
 
     /// The client and its newest acknowledged time, if any check-in was acknowledged.
-    pub fn newest(&self) -> Option<(String, i64)> {
+    pub(crate) fn newest(&self) -> Option<(String, i64)> {
         self.acked.map(|t| (self.client.clone(), t))
     }
 }
@@ -110,7 +89,7 @@ impl Worker for CheckIns {
 }
 
 /// Checks `client` in once on `conn`; the client time the server acknowledged.
-pub async fn check_in_once(conn: &mut Conn, client: String) -> Result<i64, String> {
+pub(crate) async fn check_in_once(conn: &mut Conn, client: String) -> Result<i64, String> {
     let mut checkin = CheckIns::new(client);
     let mut line = Vec::new();
     checkin.request(&mut line);
@@ -127,51 +106,6 @@ pub async fn check_in_once(conn: &mut Conn, client: String) -> Result<i64, Strin
             excerpt(&reply)
         ))
     }
-}
-
-pub async fn run(args: Args) -> Result<Report, String> {
-    let targets = args.common.targets()?;
-    let plan = args.common.spread(&targets, args.connections)?;
-    let run = run_id();
-    let workers: Vec<CheckIns> = (0..args.connections)
-        .map(|i| CheckIns::new(format!("{run}-{i}")))
-        .collect();
-    let progress = Progress::start("iamat", "load");
-    let closed_loop::Measured {
-        workers,
-        totals,
-        herd_cpu,
-        bench_cpu,
-    } = closed_loop::measured(&plan, workers, &args.load, &progress).await?;
-    progress.phase("checking records");
-    let newest: Vec<(String, i64)> = workers.iter().filter_map(CheckIns::newest).collect();
-    let fresh = fresh::check(&targets, &newest, args.settle).await?;
-    drop(progress);
-
-    let mut r = closed_loop::report("iamat", &plan, &args.load, &totals);
-    r.count("check_ins", "check-ins answered", totals.ok);
-    r.count("errors", "wrong replies", totals.bad);
-    r.count("broken", "connections broken", totals.broken);
-    r.figure("check_ins_per_s", "check-ins/s", totals.per_second(), 1, "");
-    r.latency("", "latency", &totals.latency);
-    r.cpu(herd_cpu, totals.ok, "check-in", bench_cpu);
-    r.count(
-        "records_checked",
-        "records checked (clients x servers)",
-        fresh.pairs,
-    );
-    r.count("stale", "stale records", fresh.stale);
-    r.figure(
-        "check_s",
-        "time until all fresh (or gave up)",
-        fresh.took.as_secs_f64(),
-        2,
-        "s",
-    );
-    if let Some(problem) = totals.first_problem {
-        r.text("first_problem", "first problem", problem);
-    }
-    Ok(r)
 }
 
 #[cfg(test)]
@@ -207,5 +141,10 @@ mod tests {
         assert!(w.judge(reply(times[1]).as_bytes()));
         assert_eq!(w.newest(), Some(("kiwi".to_string(), times[1])));
         assert!(!w.judge(b"? IAMAT kiwi\n"), "nothing is in flight");
+    }
+
+    #[test]
+    fn times_have_nine_fraction_digits() {
+        assert_eq!(time_text(1_621_464_827_000_000_005), "1621464827.000000005");
     }
 }

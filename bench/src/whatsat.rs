@@ -14,12 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::closed_loop::{self, Worker};
+use super::check_in::{check_in_once, run_id};
+use super::closed_loop::{self, LoadArgs, Worker};
 use super::conn::{excerpt, Conn};
-use super::iamat::{check_in_once, LoadArgs};
+use super::fresh;
+use super::limits::parse_connections;
 use super::progress::Progress;
 use super::report::Report;
-use super::{fresh, loopback_host, parse_connections, run_id, servers_of, Common, Target};
+use super::targets::{loopback_host, servers_of, Common, Target};
 
 /// How long every loaded server may take to learn the seeded client.
 const SEED_WAIT: Duration = Duration::from_secs(5);
@@ -30,7 +32,7 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
     #[command(flatten)]
     load: LoadArgs,
     /// Connections; spread over the servers round-robin unless --at.
@@ -78,7 +80,7 @@ fn status_is_ok(reply: &[u8]) -> bool {
         .is_some_and(|r| r.trim_ascii_start().starts_with(b"\"OK\""))
 }
 
-pub async fn run(args: Args) -> Result<Report, String> {
+pub(crate) async fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let plan = args.common.spread(&targets, args.connections)?;
     let client = format!("{}-seed", run_id());

@@ -15,20 +15,34 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::conn::{excerpt, Conn};
-use super::iamat::LoadArgs;
+use super::limits::parse_seconds;
 use super::procfs::{own_cpu_time, CpuMeter};
 use super::progress::Progress;
 use super::report::{latency_histogram, micros, Report};
-use super::{names, Target};
+use super::targets::{names, Target};
 
 /// Connections opened at once: a burst of thousands of SYNs would overflow listen backlogs.
-pub const OPEN_AT_ONCE: usize = 256;
+pub(crate) const OPEN_AT_ONCE: usize = 256;
 
 /// Read buffer per load connection: room for a WHATSAT reply of twenty places.
 const BUFFER: usize = 32 * 1024;
 
+/// How a closed-loop run is shaped and measured (`iamat` and `whatsat`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct LoadArgs {
+    /// Seconds of load.
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub(crate) duration: Duration,
+    /// Requests in flight per connection (pipelining); 1 waits for each reply.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) depth: u16,
+    /// PIDs of the herd's server processes, to report their CPU time per operation.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) pids: Vec<u32>,
+}
+
 /// What one connection asks, and how it judges the answers.
-pub trait Worker: Send + 'static {
+pub(crate) trait Worker: Send + 'static {
     /// Whether replies are WHATSAT-shaped: an AT line, JSON, then a blank line.
     const WHATSAT: bool;
     /// Appends the next request, newline included.
@@ -38,22 +52,22 @@ pub trait Worker: Send + 'static {
 }
 
 /// What the whole loop did.
-pub struct Totals {
+pub(crate) struct Totals {
     /// Replies judged right.
-    pub ok: u64,
+    pub(crate) ok: u64,
     /// Replies judged wrong.
-    pub bad: u64,
+    pub(crate) bad: u64,
     /// From the first request to the last reply.
-    pub elapsed: Duration,
-    pub latency: Histogram<u64>,
+    pub(crate) elapsed: Duration,
+    pub(crate) latency: Histogram<u64>,
     /// The first wrong reply or broken connection, for the operator to see.
-    pub first_problem: Option<String>,
+    pub(crate) first_problem: Option<String>,
     /// Connections that broke before their time was up.
-    pub broken: u64,
+    pub(crate) broken: u64,
 }
 
 impl Totals {
-    pub fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
@@ -68,7 +82,7 @@ struct Outcome {
 
 /// Runs `workers[i]` on a connection to `targets[i]` for `duration`, `depth` requests deep.
 /// Gives the workers back (they know what was acknowledged) with the totals.
-pub async fn run<W: Worker>(
+pub(crate) async fn run<W: Worker>(
     targets: &[Target],
     workers: Vec<W>,
     depth: usize,
@@ -176,15 +190,15 @@ async fn drive<W: Worker>(
 
 /// A closed-loop run with the CPU time of the herd (when `load.pids` names its processes)
 /// and of the load generator itself measured around it.
-pub struct Measured<W> {
-    pub workers: Vec<W>,
-    pub totals: Totals,
-    pub herd_cpu: Option<Duration>,
-    pub bench_cpu: Duration,
+pub(crate) struct Measured<W> {
+    pub(crate) workers: Vec<W>,
+    pub(crate) totals: Totals,
+    pub(crate) herd_cpu: Option<Duration>,
+    pub(crate) bench_cpu: Duration,
 }
 
 /// [`run`], shaped by `load` and measured.
-pub async fn measured<W: Worker>(
+pub(crate) async fn measured<W: Worker>(
     targets: &[Target],
     workers: Vec<W>,
     load: &LoadArgs,
@@ -213,7 +227,12 @@ pub async fn measured<W: Worker>(
 }
 
 /// Starts the report of a closed-loop run with what was loaded, how, and for how long.
-pub fn report(scenario: &'static str, plan: &[Target], load: &LoadArgs, totals: &Totals) -> Report {
+pub(crate) fn report(
+    scenario: &'static str,
+    plan: &[Target],
+    load: &LoadArgs,
+    totals: &Totals,
+) -> Report {
     let mut r = Report::new(scenario);
     r.text("servers", "servers loaded", names(plan));
     r.count("connections", "connections", plan.len() as u64);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Counters the workers bump; a ticker task reads them each second.
-pub struct Progress {
+pub(crate) struct Progress {
     scenario: &'static str,
     phase: Mutex<&'static str>,
     done: AtomicU64,
@@ -15,7 +15,7 @@ pub struct Progress {
 
 impl Progress {
     /// Starts printing; the line stops when the last handle is dropped.
-    pub fn start(scenario: &'static str, phase: &'static str) -> Arc<Progress> {
+    pub(crate) fn start(scenario: &'static str, phase: &'static str) -> Arc<Progress> {
         let progress = Arc::new(Progress {
             scenario,
             phase: Mutex::new(phase),
@@ -27,7 +27,7 @@ impl Progress {
     }
 
     /// Names what the run does now and starts its counts from zero.
-    pub fn phase(&self, phase: &'static str) {
+    pub(crate) fn phase(&self, phase: &'static str) {
         if let Ok(mut p) = self.phase.lock() {
             *p = phase;
         }
@@ -35,11 +35,11 @@ impl Progress {
         self.errors.store(0, Ordering::Relaxed);
     }
 
-    pub fn done(&self) {
+    pub(crate) fn done(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn error(&self) {
+    pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 }
