@@ -5,8 +5,13 @@
 //! the owner drops the connection. Pushing never blocks and never writes: the writer future
 //! takes everything queued since its last write in one `write`, so replies and floods that
 //! pile up under load leave in batches.
+//!
+//! The cap is the last resort. Before it, whoever fills an outbox can wait for it to drain
+//! below a level ([`Outbox::poll_unsent_below`]), and outboxes can share a [`ReplyBudget`]:
+//! a server stops reading a client whose replies it cannot send, and stops reading every
+//! client while all of their unsent replies together pass the budget.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
@@ -36,6 +41,41 @@ struct State {
     /// A push went past the cap: the writer stops with an error, which ends the connection.
     overflowed: bool,
     waker: Option<Waker>,
+    /// Someone waiting for the unsent bytes to fall below a level.
+    drain_waiter: Option<(usize, Waker)>,
+    budget: Option<ReplyBudget>,
+    /// Bytes written since the start.
+    sent_total: u64,
+}
+
+impl State {
+    fn unsent(&self) -> usize {
+        self.queued.len() + self.in_flight
+    }
+
+    /// `n` more bytes have been written.
+    fn sent(&mut self, n: usize) {
+        self.sent_total += n as u64;
+        if let Some(budget) = &self.budget {
+            budget.release(n);
+        }
+        if let Some((level, _)) = &self.drain_waiter {
+            if self.unsent() < *level {
+                if let Some((_, waker)) = self.drain_waiter.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for State {
+    /// Bytes never sent (the connection ended first) give their share of the budget back.
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.queued.len() + self.in_flight);
+        }
+    }
 }
 
 impl Outbox {
@@ -47,7 +87,34 @@ impl Outbox {
             closing: false,
             overflowed: false,
             waker: None,
+            drain_waiter: None,
+            budget: None,
+            sent_total: 0,
         })))
+    }
+
+    /// An outbox whose unsent bytes also count against `budget`.
+    pub(crate) fn with_budget(cap: usize, budget: ReplyBudget) -> Self {
+        let out = Outbox::new(cap);
+        out.0.borrow_mut().budget = Some(budget);
+        out
+    }
+
+    /// Ready once fewer than `level` bytes are unsent; until then the writer wakes the
+    /// caller when it has sent enough.
+    pub(crate) fn poll_unsent_below(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        level: usize,
+    ) -> Poll<()> {
+        let mut s = self.0.borrow_mut();
+        if s.unsent() < level {
+            s.drain_waiter = None;
+            Poll::Ready(())
+        } else {
+            s.drain_waiter = Some((level, cx.waker().clone()));
+            Poll::Pending
+        }
     }
 
     /// Queues `bytes` whole, or nothing if that would pass the cap.
@@ -88,10 +155,18 @@ impl Outbox {
         for part in parts {
             s.queued.extend_from_slice(part);
         }
+        if let Some(budget) = &s.budget {
+            budget.take(len);
+        }
         if let Some(w) = s.waker.take() {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Bytes written since the start: it grows while the reader takes what is sent.
+    pub(crate) fn sent_total(&self) -> u64 {
+        self.0.borrow().sent_total
     }
 
     /// Bytes queued or being written.
@@ -144,15 +219,88 @@ impl Outbox {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
                     written += n;
+                    let mut s = self.0.borrow_mut();
+                    s.in_flight -= n;
+                    s.sent(n);
                     if written == bytes.len() {
                         chunk = None;
-                        self.0.borrow_mut().in_flight = 0;
                     }
                 }
             }
         })
         .await?;
         w.shutdown().await
+    }
+}
+
+/// Bytes queued and unsent in many outboxes (every client's of one server), against one
+/// limit. Like a semaphore for memory: readers wait for room, writers give it back.
+#[derive(Clone, Debug)]
+pub(crate) struct ReplyBudget(Rc<BudgetState>);
+
+#[derive(Debug)]
+struct BudgetState {
+    used: Cell<usize>,
+    /// The most ever used at once.
+    #[cfg(test)]
+    peak: Cell<usize>,
+    limit: usize,
+    /// Everyone waiting for room, woken together when it comes.
+    waiting: RefCell<Vec<Waker>>,
+}
+
+impl ReplyBudget {
+    /// A budget of `limit` unsent bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        ReplyBudget(Rc::new(BudgetState {
+            used: Cell::new(0),
+            #[cfg(test)]
+            peak: Cell::new(0),
+            limit,
+            waiting: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Ready while the unsent bytes are under the limit; otherwise the caller is woken once
+    /// they are.
+    pub(crate) fn poll_room(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.0.used.get() < self.0.limit {
+            return Poll::Ready(());
+        }
+        let mut waiting = self.0.waiting.borrow_mut();
+        if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            waiting.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    fn take(&self, n: usize) {
+        let used = self.0.used.get() + n;
+        self.0.used.set(used);
+        #[cfg(test)]
+        self.0.peak.set(self.0.peak.get().max(used));
+    }
+
+    fn release(&self, n: usize) {
+        let used = self.0.used.get().saturating_sub(n);
+        self.0.used.set(used);
+        if used < self.0.limit {
+            for waker in self.0.waiting.borrow_mut().drain(..) {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Unsent bytes counted now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        self.0.used.get()
+    }
+
+    /// The most unsent bytes counted at any one time.
+    #[cfg(test)]
+    pub(crate) fn peak(&self) -> usize {
+        self.0.peak.get()
     }
 }
 
@@ -189,16 +337,38 @@ mod tests {
     }
 
     #[actix::test]
-    async fn bytes_being_written_count_against_the_cap() {
+    async fn bytes_being_written_count_against_the_cap_until_written() {
         let (a, _b) = tokio::io::duplex(4);
         let out = Outbox::new(8);
         let _writer = actix_rt::spawn(out.clone().drain_into(a));
         out.push(b"12345678").unwrap();
-        // Let the writer take the chunk; the reader never reads past 4 bytes.
+        // Let the writer take the chunk; the pipe takes 4 bytes and is never read.
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
-        assert_eq!(out.pending(), 8);
-        assert_eq!(out.push(b"x"), Err(Overflow(8)));
+        assert_eq!(out.pending(), 4);
+        assert_eq!(out.push(b"12345"), Err(Overflow(8)));
+    }
+
+    #[actix::test]
+    async fn a_shared_budget_counts_unsent_bytes_and_wakes_its_waiters_when_there_is_room() {
+        let budget = ReplyBudget::new(8);
+        let (a, mut b) = tokio::io::duplex(64);
+        let out = Outbox::with_budget(1 << 20, budget.clone());
+        out.push(b"0123456789").unwrap();
+        assert_eq!(budget.used(), 10);
+        let waited = budget.clone();
+        let room = actix_rt::spawn(std::future::poll_fn(move |cx| waited.poll_room(cx)));
+        let writer = actix_rt::spawn(out.clone().drain_into(a));
+        room.await.unwrap();
+        let mut got = [0u8; 10];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.peak(), 10);
+        out.push(b"unsent").unwrap();
+        writer.abort();
+        let _ = writer.await;
+        drop(out);
+        assert_eq!(budget.used(), 0, "an outbox gives back what it never sent");
     }
 
     #[actix::test]

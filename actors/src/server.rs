@@ -13,6 +13,7 @@ use crate::admission::Admission;
 use crate::config::{ConfigError, HerdConfig, ServerConfig};
 use crate::event_log::EventLog;
 use crate::listener::accept_loop;
+use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::link::LinkSettings;
 use crate::peers::manager::PeerManager;
@@ -26,12 +27,20 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     log: EventLog,
+    #[cfg(test)]
+    budget: ReplyBudget,
 }
 
 impl Server {
     /// The server's event log file.
     pub fn log_path(&self) -> &Path {
         self.log.path()
+    }
+
+    /// The reply budget its sessions share.
+    #[cfg(test)]
+    pub(crate) fn budget(&self) -> &ReplyBudget {
+        &self.budget
     }
 
     /// Notes why the server stops and writes out its event log; returns once the log is
@@ -93,6 +102,8 @@ pub(crate) struct Tuning {
     pub(crate) limits: Limits,
     /// Open client connections; more are accepted and closed at once.
     pub(crate) max_connections: usize,
+    /// Bytes of replies unsent to all clients together before no client is read.
+    pub(crate) reply_budget: usize,
     pub(crate) links: LinkSettings,
 }
 
@@ -101,6 +112,7 @@ impl Default for Tuning {
         Tuning {
             limits: Limits::default(),
             max_connections: 65_536,
+            reply_budget: 64 * 1024 * 1024,
             links: LinkSettings::default(),
         }
     }
@@ -162,6 +174,7 @@ pub(crate) fn start_with(
     )
     .start();
     store_ctx.run(LocationStore::new(peers.clone().recipient()));
+    let budget = ReplyBudget::new(tuning.reply_budget);
     let deps = Rc::new(SessionDeps {
         name: name.clone(),
         store,
@@ -169,6 +182,7 @@ pub(crate) fn start_with(
         peers: peers.recipient(),
         log: log.clone(),
         limits: tuning.limits,
+        budget: budget.clone(),
     });
     if config.secret.is_none() && !me.neighbours.is_empty() {
         log.note("no secret configured: peers are accepted by name alone (loopback herd)");
@@ -180,5 +194,10 @@ pub(crate) fn start_with(
         deps,
         Admission::new(tuning.max_connections),
     ));
-    Ok(Server { addr, log })
+    Ok(Server {
+        addr,
+        log,
+        #[cfg(test)]
+        budget,
+    })
 }

@@ -14,12 +14,13 @@
 
 mod replies;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -31,7 +32,7 @@ use tokio_util::codec::FramedRead;
 use crate::admission::Ticket;
 use crate::codec::{LineCodec, LineError};
 use crate::event_log::EventLog;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, ReplyBudget};
 use crate::peers::manager::Handoff;
 use crate::peers::wire;
 use crate::places::{self, NearbyQuery, PlacesFetcher};
@@ -39,17 +40,25 @@ use crate::protocol::{self, Command, Radius, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore, Lookup};
 use replies::ReplyQueue;
 
-/// Caps that keep one client from taking the server's memory.
+/// What one client may hold of the server, and for how long.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     /// Longest line accepted; a longer one closes the connection after earlier replies.
     pub(crate) max_line: usize,
     /// First size of each connection's read buffer; it grows only for long input.
     pub(crate) read_buffer: usize,
-    /// Bytes of replies queued for a client that does not read before it is dropped.
+    /// Reading pauses while this many bytes of the client's replies are unsent, so a client
+    /// that does not read is held back by TCP itself and costs about this much.
+    pub(crate) reply_window: usize,
+    /// Reading also pauses while this many commands await their replies.
+    pub(crate) max_pending: usize,
+    /// The last resort: a client whose unsent replies pass this is dropped. Flow control
+    /// keeps a client far below it; only replies already asked for can get it there.
     pub(crate) max_queued: usize,
-    /// Commands awaiting replies on one connection before it is dropped.
-    pub(crate) max_in_flight: usize,
+    /// A connection with no input and no reply sent for this long is closed.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// A line that has begun must end within this.
+    pub(crate) line_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -57,9 +66,24 @@ impl Default for Limits {
         Limits {
             max_line: 8 * 1024,
             read_buffer: 256,
+            reply_window: 64 * 1024,
+            max_pending: 32,
             max_queued: 4 * 1024 * 1024,
-            max_in_flight: 4096,
+            idle_timeout: Some(Duration::from_secs(300)),
+            line_timeout: Some(Duration::from_secs(30)),
         }
+    }
+}
+
+impl Limits {
+    /// How often a session checks its time-outs: often enough that none is overrun by
+    /// more than half.
+    fn check_every(&self) -> Option<Duration> {
+        let shortest = match (self.idle_timeout, self.line_timeout) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some((shortest / 2).max(Duration::from_millis(10)))
     }
 }
 
@@ -73,19 +97,49 @@ pub(crate) struct SessionDeps {
     pub(crate) peers: Recipient<Handoff>,
     pub(crate) log: EventLog,
     pub(crate) limits: Limits,
+    /// Every client's unsent replies together: past it, no client is read.
+    pub(crate) budget: ReplyBudget,
 }
 
 type Lines = FramedRead<OwnedReadHalf, LineCodec>;
 
-/// The connection's lines, as the session's stream; the session can take them back whole,
-/// with what was read ahead, to hand the connection over.
-struct Input(Rc<RefCell<Option<Lines>>>);
+/// Commands read and not yet answered, shared by the session and its input.
+#[derive(Debug, Default)]
+struct Awaited {
+    count: Cell<usize>,
+    /// The input, waiting for the count to fall.
+    waker: RefCell<Option<Waker>>,
+}
+
+/// The connection's lines, as the session's stream.
+///
+/// Reading pauses (the stream is pending) while the client's unsent replies fill the reply
+/// window, while too many of its commands await replies, or while the server's reply
+/// budget is spent: TCP's own flow control then holds the client back. The session can also
+/// take the lines back whole, with what was read ahead, to hand the connection over.
+struct Input {
+    lines: Rc<RefCell<Option<Lines>>>,
+    out: Outbox,
+    budget: ReplyBudget,
+    awaited: Rc<Awaited>,
+    window: usize,
+    max_pending: usize,
+}
 
 impl Stream for Input {
     type Item = Result<BytesMut, LineError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        match self.0.borrow_mut().as_mut() {
+        if self.out.poll_unsent_below(cx, self.window).is_pending()
+            || self.budget.poll_room(cx).is_pending()
+        {
+            return Poll::Pending;
+        }
+        if self.awaited.count.get() >= self.max_pending {
+            *self.awaited.waker.borrow_mut() = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        match self.lines.borrow_mut().as_mut() {
             Some(lines) => Pin::new(lines).poll_next(cx),
             None => Poll::Ready(None),
         }
@@ -112,8 +166,14 @@ pub(crate) struct Session {
     write: Option<OwnedWriteHalf>,
     out: Outbox,
     replies: ReplyQueue,
+    /// The count of `replies`, as the input sees it.
+    awaited: Rc<Awaited>,
     input_done: bool,
     ending: Ending,
+    /// When the client last sent a line or took a reply.
+    last_active: Instant,
+    /// What the writer had sent at the last time-out check.
+    sent_at_check: u64,
     /// Keeps the connection's place under the server's cap.
     _ticket: Ticket,
 }
@@ -134,18 +194,33 @@ impl Session {
                 LineCodec::new(limits.max_line),
                 limits.read_buffer,
             );
-            let input = Rc::new(RefCell::new(Some(lines)));
-            ctx.add_stream(Input(Rc::clone(&input)));
+            let lines = Rc::new(RefCell::new(Some(lines)));
+            let out = Outbox::with_budget(limits.max_queued, deps.budget.clone());
+            let awaited = Rc::new(Awaited::default());
+            ctx.add_stream(Input {
+                lines: Rc::clone(&lines),
+                out: out.clone(),
+                budget: deps.budget.clone(),
+                awaited: Rc::clone(&awaited),
+                window: limits.reply_window,
+                max_pending: limits.max_pending,
+            });
+            if let Some(every) = limits.check_every() {
+                ctx.run_interval(every, |act, ctx| act.check_time_outs(ctx));
+            }
             deps.log.opened(peer);
             Session {
-                out: Outbox::new(limits.max_queued),
+                out,
                 deps,
                 peer,
-                input,
+                input: lines,
                 write: Some(write),
                 replies: ReplyQueue::default(),
+                awaited,
                 input_done: false,
                 ending: Ending::Open,
+                last_active: Instant::now(),
+                sent_at_check: 0,
                 _ticket: ticket,
             }
         })
@@ -184,12 +259,8 @@ impl Session {
         if matches!(parsed, Ok(None)) {
             return;
         }
-        // Replies held back behind a slow one count too, invalid or not.
-        if self.replies.len() >= self.deps.limits.max_in_flight {
-            self.drop_connection("too many commands awaiting replies", ctx);
-            return;
-        }
         let seq = self.replies.reserve();
+        self.awaited.count.set(self.replies.len());
         let command = match parsed {
             Ok(Some(command)) => command,
             Ok(None) | Err(_) => {
@@ -233,7 +304,41 @@ impl Session {
                 return;
             }
         }
+        let awaited = self.replies.len();
+        self.awaited.count.set(awaited);
+        if awaited < self.deps.limits.max_pending {
+            if let Some(waker) = self.awaited.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
         self.finish_if_done(ctx);
+    }
+
+    /// Closes a connection idle for too long, or whose begun line has not ended in time.
+    fn check_time_outs(&mut self, ctx: &mut Context<Self>) {
+        let limits = &self.deps.limits;
+        let sent = self.out.sent_total();
+        if sent != self.sent_at_check {
+            self.sent_at_check = sent;
+            self.last_active = Instant::now();
+        }
+        if let Some(idle) = limits.idle_timeout {
+            if self.replies.is_empty() && self.last_active.elapsed() >= idle {
+                self.drop_connection(&format!("idle for {}s", idle.as_secs_f64()), ctx);
+                return;
+            }
+        }
+        let begun = self
+            .input
+            .borrow()
+            .as_ref()
+            .and_then(|l| l.decoder().line_begun_at());
+        if let (Some(limit), Some(begun)) = (limits.line_timeout, begun) {
+            if begun.elapsed() >= limit {
+                let why = format!("a line unfinished after {}s", limit.as_secs_f64());
+                self.drop_connection(&why, ctx);
+            }
+        }
     }
 
     /// After the client's last line, close once every reply has been queued.
@@ -303,6 +408,7 @@ impl StreamHandler<Result<BytesMut, LineError>> for Session {
     fn handle(&mut self, item: Result<BytesMut, LineError>, ctx: &mut Context<Self>) {
         match item {
             Ok(line) => {
+                self.last_active = Instant::now();
                 self.deps.log.received(self.peer, &line);
                 match self.write.take() {
                     Some(write) => self.first_line(write, line, ctx),

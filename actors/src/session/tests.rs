@@ -4,6 +4,7 @@ use super::*;
 use crate::config::HerdConfig;
 use crate::places::fake::{FakeGoogle, Mode};
 use crate::server::{bind, start_with, Tuning};
+use crate::session::Limits;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -70,38 +71,83 @@ async fn a_slow_whatsat_holds_back_later_replies_until_it_is_answered() {
     );
 }
 
+/// The event log's lines about `peer`, once its replies are all logged (the log is
+/// written every 50 ms).
+fn lines_of(dir: &tempfile::TempDir, peer: std::net::SocketAddr) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(dir.path().join("logs/Hill.log")).unwrap_or_default();
+        let mine: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains(&format!(" {peer} ")))
+            .map(str::to_owned)
+            .collect();
+        if mine.last().is_some_and(|l| l.contains("bogus999")) {
+            return mine;
+        }
+        assert!(std::time::Instant::now() < deadline, "{mine:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[actix::test]
-async fn a_client_that_never_reads_is_dropped_at_the_queue_cap() {
+async fn a_client_that_stops_reading_is_held_back_then_gets_every_reply() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir, "");
     let tuning = Tuning {
         limits: Limits {
-            max_queued: 64 * 1024,
+            reply_window: 16 * 1024,
             ..Default::default()
         },
         ..Default::default()
     };
-    let addr = serve(&cfg, tuning).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let server = start_with(&config(&dir, ""), "Hill", listener, tuning).unwrap();
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(b"IAMAT la +34.068930-118.445127 1\n")
         .await
         .unwrap();
     read_until(&mut s, b"\n").await;
-    // Each reply is kilobytes; far more than socket buffers plus the cap, never read.
-    let request = b"WHATSAT la 50 20\n".repeat(4000);
+    // Each reply is kilobytes: far more than the socket buffers, and nothing is read.
+    const LINES: usize = 4000;
     let (mut read, mut write) = s.into_split();
-    let _ = write.write_all(&request).await;
-    // The server gives up on us: what we read ends (EOF or reset) well short of every reply.
-    let mut total = 0usize;
+    let writer = tokio::spawn(async move {
+        write
+            .write_all(&b"WHATSAT la 50 20\n".repeat(LINES))
+            .await
+            .unwrap();
+        write
+    });
+    // Nothing is read for a while; the server stops reading once the replies it cannot
+    // send fill the kernel's buffers and its window.
+    // Once the client reads, every reply comes, in order, and nothing was dropped.
+    let mut got = 0usize;
+    let mut tail = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), read.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => total += n,
-            Err(_) => panic!("the server kept a non-reading client ({total} bytes read)"),
+    while got < LINES {
+        let n = tokio::time::timeout(Duration::from_secs(20), read.read(&mut buf))
+            .await
+            .expect("replies keep coming")
+            .unwrap();
+        assert!(n > 0, "dropped after {got} replies");
+        tail.extend_from_slice(&buf[..n]);
+        while let Some(end) = tail.windows(2).position(|w| w == b"\n\n") {
+            assert!(
+                tail.starts_with(b"AT Hill "),
+                "{:?}",
+                String::from_utf8_lossy(&tail)
+            );
+            tail.drain(..end + 2);
+            got += 1;
         }
     }
-    assert!(total < 4000 * 1000, "read {total} bytes");
+    drop(writer.await.unwrap());
+    // What the server held unsent for this client at worst: the window, plus the replies
+    // to commands it had already read when the window filled.
+    let peak = server.budget().peak();
+    assert!(
+        peak <= 16 * 1024 + 32 * 12 * 1024,
+        "{peak} bytes held for one client"
+    );
 }
 
 #[actix::test]
@@ -122,19 +168,19 @@ async fn an_overlong_line_closes_the_connection_after_earlier_replies() {
 }
 
 #[actix::test]
-async fn lines_piling_up_behind_a_slow_reply_are_capped() {
+async fn lines_behind_a_slow_reply_wait_unread_and_are_all_answered_in_order() {
     let fake = FakeGoogle::start(Mode::Hang);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         &dir,
         &format!(
-            "provider = \"google\"\nbase_url = \"{}\"\napi_key = \"k\"\ntimeout_ms = 60000",
+            "provider = \"google\"\nbase_url = \"{}\"\napi_key = \"k\"\ntimeout_ms = 1000",
             fake.base_url()
         ),
     );
     let tuning = Tuning {
         limits: Limits {
-            max_in_flight: 100,
+            max_pending: 8,
             ..Default::default()
         },
         ..Default::default()
@@ -143,17 +189,34 @@ async fn lines_piling_up_behind_a_slow_reply_are_capped() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"IAMAT kiwi +1+1 1\n").await.unwrap();
     read_until(&mut s, b"\n").await;
-    // The WHATSAT hangs upstream; the invalid lines behind it wait for it, up to the cap.
+    let me = s.local_addr().unwrap();
+    // The WHATSAT hangs upstream; the lines behind it wait, most of them unread.
     let mut input = b"WHATSAT kiwi 1 1\n".to_vec();
-    input.extend(b"bogus\n".repeat(1000));
+    for i in 0..1000 {
+        input.extend(format!("bogus{i}\n").as_bytes());
+    }
     s.write_all(&input).await.unwrap();
-    let mut rest = Vec::new();
-    let n = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut rest))
-        .await
-        .expect("the server dropped the connection");
-    assert!(
-        n.is_err() || rest.is_empty(),
-        "{:?}",
-        String::from_utf8_lossy(&rest)
+    // The WHATSAT's time-out answers it; then every line behind it is read and answered.
+    let got = String::from_utf8(read_until(&mut s, b"? bogus999\n").await).unwrap();
+    let (whatsat, rest) = got.split_at(got.find("\n\n").expect("the WHATSAT first") + 2);
+    assert!(whatsat.contains("UPSTREAM_TIMEOUT"), "{whatsat}");
+    let expected: String = (0..1000).map(|i| format!("? bogus{i}\n")).collect();
+    assert_eq!(rest, expected);
+    // The log keeps the server's order of events: while the WHATSAT hung, the server read
+    // no more than the commands that may await replies.
+    let log = lines_of(&dir, me);
+    let answered = log
+        .iter()
+        .position(|l| l.contains(" out ") && l.contains("UPSTREAM_TIMEOUT"))
+        .expect("the WHATSAT's reply is logged");
+    let read_before = log[..answered]
+        .iter()
+        .filter(|l| l.contains(" in ") && !l.contains(" IAMAT "))
+        .count();
+    assert_eq!(
+        read_before,
+        8,
+        "read while the WHATSAT hung: {:?}",
+        &log[..answered]
     );
 }
