@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ::config::{Map, Source, Value};
+use config::{Map, Source, Value};
 
 use super::leaf_keys;
 
@@ -63,7 +63,7 @@ impl Source for GoogleKeyVar {
         Box::new(self.clone())
     }
 
-    fn collect(&self) -> Result<Map<String, Value>, ::config::ConfigError> {
+    fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
         let origin = GOOGLE_KEY_VAR.to_string();
         Ok(self
             .0

@@ -7,16 +7,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use ::config::{Map, Value, ValueKind};
+use config::{Map, Value, ValueKind};
 
-use super::{describe, ConfigError};
+use super::{describe, SettingsError};
 
 /// The keys a `[servers.NAME]` table may hold.
 const SERVER_KEYS: &[&str] = &["addr", "neighbours"];
 
 /// One server of the herd, as every member sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
+pub struct ServerSettings {
     /// Case-sensitive, as written in the table header (`[servers.Hill]` is `Hill`).
     pub name: String,
     /// Where clients and neighbours both connect.
@@ -30,9 +30,9 @@ pub struct ServerConfig {
 pub(super) fn read_servers(
     path: &Path,
     servers: Option<&Value>,
-) -> Result<Vec<ServerConfig>, ConfigError> {
+) -> Result<Vec<ServerSettings>, SettingsError> {
     let tables = match servers.map(|value| &value.kind) {
-        None => return Err(ConfigError::NoServers { path: path.into() }),
+        None => return Err(SettingsError::NoServers { path: path.into() }),
         Some(ValueKind::Table(tables)) => tables,
         Some(_) => {
             let value = servers.map(describe).unwrap_or_default();
@@ -40,12 +40,12 @@ pub(super) fn read_servers(
         }
     };
     if tables.is_empty() {
-        return Err(ConfigError::NoServers { path: path.into() });
+        return Err(SettingsError::NoServers { path: path.into() });
     }
     let mut entries: Vec<(&String, &Value)> = tables.iter().collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
 
-    let mut listed: Vec<(ServerConfig, Vec<String>)> = Vec::with_capacity(entries.len());
+    let mut listed: Vec<(ServerSettings, Vec<String>)> = Vec::with_capacity(entries.len());
     for (name, value) in entries {
         check_name(path, name)?;
         let table = server_table(path, name, value)?;
@@ -61,13 +61,13 @@ pub(super) fn read_servers(
     for (server, neighbours) in &listed {
         for neighbour in neighbours {
             if *neighbour == server.name {
-                return Err(ConfigError::SelfNeighbour {
+                return Err(SettingsError::SelfNeighbour {
                     path: path.into(),
                     server: server.name.clone(),
                 });
             }
             if !names.contains(neighbour.as_str()) {
-                return Err(ConfigError::UnknownNeighbour {
+                return Err(SettingsError::UnknownNeighbour {
                     path: path.into(),
                     server: server.name.clone(),
                     neighbour: neighbour.clone(),
@@ -97,7 +97,7 @@ pub(super) fn read_servers(
 
 /// Names go into replies (`AT Hill ...`, one white-space separated field), peer handshakes
 /// and log file names (`<dir>/<NAME>.log`), so only characters that are safe in all three.
-fn check_name(path: &Path, name: &str) -> Result<(), ConfigError> {
+fn check_name(path: &Path, name: &str) -> Result<(), SettingsError> {
     let valid = !name.is_empty()
         && name
             .bytes()
@@ -105,7 +105,7 @@ fn check_name(path: &Path, name: &str) -> Result<(), ConfigError> {
     if valid {
         Ok(())
     } else {
-        Err(ConfigError::BadServerName {
+        Err(SettingsError::BadServerName {
             path: path.into(),
             name: name.into(),
         })
@@ -117,12 +117,14 @@ fn read_server(
     path: &Path,
     name: &str,
     table: &Map<String, Value>,
-) -> Result<ServerConfig, ConfigError> {
-    let addr_value = table.get("addr").ok_or_else(|| ConfigError::MissingAddr {
-        path: path.into(),
-        server: name.into(),
-    })?;
-    let bad_addr = |addr: String, reason| ConfigError::BadAddr {
+) -> Result<ServerSettings, SettingsError> {
+    let addr_value = table
+        .get("addr")
+        .ok_or_else(|| SettingsError::MissingAddr {
+            path: path.into(),
+            server: name.into(),
+        })?;
+    let bad_addr = |addr: String, reason| SettingsError::BadAddr {
         path: path.into(),
         server: name.into(),
         addr,
@@ -141,7 +143,7 @@ fn read_server(
             "port 0 picks a new port at every start, so neighbours could not find the server",
         ));
     }
-    Ok(ServerConfig {
+    Ok(ServerSettings {
         name: name.into(),
         addr,
         neighbours: Vec::new(),
@@ -156,7 +158,7 @@ fn read_neighbours(
     path: &Path,
     name: &str,
     table: &Map<String, Value>,
-) -> Result<Vec<String>, ConfigError> {
+) -> Result<Vec<String>, SettingsError> {
     let Some(list) = table.get("neighbours") else {
         return Ok(Vec::new());
     };
@@ -181,7 +183,7 @@ fn server_table<'v>(
     path: &Path,
     name: &str,
     value: &'v Value,
-) -> Result<&'v Map<String, Value>, ConfigError> {
+) -> Result<&'v Map<String, Value>, SettingsError> {
     let ValueKind::Table(table) = &value.kind else {
         return Err(bad(
             path,
@@ -196,7 +198,7 @@ fn server_table<'v>(
         .collect();
     unknown.sort();
     match unknown.first() {
-        Some(key) => Err(ConfigError::UnknownKey {
+        Some(key) => Err(SettingsError::UnknownKey {
             path: path.into(),
             key: format!("servers.{name}.{key}"),
         }),
@@ -206,12 +208,12 @@ fn server_table<'v>(
 
 fn check_unique_addrs<'s>(
     path: &Path,
-    servers: impl Iterator<Item = &'s ServerConfig>,
-) -> Result<(), ConfigError> {
+    servers: impl Iterator<Item = &'s ServerSettings>,
+) -> Result<(), SettingsError> {
     let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
     for server in servers {
         if let Some(first) = seen.insert(server.addr, &server.name) {
-            return Err(ConfigError::DuplicateAddr {
+            return Err(SettingsError::DuplicateAddr {
                 path: path.into(),
                 addr: server.addr,
                 first: first.into(),
@@ -222,8 +224,8 @@ fn check_unique_addrs<'s>(
     Ok(())
 }
 
-fn bad(path: &Path, key: &str, value: String, expected: &str) -> ConfigError {
-    ConfigError::BadValue {
+fn bad(path: &Path, key: &str, value: String, expected: &str) -> SettingsError {
+    SettingsError::BadValue {
         path: path.into(),
         key: key.into(),
         value,

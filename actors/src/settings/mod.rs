@@ -1,4 +1,4 @@
-//! `herd.toml` -> a validated [`HerdConfig`], read once at start-up so that everything after
+//! `herd.toml` -> a validated [`Settings`], read once at start-up so that everything after
 //! it works with typed, already-checked values.
 //!
 //! ```toml
@@ -38,23 +38,23 @@
 
 mod env;
 mod error;
+mod merged;
 #[cfg(test)]
 mod places_tests;
 mod servers;
-mod settings;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
-use ::config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
+use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 
 use crate::places::PlacesSettings;
 use env::{herd_var_key, EnvLayer, GoogleKeyVar, GOOGLE_KEY_VAR};
-use settings::Settings;
+use merged::Merged;
 
-pub use error::ConfigError;
-pub use servers::ServerConfig;
+pub use error::SettingsError;
+pub use servers::ServerSettings;
 
 /// Every key outside the server tables, by table (`""` is the top level). These, and only
 /// these, can be overridden from the environment.
@@ -81,7 +81,7 @@ const DEFAULT_LOG_DIR: &str = "logs";
 
 /// The herd as one server needs to know it.
 #[derive(Debug, Clone)]
-pub struct HerdConfig {
+pub struct Settings {
     /// The file this was read from, for messages that must name it.
     pub path: PathBuf,
     pub secret: Option<Secret>,
@@ -89,7 +89,7 @@ pub struct HerdConfig {
     /// Where `<NAME>.log` goes; a relative path is relative to the working directory.
     pub log_dir: PathBuf,
     /// Sorted by name, each with its symmetric neighbour set.
-    pub servers: Vec<ServerConfig>,
+    pub servers: Vec<ServerSettings>,
 }
 
 /// The herd's shared secret for peer links: kept out of every `Debug` and log line.
@@ -113,9 +113,9 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-impl HerdConfig {
+impl Settings {
     /// Reads `path`, with overrides from the process environment.
-    pub fn load(path: &Path) -> Result<HerdConfig, ConfigError> {
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
         let mut vars = Vec::new();
         for (var, value) in std::env::vars_os() {
             // Every variable we read has an ASCII name; others are not ours to judge.
@@ -126,7 +126,7 @@ impl HerdConfig {
             match value.into_string() {
                 Ok(value) => vars.push((var, value)),
                 Err(_) => {
-                    return Err(ConfigError::EnvNotUnicode {
+                    return Err(SettingsError::EnvNotUnicode {
                         path: path.into(),
                         var,
                     })
@@ -141,15 +141,15 @@ impl HerdConfig {
     pub fn load_with_env(
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<HerdConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    ) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
             path: path.into(),
             source,
         })?;
-        let not_toml = |error: ::config::ConfigError| ConfigError::Toml {
+        let not_toml = |error: config::ConfigError| SettingsError::Toml {
             path: path.into(),
             message: match error {
-                ::config::ConfigError::FileParse { cause, .. } => cause.to_string(),
+                config::ConfigError::FileParse { cause, .. } => cause.to_string(),
                 other => other.to_string(),
             },
         };
@@ -173,12 +173,12 @@ impl HerdConfig {
             )
             .build()
             .map_err(not_toml)?;
-        let settings = Settings {
+        let settings = Merged {
             path,
             root: merged.cache.into_table().map_err(not_toml)?,
             overridden: env.overridden,
         };
-        Ok(HerdConfig {
+        Ok(Settings {
             path: path.into(),
             secret: settings.string("secret")?.map(Secret),
             places: settings.places()?,
@@ -191,11 +191,11 @@ impl HerdConfig {
     }
 
     /// The server called `name` (case-sensitive), or an error listing the ones there are.
-    pub fn server(&self, name: &str) -> Result<&ServerConfig, ConfigError> {
+    pub fn server(&self, name: &str) -> Result<&ServerSettings, SettingsError> {
         self.servers
             .iter()
             .find(|server| server.name == name)
-            .ok_or_else(|| ConfigError::NoSuchServer {
+            .ok_or_else(|| SettingsError::NoSuchServer {
                 path: self.path.clone(),
                 name: name.into(),
                 known: self.servers.iter().map(|s| s.name.clone()).collect(),
@@ -213,8 +213,8 @@ impl HerdConfig {
 
 /// Refuses keys the herd does not know, anywhere in the file outside the server tables
 /// (`servers` checks its own).
-fn check_keys(path: &Path, root: &Map<String, Value>) -> Result<(), ConfigError> {
-    let unknown = |key: String| ConfigError::UnknownKey {
+fn check_keys(path: &Path, root: &Map<String, Value>) -> Result<(), SettingsError> {
+    let unknown = |key: String| SettingsError::UnknownKey {
         path: path.into(),
         key,
     };
@@ -226,7 +226,7 @@ fn check_keys(path: &Path, root: &Map<String, Value>) -> Result<(), ConfigError>
             return Err(unknown(key.into()));
         };
         let ValueKind::Table(table) = &value.kind else {
-            return Err(ConfigError::BadValue {
+            return Err(SettingsError::BadValue {
                 path: path.into(),
                 key: key.into(),
                 value: describe(value),

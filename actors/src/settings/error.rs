@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// One variant per fault, so tests (and a caller that wants to) can tell them apart; the
 /// `Display` text is what the operator sees.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum SettingsError {
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,

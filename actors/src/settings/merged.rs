@@ -5,9 +5,9 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
-use ::config::{Map, Value, ValueKind};
+use config::{Map, Value, ValueKind};
 
-use super::{describe, kind_of, ConfigError};
+use super::{describe, kind_of, SettingsError};
 use crate::places::{ApiKey, CacheSettings, PlacesSettings, Provider, MAX_PRECISION};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -23,14 +23,14 @@ const MAX_ENTRIES: u64 = 10_000_000;
 const MAX_CACHE_MB: u64 = 65_536;
 
 /// The merged settings, read key by key so each fault names its key and where it came from.
-pub(super) struct Settings<'a> {
+pub(super) struct Merged<'a> {
     pub(super) path: &'a Path,
     pub(super) root: Map<String, Value>,
     /// Which settings the environment set, and by which variable.
     pub(super) overridden: HashMap<String, String>,
 }
 
-impl Settings<'_> {
+impl Merged<'_> {
     fn get(&self, key: &str) -> Option<&Value> {
         match key.split_once('.') {
             None => self.root.get(key),
@@ -42,7 +42,7 @@ impl Settings<'_> {
     }
 
     /// A string setting; empty counts as unset.
-    pub(super) fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+    pub(super) fn string(&self, key: &str) -> Result<Option<String>, SettingsError> {
         match self.get(key) {
             None => Ok(None),
             Some(value) => match &value.kind {
@@ -51,7 +51,7 @@ impl Settings<'_> {
                 ValueKind::String(text) => Ok(Some(text.clone())),
                 // Only the kind, never the value: this may be the secret or the API key. (The
                 // environment only holds strings, so the file is where it came from.)
-                _ => Err(ConfigError::BadValue {
+                _ => Err(SettingsError::BadValue {
                     path: self.path.into(),
                     key: key.into(),
                     value: format!("({})", kind_of(value)),
@@ -63,16 +63,16 @@ impl Settings<'_> {
 
     /// The value of `key` is wrong: say so, naming the variable if it came from the
     /// environment. Only for values that may be shown (never the secret or the API key).
-    fn refuse(&self, key: &str, expected: &str) -> ConfigError {
+    fn refuse(&self, key: &str, expected: &str) -> SettingsError {
         let value = self.get(key);
         match (self.overridden.get(key), value.map(|value| &value.kind)) {
-            (Some(var), Some(ValueKind::String(text))) => ConfigError::BadEnv {
+            (Some(var), Some(ValueKind::String(text))) => SettingsError::BadEnv {
                 path: self.path.into(),
                 var: var.clone(),
                 value: text.clone(),
                 expected: expected.into(),
             },
-            _ => ConfigError::BadValue {
+            _ => SettingsError::BadValue {
                 path: self.path.into(),
                 key: key.into(),
                 value: value.map(describe).unwrap_or_default(),
@@ -81,7 +81,7 @@ impl Settings<'_> {
         }
     }
 
-    pub(super) fn places(&self) -> Result<PlacesSettings, ConfigError> {
+    pub(super) fn places(&self) -> Result<PlacesSettings, SettingsError> {
         let provider = match self.string("places.provider")?.as_deref() {
             None | Some("embedded") => Provider::Embedded,
             Some("google") => Provider::Google,
@@ -104,7 +104,7 @@ impl Settings<'_> {
             Provider::GoogleNew => Some("google-new"),
         };
         if let (Some(provider), None) = (needs_key, &api_key) {
-            return Err(ConfigError::MissingApiKey {
+            return Err(SettingsError::MissingApiKey {
                 path: self.path.into(),
                 provider,
             });
@@ -121,7 +121,7 @@ impl Settings<'_> {
         })
     }
 
-    fn cache(&self) -> Result<CacheSettings, ConfigError> {
+    fn cache(&self) -> Result<CacheSettings, SettingsError> {
         let default = CacheSettings::default();
         Ok(CacheSettings {
             ttl: self
@@ -146,7 +146,7 @@ impl Settings<'_> {
 
     /// Scheme and host (a path is allowed, for a proxy), without the trailing `/` that would
     /// double up when the provider appends its own path.
-    fn base_url(&self, url: &str) -> Result<String, ConfigError> {
+    fn base_url(&self, url: &str) -> Result<String, SettingsError> {
         let trimmed = url.trim_end_matches('/');
         let host = trimmed
             .strip_prefix("https://")
@@ -168,7 +168,7 @@ impl Settings<'_> {
         }
     }
 
-    fn timeout(&self) -> Result<Duration, ConfigError> {
+    fn timeout(&self) -> Result<Duration, SettingsError> {
         let ms = self.whole("places.timeout_ms", 1..=MAX_TIMEOUT_MS, "milliseconds")?;
         Ok(ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis))
     }
@@ -180,7 +180,7 @@ impl Settings<'_> {
         key: &str,
         range: RangeInclusive<u64>,
         unit: &str,
-    ) -> Result<Option<u64>, ConfigError> {
+    ) -> Result<Option<u64>, SettingsError> {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
