@@ -118,13 +118,15 @@ pub enum SettingsError {
     },
 
     /// A server address that is not IP:PORT, or that could not be found again.
-    #[error("server '{server}' has a bad addr {addr:?} in {}: {reason}", path.display())]
+    #[error("server '{server}' has a bad {key} {addr} in {}: {reason}", path.display())]
     BadAddr {
         /// The file.
         path: PathBuf,
         /// The server.
         server: String,
-        /// The value as found.
+        /// Which of the server's addresses (`addr`).
+        key: &'static str,
+        /// The value as found, quoted if it is a string.
         addr: String,
         /// What is wrong with it.
         reason: &'static str,

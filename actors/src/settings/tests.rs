@@ -538,7 +538,7 @@ fn a_herd_is_all_loopback_only_if_every_server_is() {
     assert!(!loaded(&TWO.replace("127.0.0.1:12001", "10.0.0.2:12001"), &[]).is_all_loopback());
 }
 
-/// The herd shipped in the repository: SPEC.md section 1.
+/// The herd shipped in the repository: five servers on this machine.
 #[test]
 fn the_shipped_herd_toml_is_the_five_server_herd() {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../herd.toml"));
@@ -578,4 +578,26 @@ fn the_shipped_herd_toml_is_the_five_server_herd() {
     assert_eq!(config.places.provider, Provider::Embedded);
     assert_eq!(config.log_dir, PathBuf::from("logs"));
     assert!(config.secret.is_none());
+}
+
+#[test]
+fn a_list_where_a_table_belongs_is_refused() {
+    let (e, message) = refused(&format!("places = [\"google\"]\n{TWO}"), &[]);
+    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "bad places (a list) in herd.toml: expected a [places] table"
+    );
+}
+
+#[test]
+fn the_environment_cannot_hide_a_fault_in_the_file() {
+    let (_, message) = refused(
+        &format!("places = \"google\"\n{TWO}"),
+        &[("HERD_PLACES__PROVIDER", "embedded")],
+    );
+    assert_eq!(
+        message,
+        "bad places \"google\" in herd.toml: expected a [places] table"
+    );
 }
