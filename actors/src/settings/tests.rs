@@ -591,6 +591,12 @@ fn a_list_where_a_table_belongs_is_refused() {
 }
 
 #[test]
+fn of_several_unknown_keys_the_first_in_the_file_is_named() {
+    let (_, message) = refused(&format!("zz = 1\nsecrt = 2\nab = 3\n{TWO}"), &[]);
+    assert_eq!(message, "unknown key 'zz' in herd.toml");
+}
+
+#[test]
 fn the_environment_cannot_hide_a_fault_in_the_file() {
     let (_, message) = refused(
         &format!("places = \"google\"\n{TWO}"),
