@@ -120,8 +120,9 @@ impl Raw {
 }
 
 impl HerdFile {
-    /// The merged layers as typed structs. What serde refuses itself is an unknown key or a
-    /// table that is not a table (every value is a [`Raw`], which takes anything).
+    /// `layers` (the file, or the file with the environment over it) as typed structs. What
+    /// serde refuses itself is an unknown key or a table that is not a table (every value is
+    /// a [`Raw`], which takes anything).
     pub(super) fn read(path: &Path, layers: &Config) -> Result<HerdFile, SettingsError> {
         layers.clone().try_deserialize().map_err(|error| {
             // `config` names the table the fault is in; serde's message names an unknown key.
