@@ -9,8 +9,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
-use herd_actors::config::HerdConfig;
 use herd_actors::protocol::{fields, is_space};
+use herd_actors::settings::Settings;
 
 pub fn run(target: &str, args: &[String], config_path: &Path) -> Result<(), String> {
     let addr = resolve(target, config_path)?;
@@ -77,7 +77,7 @@ fn resolve(target: &str, config_path: &Path) -> Result<SocketAddr, String> {
     if let Ok(addr) = target.parse() {
         return Ok(addr);
     }
-    let config = HerdConfig::load(config_path).map_err(|e| e.to_string())?;
+    let config = Settings::load(config_path).map_err(|e| e.to_string())?;
     Ok(config.server(target).map_err(|e| e.to_string())?.addr)
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use herd_actors::config::HerdConfig;
+use herd_actors::settings::Settings;
 
 #[derive(Parser)]
 #[command(
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
-    let config = HerdConfig::load(config_path).map_err(|e| e.to_string())?;
+    let config = Settings::load(config_path).map_err(|e| e.to_string())?;
     let addr = herd_actors::preflight(&config, name)
         .map_err(|e| e.to_string())?
         .addr;

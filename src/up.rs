@@ -10,13 +10,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use herd_actors::config::HerdConfig;
+use herd_actors::settings::Settings;
 
 /// How long children get to exit after SIGTERM before they are killed.
 const GRACE: Duration = Duration::from_secs(3);
 
 pub fn run(config_path: &Path) -> Result<(), String> {
-    let config = HerdConfig::load(config_path).map_err(|e| e.to_string())?;
+    let config = Settings::load(config_path).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the herd binary: {e}"))?;
     let mut children: Vec<(String, Child)> = Vec::new();
     for server in &config.servers {

@@ -12,7 +12,7 @@
 //! - `places`: the PlacesFetcher actor, its providers (embedded, google, google-new), and
 //!   the cache, shared calls and call cap that keep Google's bill down.
 //! - `event_log`: the per-server event log, written off the serving path.
-//! - [`config`]: `herd.toml` -> validated settings.
+//! - [`settings`]: `herd.toml` -> typed serde structs -> one validated [`settings::Settings`].
 //! - `server`: the wiring of one server.
 //!
 //! Records flow one way through the imports: session -> store -> peers. The peers reach
@@ -21,7 +21,6 @@
 
 mod admission;
 mod codec;
-pub mod config;
 mod event_log;
 mod listener;
 mod outbox;
@@ -30,6 +29,7 @@ pub mod places;
 pub mod protocol;
 mod server;
 mod session;
+pub mod settings;
 mod store;
 #[cfg(test)]
 mod test_support;

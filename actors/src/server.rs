@@ -10,7 +10,6 @@ use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::admission::Admission;
-use crate::config::{ConfigError, HerdConfig, ServerConfig};
 use crate::event_log::EventLog;
 use crate::listener::accept_loop;
 use crate::outbox::ReplyBudget;
@@ -20,6 +19,7 @@ use crate::peers::manager::PeerManager;
 use crate::peers::records::Records;
 use crate::places::PlacesFetcher;
 use crate::session::{Limits, SessionDeps};
+use crate::settings::{ServerSettings, Settings, SettingsError};
 use crate::store::LocationStore;
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
@@ -56,7 +56,7 @@ impl Server {
 pub enum StartError {
     /// The configuration does not allow it.
     #[error("{0}")]
-    Config(#[from] ConfigError),
+    Config(#[from] SettingsError),
     /// Its event log cannot be opened.
     #[error("cannot open the event log in {dir}: {source}")]
     Log {
@@ -88,7 +88,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Checks what can be checked before binding: the server exists, and a herd that leaves
 /// loopback has a secret (unauthenticated peer links are only safe on one machine).
-pub fn preflight<'a>(config: &'a HerdConfig, name: &str) -> Result<&'a ServerConfig, StartError> {
+pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSettings, StartError> {
     let me = config.server(name)?;
     if config.secret.is_none() && !config.is_all_loopback() {
         return Err(StartError::NoSecret);
@@ -119,13 +119,13 @@ impl Default for Tuning {
 }
 
 /// Starts server `name` of `config` on `listener`. Must run inside an actix `System`.
-pub fn start(config: &HerdConfig, name: &str, listener: TcpListener) -> Result<Server, StartError> {
+pub fn start(config: &Settings, name: &str, listener: TcpListener) -> Result<Server, StartError> {
     start_with(config, name, listener, Tuning::default())
 }
 
 /// [`start`] with limits and peer-link timings of the caller's choosing.
 pub(crate) fn start_with(
-    config: &HerdConfig,
+    config: &Settings,
     name: &str,
     listener: TcpListener,
     tuning: Tuning,

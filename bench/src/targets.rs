@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use herd_actors::config::HerdConfig;
+use herd_actors::settings::Settings;
 
 /// The names `--servers` gives plain addresses, in order: the default herd of the herd
 /// protocol (docs/protocol.md).
@@ -48,7 +48,7 @@ impl Common {
     /// The servers named by `--servers` or `--config`, refused if any is off loopback.
     pub(crate) fn targets(&self) -> Result<Vec<Target>, String> {
         let targets = match &self.config {
-            Some(path) => HerdConfig::load(path)
+            Some(path) => Settings::load(path)
                 .map_err(|e| e.to_string())?
                 .servers
                 .into_iter()

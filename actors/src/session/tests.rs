@@ -1,26 +1,26 @@
 //! Session behaviour over real sockets, with the server's actors in this process.
 
 use super::*;
-use crate::config::HerdConfig;
 use crate::places::fake::{FakeGoogle, Mode};
 use crate::server::{bind, start_with, Tuning};
 use crate::session::Limits;
+use crate::settings::Settings;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A one-server config in a temp dir; `places` is TOML for the `[places]` table.
-fn config(dir: &tempfile::TempDir, places: &str) -> HerdConfig {
+fn config(dir: &tempfile::TempDir, places: &str) -> Settings {
     let path = dir.path().join("herd.toml");
     let toml = format!(
         "[places]\n{places}\n[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n",
         dir.path().join("logs").display()
     );
     std::fs::write(&path, toml).unwrap();
-    HerdConfig::load_with_env(&path, Vec::new()).unwrap()
+    Settings::load_with_env(&path, Vec::new()).unwrap()
 }
 
-async fn serve(config: &HerdConfig, tuning: Tuning) -> std::net::SocketAddr {
+async fn serve(config: &Settings, tuning: Tuning) -> std::net::SocketAddr {
     let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
     start_with(config, "Hill", listener, tuning).unwrap().addr
 }

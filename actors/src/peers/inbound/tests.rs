@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::HerdConfig;
 use crate::peers::link::LinkSettings;
 use crate::server::{bind, start_with, Tuning};
+use crate::settings::Settings;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -22,7 +22,7 @@ async fn hill(dir: &tempfile::TempDir, extra: &str, links: LinkSettings) -> std:
         dir.path().join("logs").display()
     );
     std::fs::write(&path, toml).unwrap();
-    let config = HerdConfig::load_with_env(&path, Vec::new()).unwrap();
+    let config = Settings::load_with_env(&path, Vec::new()).unwrap();
     let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let tuning = Tuning {
         links,

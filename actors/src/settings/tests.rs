@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ConfigError, HerdConfig, Secret, ServerConfig};
+use super::{Secret, ServerSettings, Settings, SettingsError};
 use crate::places::Provider;
 
 /// Two servers, the smallest herd with a link, listed on one side only.
@@ -26,18 +26,18 @@ fn write(text: &str) -> Written {
     Written { _dir: dir, path }
 }
 
-fn load_at(path: &Path, env: &[(&str, &str)]) -> Result<HerdConfig, ConfigError> {
+fn load_at(path: &Path, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
     let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    HerdConfig::load_with_env(path, env)
+    Settings::load_with_env(path, env)
 }
 
-pub(super) fn loaded(text: &str, env: &[(&str, &str)]) -> HerdConfig {
+pub(super) fn loaded(text: &str, env: &[(&str, &str)]) -> Settings {
     let file = write(text);
     load_at(&file.path, env).unwrap_or_else(|e| panic!("refused: {e}"))
 }
 
 /// The error, and its message with the temporary path replaced by `herd.toml`.
-pub(super) fn refused(text: &str, env: &[(&str, &str)]) -> (ConfigError, String) {
+pub(super) fn refused(text: &str, env: &[(&str, &str)]) -> (SettingsError, String) {
     let file = write(text);
     match load_at(&file.path, env) {
         Ok(config) => panic!("accepted: {config:?}"),
@@ -69,12 +69,12 @@ fn defaults_fill_in_everything_but_the_servers() {
 fn links_listed_on_one_side_are_links_on_both() {
     let config = loaded(TWO, &[]);
     let expected = vec![
-        ServerConfig {
+        ServerSettings {
             name: "Hill".into(),
             addr: "127.0.0.1:12000".parse().expect("an address"),
             neighbours: vec!["Jaquez".into()],
         },
-        ServerConfig {
+        ServerSettings {
             name: "Jaquez".into(),
             addr: "127.0.0.1:12001".parse().expect("an address"),
             neighbours: vec!["Hill".into()],
@@ -167,7 +167,7 @@ fn secrets_stay_out_of_debug_output() {
 #[test]
 fn a_secret_of_the_wrong_type_is_refused_without_showing_it() {
     let (e, message) = refused(&format!("secret = 12345678\n{TWO}"), &[]);
-    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
     assert!(!message.contains("12345678"), "{message}");
     assert_eq!(
         message,
@@ -239,7 +239,7 @@ fn an_empty_api_key_is_no_api_key() {
 fn google_providers_without_a_key_are_refused_with_how_to_set_one() {
     for provider in ["google", "google-new"] {
         let (e, message) = refused(&with_places(&format!("provider = \"{provider}\"")), &[]);
-        assert!(matches!(e, ConfigError::MissingApiKey { .. }), "{e:?}");
+        assert!(matches!(e, SettingsError::MissingApiKey { .. }), "{e:?}");
         for hint in [
             "GOOGLE_PLACES_API_KEY",
             "HERD_PLACES__API_KEY",
@@ -271,7 +271,7 @@ fn base_urls_must_be_http_or_https() {
         "http://a b",
     ] {
         let (e, message) = refused(&with_places(&format!("base_url = \"{url}\"")), &[]);
-        assert!(matches!(e, ConfigError::BadValue { .. }), "{url}: {e:?}");
+        assert!(matches!(e, SettingsError::BadValue { .. }), "{url}: {e:?}");
         assert!(message.starts_with("bad places.base_url"), "{message}");
     }
 }
@@ -280,7 +280,7 @@ fn base_urls_must_be_http_or_https() {
 fn timeouts_must_be_whole_milliseconds_from_1_to_a_day() {
     for bad in ["0", "-5", "1.5", "\"soon\"", "86400001"] {
         let (e, message) = refused(&with_places(&format!("timeout_ms = {bad}")), &[]);
-        assert!(matches!(e, ConfigError::BadValue { .. }), "{bad}: {e:?}");
+        assert!(matches!(e, SettingsError::BadValue { .. }), "{bad}: {e:?}");
         assert!(message.starts_with("bad places.timeout_ms"), "{message}");
     }
 }
@@ -359,7 +359,7 @@ fn the_environment_cannot_touch_the_servers() {
 #[test]
 fn a_bad_value_from_the_environment_names_the_variable() {
     let (e, message) = refused(TWO, &[("HERD_PLACES__TIMEOUT_MS", "soon")]);
-    assert!(matches!(e, ConfigError::BadEnv { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::BadEnv { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad HERD_PLACES__TIMEOUT_MS=\"soon\" in the environment (loading herd.toml): \
@@ -383,7 +383,10 @@ fn unknown_keys_are_refused_naming_them() {
     ];
     for (text, key) in cases {
         let (e, message) = refused(&text, &[]);
-        assert!(matches!(e, ConfigError::UnknownKey { .. }), "{key}: {e:?}");
+        assert!(
+            matches!(e, SettingsError::UnknownKey { .. }),
+            "{key}: {e:?}"
+        );
         assert_eq!(message, format!("unknown key '{key}' in herd.toml"));
     }
 }
@@ -391,7 +394,7 @@ fn unknown_keys_are_refused_naming_them() {
 #[test]
 fn a_section_that_is_not_a_table_is_refused() {
     let (e, message) = refused(&format!("places = \"google\"\n{TWO}"), &[]);
-    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad places \"google\" in herd.toml: expected a [places] table"
@@ -401,7 +404,7 @@ fn a_section_that_is_not_a_table_is_refused() {
 #[test]
 fn an_unknown_neighbour_is_refused() {
     let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "[\"Jaques\"]"), &[]);
-    assert!(matches!(e, ConfigError::UnknownNeighbour { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::UnknownNeighbour { .. }), "{e:?}");
     assert_eq!(
         message,
         "server 'Hill' lists unknown neighbour 'Jaques' in herd.toml"
@@ -411,13 +414,13 @@ fn an_unknown_neighbour_is_refused() {
 #[test]
 fn neighbour_names_are_case_sensitive() {
     let (e, _) = refused(&TWO.replace("[\"Jaquez\"]", "[\"jaquez\"]"), &[]);
-    assert!(matches!(e, ConfigError::UnknownNeighbour { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::UnknownNeighbour { .. }), "{e:?}");
 }
 
 #[test]
 fn a_server_neighbouring_itself_is_refused() {
     let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "[\"Hill\"]"), &[]);
-    assert!(matches!(e, ConfigError::SelfNeighbour { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::SelfNeighbour { .. }), "{e:?}");
     assert_eq!(
         message,
         "server 'Hill' lists itself as a neighbour in herd.toml"
@@ -427,7 +430,7 @@ fn a_server_neighbouring_itself_is_refused() {
 #[test]
 fn a_duplicate_address_is_refused() {
     let (e, message) = refused(&TWO.replace("12001", "12000"), &[]);
-    assert!(matches!(e, ConfigError::DuplicateAddr { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::DuplicateAddr { .. }), "{e:?}");
     assert_eq!(
         message,
         "servers 'Hill' and 'Jaquez' have the same addr 127.0.0.1:12000 in herd.toml"
@@ -444,7 +447,7 @@ fn bad_addresses_are_refused_naming_server_and_address() {
         "\"\"",
     ] {
         let (e, message) = refused(&TWO.replace("\"127.0.0.1:12001\"", addr), &[]);
-        assert!(matches!(e, ConfigError::BadAddr { .. }), "{addr}: {e:?}");
+        assert!(matches!(e, SettingsError::BadAddr { .. }), "{addr}: {e:?}");
         assert!(
             message.starts_with(&format!("server 'Jaquez' has a bad addr {addr:?}"))
                 || message.starts_with(&format!("server 'Jaquez' has a bad addr {addr}")),
@@ -463,14 +466,14 @@ fn ipv6_addresses_are_accepted() {
 #[test]
 fn a_server_without_an_address_is_refused() {
     let (e, message) = refused(&TWO.replace("addr = \"127.0.0.1:12001\"", ""), &[]);
-    assert!(matches!(e, ConfigError::MissingAddr { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::MissingAddr { .. }), "{e:?}");
     assert_eq!(message, "server 'Jaquez' has no addr in herd.toml");
 }
 
 #[test]
 fn neighbours_must_be_a_list_of_names() {
     let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "\"Jaquez\""), &[]);
-    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad servers.Hill.neighbours \"Jaquez\" in herd.toml: expected a list of server names"
@@ -484,7 +487,7 @@ fn server_names_unfit_for_replies_or_file_names_are_refused() {
         let text = text.replace("[\"Jaquez\"]", "[]");
         let (e, _) = refused(&text, &[]);
         assert!(
-            matches!(e, ConfigError::BadServerName { .. }),
+            matches!(e, SettingsError::BadServerName { .. }),
             "{name:?}: {e:?}"
         );
     }
@@ -497,7 +500,7 @@ fn a_file_without_servers_is_refused() {
         assert!(
             matches!(
                 e,
-                ConfigError::NoServers { .. } | ConfigError::BadValue { .. }
+                SettingsError::NoServers { .. } | SettingsError::BadValue { .. }
             ),
             "{text:?}: {e:?}"
         );
@@ -510,7 +513,7 @@ fn a_missing_file_is_refused_naming_it() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("nowhere.toml");
     let e = load_at(&path, &[]).map(|_| ()).unwrap_err();
-    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::Read { .. }), "{e:?}");
     assert!(
         e.to_string()
             .starts_with(&format!("cannot read {}", path.display())),
@@ -521,7 +524,7 @@ fn a_missing_file_is_refused_naming_it() {
 #[test]
 fn a_file_that_is_not_toml_is_refused_naming_it() {
     let (e, message) = refused("[servers.Hill\naddr = 1", &[]);
-    assert!(matches!(e, ConfigError::Toml { .. }), "{e:?}");
+    assert!(matches!(e, SettingsError::Toml { .. }), "{e:?}");
     assert!(
         message.starts_with("herd.toml is not valid TOML"),
         "{message}"
@@ -535,7 +538,7 @@ fn a_herd_is_all_loopback_only_if_every_server_is() {
     assert!(!loaded(&TWO.replace("127.0.0.1:12001", "10.0.0.2:12001"), &[]).is_all_loopback());
 }
 
-/// The herd shipped in the repository: SPEC.md section 1.
+/// The herd shipped in the repository: five servers on this machine.
 #[test]
 fn the_shipped_herd_toml_is_the_five_server_herd() {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../herd.toml"));
@@ -575,4 +578,32 @@ fn the_shipped_herd_toml_is_the_five_server_herd() {
     assert_eq!(config.places.provider, Provider::Embedded);
     assert_eq!(config.log_dir, PathBuf::from("logs"));
     assert!(config.secret.is_none());
+}
+
+#[test]
+fn a_list_where_a_table_belongs_is_refused() {
+    let (e, message) = refused(&format!("places = [\"google\"]\n{TWO}"), &[]);
+    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
+    assert_eq!(
+        message,
+        "bad places (a list) in herd.toml: expected a [places] table"
+    );
+}
+
+#[test]
+fn of_several_unknown_keys_the_first_in_the_file_is_named() {
+    let (_, message) = refused(&format!("zz = 1\nsecrt = 2\nab = 3\n{TWO}"), &[]);
+    assert_eq!(message, "unknown key 'zz' in herd.toml");
+}
+
+#[test]
+fn the_environment_cannot_hide_a_fault_in_the_file() {
+    let (_, message) = refused(
+        &format!("places = \"google\"\n{TWO}"),
+        &[("HERD_PLACES__PROVIDER", "embedded")],
+    );
+    assert_eq!(
+        message,
+        "bad places \"google\" in herd.toml: expected a [places] table"
+    );
 }
