@@ -1,62 +1,212 @@
-//! Which connections a server takes: a cap on the client connections open at once.
+//! Which connections a server takes.
+//!
+//! Client connections are capped in all and, optionally, per address. A connection past a
+//! cap is closed at once and counted, never left waiting: the accept loop always takes it,
+//! so the listen backlog never fills with connections nobody answers.
+//!
+//! Neighbours dial in through the same door, and must get in even when clients have taken
+//! every place: a few connections past the cap (two per neighbour) are let in *on
+//! probation*. Their first line must be a peer hello, within the handshake time-out, or
+//! they are closed; so a flood of clients cannot cut a server off from its herd.
 //!
 //! Each admitted connection holds a [`Ticket`] for as long as it is open; dropping the
-//! ticket gives its place back, so the count cannot drift from the connections held.
+//! ticket gives its place back, so the counts cannot drift from the connections held.
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 
-/// Counts open client connections against the cap.
+/// The caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// Client connections open at once.
+    pub(crate) total: usize,
+    /// Client connections open at once from one address.
+    pub(crate) per_ip: Option<usize>,
+    /// Connections let in on probation past the caps, for neighbours.
+    pub(crate) probation: usize,
+}
+
+/// The counts, shared with the tickets.
+#[derive(Debug, Default)]
+struct Counts {
+    open: usize,
+    on_probation: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// Counts open connections against the caps.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    open: Rc<Cell<usize>>,
-    max: usize,
+    caps: Caps,
+    counts: Rc<RefCell<Counts>>,
+}
+
+/// What a new connection gets.
+#[derive(Debug)]
+pub(crate) enum Admit {
+    /// A client's place.
+    Client(Ticket),
+    /// Past the caps: it may only become a peer link.
+    Probation(Ticket),
+    /// No place: close it now. Says which cap was reached.
+    Refused(&'static str),
 }
 
 /// One admitted connection's place.
 #[derive(Debug)]
-pub(crate) struct Ticket(Rc<Cell<usize>>);
+pub(crate) struct Ticket {
+    counts: Rc<RefCell<Counts>>,
+    ip: IpAddr,
+    probation: bool,
+}
 
 impl Admission {
-    /// At most `max` connections open at once.
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(caps: Caps) -> Self {
         Admission {
-            open: Rc::new(Cell::new(0)),
-            max,
+            caps,
+            counts: Rc::default(),
         }
     }
 
-    /// A place for one more connection, if there is room.
-    pub(crate) fn admit(&self) -> Option<Ticket> {
-        let open = self.open.get();
-        if open >= self.max {
-            return None;
+    /// A place for a connection from `ip`, if there is one.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Admit {
+        let mut counts = self.counts.borrow_mut();
+        let from_ip = counts.by_ip.get(&ip).copied().unwrap_or(0);
+        let full = if counts.open >= self.caps.total {
+            Some("too many connections")
+        } else if self.caps.per_ip.is_some_and(|cap| from_ip >= cap) {
+            Some("too many connections from this address")
+        } else {
+            None
+        };
+        let Some(why) = full else {
+            counts.open += 1;
+            counts.by_ip.insert(ip, from_ip + 1);
+            return Admit::Client(self.ticket(ip, false));
+        };
+        if counts.on_probation < self.caps.probation {
+            counts.on_probation += 1;
+            return Admit::Probation(self.ticket(ip, true));
         }
-        self.open.set(open + 1);
-        Some(Ticket(Rc::clone(&self.open)))
+        Admit::Refused(why)
+    }
+
+    fn ticket(&self, ip: IpAddr, probation: bool) -> Ticket {
+        Ticket {
+            counts: Rc::clone(&self.counts),
+            ip,
+            probation,
+        }
+    }
+}
+
+impl Ticket {
+    /// Whether this connection was let in past the caps, to become a peer link or go.
+    pub(crate) fn on_probation(&self) -> bool {
+        self.probation
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
+        let mut counts = self.counts.borrow_mut();
+        if self.probation {
+            counts.on_probation -= 1;
+            return;
+        }
+        counts.open -= 1;
+        if let Some(n) = counts.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_ip.remove(&self.ip);
+            }
+        }
     }
+}
+
+/// The client connections a server can hold with `open_files` descriptors, keeping
+/// `reserved` for everything else (its links, the inbound links of its neighbours, calls
+/// to the places provider, the event log and the listener), and within `configured`.
+pub(crate) fn connection_cap(configured: Option<usize>, open_files: u64, reserved: usize) -> usize {
+    let by_files = usize::try_from(open_files)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(reserved)
+        .max(1);
+    configured.map_or(by_files, |n| n.min(by_files))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+    fn client(admit: Admit) -> Ticket {
+        match admit {
+            Admit::Client(ticket) => ticket,
+            other => panic!("expected a client's place, got {other:?}"),
+        }
+    }
+
     #[test]
     fn tickets_give_their_place_back_when_dropped() {
-        let admission = Admission::new(2);
-        let a = admission.admit().expect("room for one");
-        let b = admission.admit().expect("room for two");
-        assert!(admission.admit().is_none());
+        let admission = Admission::new(Caps {
+            total: 2,
+            per_ip: None,
+            probation: 0,
+        });
+        let a = client(admission.admit(A));
+        let b = client(admission.admit(A));
+        assert!(matches!(
+            admission.admit(A),
+            Admit::Refused("too many connections")
+        ));
         drop(a);
-        let c = admission.admit().expect("a place came back");
-        assert!(admission.admit().is_none());
+        let c = client(admission.admit(A));
+        assert!(matches!(admission.admit(B), Admit::Refused(_)));
         drop((b, c));
-        assert!(admission.admit().is_some());
+        client(admission.admit(A));
+    }
+
+    #[test]
+    fn one_address_is_capped_without_capping_the_others() {
+        let admission = Admission::new(Caps {
+            total: 10,
+            per_ip: Some(2),
+            probation: 0,
+        });
+        let _a = [client(admission.admit(A)), client(admission.admit(A))];
+        assert!(matches!(
+            admission.admit(A),
+            Admit::Refused("too many connections from this address")
+        ));
+        client(admission.admit(B));
+    }
+
+    #[test]
+    fn past_the_caps_a_few_connections_are_let_in_on_probation() {
+        let admission = Admission::new(Caps {
+            total: 1,
+            per_ip: None,
+            probation: 2,
+        });
+        let _held = client(admission.admit(A));
+        let first = admission.admit(A);
+        assert!(matches!(&first, Admit::Probation(t) if t.on_probation()));
+        let _second = admission.admit(B);
+        assert!(matches!(admission.admit(A), Admit::Refused(_)));
+        drop(first);
+        assert!(matches!(admission.admit(A), Admit::Probation(_)));
+    }
+
+    #[test]
+    fn the_cap_follows_the_open_files_limit_less_a_reserve() {
+        assert_eq!(connection_cap(None, 1024, 100), 924);
+        assert_eq!(connection_cap(Some(500), 1024, 100), 500);
+        assert_eq!(connection_cap(Some(5000), 1024, 100), 924);
+        assert_eq!(connection_cap(None, 50, 100), 1);
     }
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Admit};
 use crate::session::{Session, SessionDeps};
 
-/// Accepts connections for as long as the server runs. A connection past the cap is closed
-/// at once (and logged); one that cannot be accepted (out of file descriptors, most likely)
-/// makes the loop wait a little for some to close.
+/// Accepts connections for as long as the server runs. A connection past the caps is closed
+/// at once (and logged); a failed accept (out of file descriptors, which the caps keep from
+/// happening) makes the loop wait a little for some to close.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     deps: Rc<SessionDeps>,
@@ -18,14 +18,14 @@ pub(crate) async fn accept_loop(
 ) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let Some(ticket) = admission.admit() else {
-                    deps.log.dropped(peer, "too many connections");
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                Session::start(Rc::clone(&deps), stream, peer, ticket);
-            }
+            Ok((stream, peer)) => match admission.admit(peer.ip()) {
+                Admit::Client(ticket) | Admit::Probation(ticket) => {
+                    let _ = stream.set_nodelay(true);
+                    Session::start(Rc::clone(&deps), stream, peer, ticket);
+                }
+                // Dropping the stream closes it.
+                Admit::Refused(why) => deps.log.dropped(peer, why),
+            },
             Err(e) => {
                 deps.log.note(&format!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::admission::Admission;
+use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
 use crate::listener::accept_loop;
 use crate::outbox::ReplyBudget;
@@ -96,12 +96,20 @@ pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSetti
     Ok(me)
 }
 
+/// The soft limit on open files; the binary raises it to the hard limit at start-up.
+fn open_files_limit() -> u64 {
+    rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
 /// Knobs that are not in `herd.toml`: sensible defaults, which tests tighten.
 #[derive(Debug, Clone)]
 pub(crate) struct Tuning {
     pub(crate) limits: Limits,
-    /// Open client connections; more are accepted and closed at once.
-    pub(crate) max_connections: usize,
+    /// Open client connections; more are accepted and closed at once. Never more than the
+    /// open-files limit allows.
+    pub(crate) max_connections: Option<usize>,
+    /// Open client connections from one address.
+    pub(crate) max_connections_per_ip: Option<usize>,
     /// Bytes of replies unsent to all clients together before no client is read.
     pub(crate) reply_budget: usize,
     pub(crate) links: LinkSettings,
@@ -111,7 +119,8 @@ impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             limits: Limits::default(),
-            max_connections: 65_536,
+            max_connections: None,
+            max_connections_per_ip: None,
             reply_budget: 64 * 1024 * 1024,
             links: LinkSettings::default(),
         }
@@ -174,6 +183,9 @@ pub(crate) fn start_with(
     )
     .start();
     store_ctx.run(LocationStore::new(peers.clone().recipient()));
+    // Descriptors for all but clients: a link to each neighbour and one from it, calls to
+    // the places provider, and a margin for the listener, the log and the rest.
+    let reserved = 2 * me.neighbours.len() + config.places.max_concurrent + 64;
     let budget = ReplyBudget::new(tuning.reply_budget);
     let deps = Rc::new(SessionDeps {
         name: name.clone(),
@@ -189,11 +201,12 @@ pub(crate) fn start_with(
         eprintln!("herd: warning: no secret in the config; peer links are not authenticated");
     }
     log.note(&format!("{name} listening on {addr}"));
-    actix_rt::spawn(accept_loop(
-        listener,
-        deps,
-        Admission::new(tuning.max_connections),
-    ));
+    let caps = Caps {
+        total: connection_cap(tuning.max_connections, open_files_limit(), reserved),
+        per_ip: tuning.max_connections_per_ip,
+        probation: 2 * me.neighbours.len(),
+    };
+    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps)));
     Ok(Server {
         addr,
         log,

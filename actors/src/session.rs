@@ -59,6 +59,8 @@ pub(crate) struct Limits {
     pub(crate) idle_timeout: Option<Duration>,
     /// A line that has begun must end within this.
     pub(crate) line_timeout: Option<Duration>,
+    /// A connection let in past the caps must send a peer hello within this.
+    pub(crate) probation_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -71,6 +73,7 @@ impl Default for Limits {
             max_queued: 4 * 1024 * 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             line_timeout: Some(Duration::from_secs(30)),
+            probation_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -174,8 +177,8 @@ pub(crate) struct Session {
     last_active: Instant,
     /// What the writer had sent at the last time-out check.
     sent_at_check: u64,
-    /// Keeps the connection's place under the server's cap.
-    _ticket: Ticket,
+    /// Keeps the connection's place under the server's caps.
+    ticket: Ticket,
 }
 
 impl Session {
@@ -208,6 +211,13 @@ impl Session {
             if let Some(every) = limits.check_every() {
                 ctx.run_interval(every, |act, ctx| act.check_time_outs(ctx));
             }
+            if ticket.on_probation() {
+                ctx.run_later(limits.probation_timeout, |act, ctx| {
+                    if act.write.is_some() {
+                        act.drop_connection("too many connections", ctx);
+                    }
+                });
+            }
             deps.log.opened(peer);
             Session {
                 out,
@@ -221,7 +231,7 @@ impl Session {
                 ending: Ending::Open,
                 last_active: Instant::now(),
                 sent_at_check: 0,
-                _ticket: ticket,
+                ticket,
             }
         })
     }
@@ -240,6 +250,10 @@ impl Session {
             }
             self.ending = Ending::HandedOff;
             ctx.stop();
+            return;
+        }
+        if self.ticket.on_probation() {
+            self.drop_connection("too many connections", ctx);
             return;
         }
         // The session ends when its writer does: after a clean close or a failed write.

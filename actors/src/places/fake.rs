@@ -31,7 +31,10 @@ pub enum Mode {
     /// Answers 200 with this many places (whatever the request asked for, so that tests
     /// see the caller cut them), `ZERO_RESULTS` (or `{}` for the New API) when 0. Numbers
     /// have telling text: ratings `4.50`, longitudes like `-118.4451270000001`.
-    Ok { results: usize },
+    Ok {
+        /// How many places.
+        results: usize,
+    },
     /// Answers with this HTTP status and a plain-text body.
     Status(u16),
     /// Answers 200 with a body that is not JSON.

@@ -220,3 +220,78 @@ async fn lines_behind_a_slow_reply_wait_unread_and_are_all_answered_in_order() {
         &log[..answered]
     );
 }
+
+/// A server whose sessions time out quickly.
+async fn impatient(
+    dir: &tempfile::TempDir,
+    idle: Duration,
+    line: Duration,
+) -> std::net::SocketAddr {
+    let tuning = Tuning {
+        limits: Limits {
+            idle_timeout: Some(idle),
+            line_timeout: Some(line),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    serve(&config(dir, ""), tuning).await
+}
+
+/// Reads until the server closes the connection; what came before.
+async fn until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got))
+        .await
+        .expect("the server closed the connection")
+        .expect("read");
+    got
+}
+
+#[actix::test]
+async fn a_connection_that_says_nothing_is_closed_after_the_idle_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = impatient(&dir, Duration::from_millis(200), Duration::from_secs(10)).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(until_closed(&mut s).await, b"");
+}
+
+#[actix::test]
+async fn a_client_that_keeps_talking_is_not_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = impatient(&dir, Duration::from_secs(1), Duration::from_secs(10)).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // Three idle time-outs long, never silent for a quarter of one.
+    for i in 0..12 {
+        s.write_all(format!("IAMAT a +1+1 {i}\n").as_bytes())
+            .await
+            .unwrap();
+        let reply = read_until(&mut s, b"\n").await;
+        assert!(reply.starts_with(b"AT Hill "), "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[actix::test]
+async fn a_line_sent_a_byte_at_a_time_is_cut_off_at_the_line_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = impatient(&dir, Duration::from_secs(10), Duration::from_millis(300)).await;
+    let s = TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    // A byte every 50 ms: never idle, but the line never ends.
+    let dribble = tokio::spawn(async move {
+        for &b in b"IAMAT slow +1+1 1".iter().cycle() {
+            if write.write_all(&[b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), read.read_to_end(&mut got))
+        .await
+        .expect("the server closed the connection")
+        .ok();
+    assert_eq!(got, b"");
+    dribble.abort();
+}
