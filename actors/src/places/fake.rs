@@ -37,6 +37,13 @@ pub enum Mode {
     },
     /// Answers with this HTTP status and a plain-text body.
     Status(u16),
+    /// Answers as `Ok { results: 1 }`, but as an HTTP/1.0 server that closes every
+    /// connection after its answer (Python's `http.server`): a client that pools
+    /// connections may send its next request into one already closed.
+    OneShot,
+    /// Refuses, quoting the key it was sent in its `error_message`, as a badly behaved
+    /// proxy in front of Google might.
+    QuotesKey,
     /// Answers 200 with a body that is not JSON.
     BadJson,
     /// Answers 200 with JSON that has no list of places.
@@ -214,9 +221,10 @@ async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
             Some(response) => response,
             None => std::future::pending().await,
         };
+        let version = if mode == Mode::OneShot { "1.0" } else { "1.1" };
         // Clients read the status code, never the reason phrase.
         let head = format!(
-            "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/{version} {status} Fake\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let sent = write.write_all(head.as_bytes()).await.is_ok()
@@ -224,7 +232,7 @@ async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
         if let Ok(mut seen) = seen.lock() {
             seen.in_flight -= 1;
         }
-        if !sent {
+        if !sent || mode == Mode::OneShot {
             return;
         }
     }
@@ -288,6 +296,7 @@ async fn respond(mode: &Mode, request: &RecordedRequest) -> Option<(u16, &'stati
     };
     match mode {
         Mode::Ok { results } => ok(*results),
+        Mode::OneShot => ok(1),
         Mode::Status(code) => Some((*code, "text/plain", format!("fake failure {code}"))),
         Mode::BadJson => Some((
             200,
@@ -300,6 +309,29 @@ async fn respond(mode: &Mode, request: &RecordedRequest) -> Option<(u16, &'stati
         Mode::Delay(delay) => {
             tokio::time::sleep(*delay).await;
             ok(3)
+        }
+        Mode::QuotesKey => {
+            let key = request
+                .param("key")
+                .or_else(|| request.header("x-goog-api-key").map(str::to_owned))
+                .unwrap_or_default();
+            Some(if new_api {
+                (
+                    403,
+                    JSON,
+                    format!(
+                        r#"{{"error": {{"code": 403, "message": "no such key: {key}", "status": "PERMISSION_DENIED"}}}}"#
+                    ),
+                )
+            } else {
+                (
+                    200,
+                    JSON,
+                    format!(
+                        r#"{{"error_message": "no such key: {key}", "html_attributions": [], "results": [], "status": "REQUEST_DENIED"}}"#
+                    ),
+                )
+            })
         }
         Mode::Denied if new_api => Some((
             403,

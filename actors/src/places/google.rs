@@ -33,14 +33,9 @@ pub(crate) async fn nearby(
         q.radius_param,
         upstream::percent_encode(key.expose()),
     );
-    let answer = upstream::exchange(client.get(url).send(), deadline, settings.timeout, base).await;
-    match answer.and_then(|answer| shape(answer, q.bound)) {
-        Ok(mut reply) => {
-            upstream::redact(&mut reply, key.expose());
-            reply
-        }
-        Err(failure) => failure.into_reply(),
-    }
+    let request = || client.get(&url).send();
+    let answer = upstream::exchange(request, deadline, settings.timeout, base).await;
+    upstream::finish(answer.and_then(|answer| shape(answer, q.bound)), key)
 }
 
 /// Google's answer with `results` cut to `bound`, or why it is not a usable answer.

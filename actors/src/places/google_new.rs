@@ -42,19 +42,16 @@ pub(crate) async fn nearby(
 ) -> Value {
     // Config keeps `base_url` without a trailing slash.
     let base = &settings.base_url;
-    let send = client
-        .post(format!("{base}/v1/places:searchNearby"))
-        .insert_header(("X-Goog-Api-Key", key.expose()))
-        .insert_header(("X-Goog-FieldMask", FIELD_MASK))
-        .send_json(&request_body(q));
-    let answer = upstream::exchange(send, deadline, settings.timeout, base).await;
-    match answer.and_then(|answer| translate(answer, q.bound)) {
-        Ok(mut reply) => {
-            upstream::redact(&mut reply, key.expose());
-            reply
-        }
-        Err(failure) => failure.into_reply(),
-    }
+    let (url, body) = (format!("{base}/v1/places:searchNearby"), request_body(q));
+    let request = || {
+        client
+            .post(&url)
+            .insert_header(("X-Goog-Api-Key", key.expose()))
+            .insert_header(("X-Goog-FieldMask", FIELD_MASK))
+            .send_json(&body)
+    };
+    let answer = upstream::exchange(request, deadline, settings.timeout, base).await;
+    upstream::finish(answer.and_then(|answer| translate(answer, q.bound)), key)
 }
 
 /// The search request, with the client's own digits for the centre and radius.

@@ -314,3 +314,44 @@ async fn embedded_answers_in_googles_layout() {
     );
     assert!(!text.contains("\n\n"));
 }
+
+#[actix::test]
+async fn a_server_that_closes_each_connection_after_answering_answers_every_question() {
+    for provider in [Provider::Google, Provider::GoogleNew] {
+        let google = FakeGoogle::start(Mode::OneShot);
+        let mut settings = settings(provider, google.base_url(), Duration::from_secs(5));
+        settings.cache.ttl = Duration::ZERO;
+        let fetcher = PlacesFetcher::new(settings).start();
+        // Waves of questions for different places, so the client's pool has connections
+        // the server has already closed when the next wave goes out.
+        for wave in 0..5 {
+            let questions = (0..20).map(|n| fetcher.send(north_of_ucla(wave * 20 + n, 1)));
+            for reply in futures::future::join_all(questions).await {
+                let json: Value = serde_json::from_str(&reply.unwrap()).unwrap();
+                assert_eq!(json["status"], "OK", "{provider:?}, wave {wave}: {json}");
+            }
+        }
+    }
+}
+
+#[actix::test]
+async fn an_answer_is_never_rewritten_to_hide_a_key() {
+    let google = FakeGoogle::start(Mode::Ok { results: 2 });
+    let mut short_key = settings(Provider::Google, google.base_url(), Duration::from_secs(5));
+    short_key.api_key = Some(ApiKey::new("K"));
+    let (text, json) = ask(&PlacesFetcher::new(short_key).start(), 2).await;
+    assert_eq!(json["status"], "OK", "{text}");
+    assert!(!text.contains("redacted"), "{text}");
+    let (plain, _) = ask(&fetcher(Provider::Google, google.base_url()), 2).await;
+    assert_eq!(text, plain, "the same answer whatever the key");
+}
+
+#[actix::test]
+async fn an_answer_that_quotes_the_key_is_refused_whole() {
+    for provider in [Provider::Google, Provider::GoogleNew] {
+        let google = FakeGoogle::start(Mode::QuotesKey);
+        let (text, json) = ask(&fetcher(provider, google.base_url()), 2).await;
+        assert_failure(&text, &json, "UPSTREAM_BAD_RESPONSE", "quotes the API key");
+        assert!(!text.contains(KEY), "{text}");
+    }
+}

@@ -28,6 +28,8 @@ use awc::error::{ConnectError, PayloadError, SendRequestError};
 use awc::http::StatusCode;
 use bytes::Bytes;
 use serde_json::{json, Value};
+
+use super::ApiKey;
 use tokio::time::Instant;
 
 /// Google's replies are tens of kilobytes; anything far larger is not a places response.
@@ -115,20 +117,31 @@ impl HttpAnswer {
     }
 }
 
-/// Sends a request and reads the whole answer, giving up at `deadline`: the end of the
-/// configured `timeout` counted from the question's arrival, which messages name because
-/// it is what the operator set. `base_url` names the service in messages (it holds no
-/// secret, unlike the full URL).
+/// Sends a request (made by `request`) and reads the whole answer, giving up at
+/// `deadline`: the end of the configured `timeout` counted from the question's arrival,
+/// which messages name because it is what the operator set. `base_url` names the service in
+/// messages (it holds no secret, unlike the full URL).
+///
+/// A request that met a connection already closed is sent once more, on a new one. The
+/// client keeps connections alive for the next call, and a server may close one just as it
+/// is reused (an HTTP/1.0 server closes every connection after its answer): the request
+/// then fails before the server has read it. A places search only reads, so sending it
+/// again is safe even in the rare case where the server did see it.
 pub(crate) async fn exchange(
-    send: awc::SendClientRequest,
+    request: impl Fn() -> awc::SendClientRequest,
     deadline: Instant,
     timeout: Duration,
     base_url: &str,
 ) -> Result<HttpAnswer, Failure> {
     let call = async {
-        let mut response = send
-            .await
-            .map_err(|e| send_failure(&e, timeout, base_url))?;
+        let mut response = match request().await {
+            Err(e) if never_reached(&e) => {
+                log::debug!("places: {base_url} closed a kept-alive connection; sending again");
+                request().await
+            }
+            first => first,
+        }
+        .map_err(|e| send_failure(&e, timeout, base_url))?;
         let body = response
             .body()
             .limit(MAX_BODY)
@@ -142,6 +155,15 @@ pub(crate) async fn exchange(
     tokio::time::timeout_at(deadline, call)
         .await
         .unwrap_or_else(|_| Err(timed_out(timeout, base_url)))
+}
+
+/// Whether the request failed on a connection that was closed under it, before any answer:
+/// the server closed it, or writing the request failed.
+fn never_reached(e: &SendRequestError) -> bool {
+    matches!(
+        e,
+        SendRequestError::Connect(ConnectError::Disconnected) | SendRequestError::Send(_)
+    )
 }
 
 pub(crate) fn timed_out(timeout: Duration, base_url: &str) -> Failure {
@@ -167,8 +189,15 @@ fn send_failure(e: &SendRequestError, timeout: Duration, base_url: &str) -> Fail
         SendRequestError::Connect(ConnectError::SslIsNotSupported) => {
             unavailable("no TLS support for")
         }
+        SendRequestError::Connect(ConnectError::Disconnected) => {
+            unavailable("the connection closed before an answer came, twice, from")
+        }
         // TLS handshake failures arrive here as well (as I/O errors with rustls).
         SendRequestError::Connect(_) => unavailable("could not connect to"),
+        SendRequestError::Send(io) => Failure::new(
+            UNAVAILABLE,
+            format!("could not send the request to {base_url}: {}", io.kind()),
+        ),
         SendRequestError::Url(_) => unavailable("not a usable URL:"),
         SendRequestError::Response(_) => Failure::new(
             BAD_RESPONSE,
@@ -204,18 +233,43 @@ pub(crate) fn percent_encode(text: &str) -> String {
     out
 }
 
-/// Replaces the key wherever an upstream answer quotes it (Google does not, but a proxy in
-/// between might), since the key must never reach a client. Keys are long random tokens,
-/// so this never touches anything else.
-pub(crate) fn redact(value: &mut Value, key: &str) {
-    if key.is_empty() {
-        return;
+/// Keys shorter than this are not looked for in answers: text that short turns up in
+/// ordinary words (a key `K` is in every `"OK"`). Google's keys are 39 characters.
+const SHORTEST_KEY_LOOKED_FOR: usize = 8;
+
+/// Whether an upstream answer quotes `key` anywhere (Google does not, but a proxy in
+/// between might): such an answer is refused whole, since the key must never reach a
+/// client or a log, and an answer is never rewritten.
+fn quotes_key(value: &Value, key: &str) -> bool {
+    if key.len() < SHORTEST_KEY_LOOKED_FOR {
+        return false;
     }
     match value {
-        Value::String(s) if s.contains(key) => *s = s.replace(key, "<redacted>"),
-        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, key)),
-        Value::Object(map) => map.values_mut().for_each(|v| redact(v, key)),
-        _ => {}
+        Value::String(s) => s.contains(key),
+        Value::Array(items) => items.iter().any(|v| quotes_key(v, key)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains(key) || quotes_key(v, key)),
+        _ => false,
+    }
+}
+
+/// The reply for a call's outcome, unless the upstream's answer or error quotes the key:
+/// then a failure that says so, and nothing of what the upstream wrote.
+pub(crate) fn finish(outcome: Result<Value, Failure>, key: &ApiKey) -> Value {
+    let key = key.expose();
+    let quoted = match &outcome {
+        Ok(reply) => quotes_key(reply, key),
+        Err(failure) => key.len() >= SHORTEST_KEY_LOOKED_FOR && failure.message.contains(key),
+    };
+    match outcome {
+        _ if quoted => Failure::new(
+            BAD_RESPONSE,
+            "the answer quotes the API key, so it is not passed on",
+        )
+        .into_reply(),
+        Ok(reply) => reply,
+        Err(failure) => failure.into_reply(),
     }
 }
 
@@ -230,13 +284,12 @@ mod tests {
     }
 
     #[test]
-    fn redaction_reaches_nested_strings_only() {
-        let mut v = json!({"error_message": "bad key sekrit-key", "results": [{"name": "x sekrit-key"}], "n": 1});
-        redact(&mut v, "sekrit-key");
-        assert_eq!(
-            v,
-            json!({"error_message": "bad key <redacted>", "results": [{"name": "x <redacted>"}], "n": 1})
-        );
+    fn an_answer_quotes_a_key_in_any_string_but_a_short_key_is_not_looked_for() {
+        let nested = json!({"results": [{"name": "x sekrit-key"}], "n": 1});
+        assert!(quotes_key(&nested, "sekrit-key"));
+        assert!(quotes_key(&json!({"sekrit-key": 1}), "sekrit-key"));
+        assert!(!quotes_key(&nested, "other-key-1"));
+        assert!(!quotes_key(&json!({"status": "OK"}), "K"));
     }
 
     #[test]

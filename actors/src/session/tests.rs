@@ -1,6 +1,5 @@
 //! Session behaviour over real sockets, with the server's actors in this process.
 
-use super::*;
 use crate::places::fake::{FakeGoogle, Mode};
 use crate::server::{bind, start_with, Tuning};
 use crate::session::Limits;
