@@ -8,38 +8,6 @@ use common::*;
 
 const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
 
-/// The AT line a server holds for `client`, or `None` if it answers `?`.
-fn held(files: &HerdFiles, server: &str, client: &str) -> Option<String> {
-    let reply =
-        Conn::open(files.addr(server)).whatsat_or_invalid(&format!("WHATSAT {client} 0.001 1"));
-    if reply.starts_with("? ") {
-        return None;
-    }
-    reply.lines().next().map(str::to_owned)
-}
-
-/// Polls until `server` holds exactly `at` for `client` (10 s at most).
-fn eventually_holds(files: &HerdFiles, server: &str, client: &str, at: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = held(files, server, client);
-        if got.as_deref() == Some(at) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{server} holds {got:?} for {client}, expected {at:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
-    let reply = Conn::open(files.addr(server)).line(line);
-    assert!(reply.starts_with(&format!("AT {server} ")), "{reply:?}");
-    reply.trim_end().to_owned()
-}
-
 #[test]
 fn a_check_in_at_hill_is_answered_everywhere() {
     let files = HerdFiles::new(GRAPH, "");

@@ -42,6 +42,9 @@ mod tests;
 /// the disk stalls, bounded so a stalled disk costs lost log lines, not memory.
 const CAPACITY: usize = 16 * 1024 * 1024;
 
+/// Bytes of buffer the writer keeps between writes.
+const SPARE_KEPT: usize = 1024 * 1024;
+
 /// How often the writer takes what has been logged; the file trails the server by this.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
@@ -292,6 +295,9 @@ fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
         if !spare.is_empty() {
             let result = out.write_all(&spare).and_then(|()| out.flush());
             spare.clear();
+            // A burst may have grown the buffer to megabytes; keep only what a steady
+            // stream needs, so the memory goes back once the burst has passed.
+            spare.shrink_to(SPARE_KEPT);
             match result {
                 Ok(()) => failing = false,
                 Err(e) => {

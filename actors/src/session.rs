@@ -69,7 +69,7 @@ impl Default for Limits {
             max_line: 8 * 1024,
             read_buffer: 256,
             reply_window: 64 * 1024,
-            max_pending: 32,
+            max_pending: 16,
             max_queued: 4 * 1024 * 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             line_timeout: Some(Duration::from_secs(30)),

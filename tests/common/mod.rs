@@ -105,8 +105,10 @@ impl HerdFiles {
     }
 }
 
-pub fn herd_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_herd")
+/// The `herd` binary under test: this build's, or the one `HERD_TEST_BIN` names (to run
+/// the black-box tests against another build, such as an older one).
+pub fn herd_bin() -> String {
+    std::env::var("HERD_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_herd").to_owned())
 }
 
 /// A `herd serve` child process, killed on drop.
@@ -117,7 +119,28 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &Path, name: &str, addr: SocketAddr, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(herd_bin());
+        Server::start_with(Command::new(herd_bin()), config, name, addr, env)
+    }
+
+    /// `herd serve` with at most `files` open descriptors (a hard limit it cannot raise).
+    pub fn start_with_open_files(
+        config: &Path,
+        name: &str,
+        addr: SocketAddr,
+        files: u32,
+    ) -> Server {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={files}:{files}")).arg(herd_bin());
+        Server::start_with(cmd, config, name, addr, &[])
+    }
+
+    fn start_with(
+        mut cmd: Command,
+        config: &Path,
+        name: &str,
+        addr: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Server {
         cmd.args(["serve", name, "--config"])
             .arg(config)
             .stdin(Stdio::null())
@@ -328,9 +351,47 @@ pub fn links_up(files: &HerdFiles, server: &str, neighbours: &[&str]) {
 
 /// Every server of [`GRAPH`], started, with every link up.
 pub fn start_herd(files: &HerdFiles) -> Vec<Server> {
-    let servers: Vec<Server> = GRAPH.iter().map(|(name, _)| files.serve(name)).collect();
-    for (name, neighbours) in GRAPH {
+    start_herd_of(files, GRAPH)
+}
+
+/// Every server of `graph` (the one `files` was made for), started, with every link up.
+pub fn start_herd_of(files: &HerdFiles, graph: &[(&str, &[&str])]) -> Vec<Server> {
+    let servers: Vec<Server> = graph.iter().map(|(name, _)| files.serve(name)).collect();
+    for (name, neighbours) in graph {
         links_up(files, name, neighbours);
     }
     servers
+}
+
+/// The AT line a server holds for `client`, or `None` if it answers `?`.
+pub fn held(files: &HerdFiles, server: &str, client: &str) -> Option<String> {
+    let reply =
+        Conn::open(files.addr(server)).whatsat_or_invalid(&format!("WHATSAT {client} 0.001 1"));
+    if reply.starts_with("? ") {
+        return None;
+    }
+    reply.lines().next().map(str::to_owned)
+}
+
+/// Polls until `server` holds exactly `at` for `client` (10 s at most).
+pub fn eventually_holds(files: &HerdFiles, server: &str, client: &str, at: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = held(files, server, client);
+        if got.as_deref() == Some(at) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{server} holds {got:?} for {client}, expected {at:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Checks `line` in at `server`; its AT line, which must be `server`'s.
+pub fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
+    let reply = Conn::open(files.addr(server)).line(line);
+    assert!(reply.starts_with(&format!("AT {server} ")), "{reply:?}");
+    reply.trim_end().to_owned()
 }

@@ -172,14 +172,13 @@ impl PeerManager {
         };
         up.last_heard = Instant::now();
         let text = std::str::from_utf8(line).unwrap_or("");
+        if text == wire::PONG {
+            // Heard; a PONG may come in the middle of the digest, for a PING sent before it.
+            return;
+        }
         let Some(digest) = &mut up.digest else {
-            if text != wire::PONG {
-                log::debug!(
-                    "{} -> {}: ignored {text:?}",
-                    self.me,
-                    self.links[i].neighbour()
-                );
-            }
+            let neighbour = self.links[i].neighbour();
+            log::debug!("{} -> {neighbour}: ignored {text:?}", self.me);
             return;
         };
         if text != wire::DIGEST_END {

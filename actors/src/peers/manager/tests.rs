@@ -276,3 +276,19 @@ async fn a_neighbour_that_stops_answering_heartbeats_is_given_up_and_dialled_aga
     assert_eq!(again.line().await, "SYNC");
     drop(hung);
 }
+
+#[actix::test]
+async fn a_pong_in_the_middle_of_the_digest_is_no_fault() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (manager, store, _dir) = hill(&[("Smith", addr)], None, quick());
+    let kiwi = record("Hill", "IAMAT kiwi +1+1 5");
+    store.send(CheckIn(kiwi.clone())).await.unwrap();
+    let mut n = Neighbour::accept(&listener, "Smith", None).await;
+    assert_eq!(n.raw_line().await, "SYNC");
+    // The neighbour answers a PING sent before its digest was done.
+    n.send("DIGEST pear 1 0000000000000001\nPONG\nDIGEST-END")
+        .await;
+    assert_eq!(n.line().await, kiwi.at_line());
+    until_link(&manager, |l| l.up && l.last_error.is_none()).await;
+}

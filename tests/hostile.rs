@@ -1,0 +1,398 @@
+//! Hostile clients and sick neighbours, against real `herd serve` processes: one client, or
+//! one local process, must never cut a server off from its herd, exhaust it, or make it
+//! store a record nobody sent.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+use herd_actors::places::fake::{FakeGoogle, Mode};
+
+/// Two servers linked to each other.
+const PAIR: &[(&str, &[&str])] = &[("Hill", &["Jaquez"]), ("Jaquez", &["Hill"])];
+
+/// Polls `check` every 20 ms until it holds (20 s at most), then returns.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn log_of(files: &HerdFiles, server: &str) -> String {
+    std::fs::read_to_string(files.log_path(server)).unwrap_or_default()
+}
+
+/// The resident memory of a process, in bytes.
+fn rss(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("the server's /proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// Reads until the server closes the connection (or resets it).
+fn until_closed(conn: &mut Conn) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = conn.0.read_to_end(&mut got);
+    got
+}
+
+// 1. Every record a server accepts, every other server accepts.
+#[test]
+fn a_check_in_as_long_as_a_line_may_be_reaches_the_herd_and_links_stay_up() {
+    let files = HerdFiles::new(PAIR, "");
+    let _servers = start_herd_of(&files, PAIR);
+    // A line exactly at the cap (8192 bytes): its AT line and its flood are longer.
+    let head = "IAMAT ";
+    let tail = " +34.068930-118.445127 1621464827.5";
+    let id = "k".repeat(8192 - head.len() - tail.len());
+    let line = format!("{head}{id}{tail}");
+    assert_eq!(line.len(), 8192);
+    let at = check_in(&files, "Hill", &line);
+    eventually_holds(&files, "Jaquez", &id, &at);
+    // Later check-ins still flow, and the link never went down.
+    let later = check_in(&files, "Hill", "IAMAT later +1+1 1621464828");
+    eventually_holds(&files, "Jaquez", "later", &later);
+    assert!(!log_of(&files, "Hill").contains("peer Jaquez down"));
+    assert!(!log_of(&files, "Jaquez").contains("peer Hill down"));
+}
+
+// 2. Peer input is applied only as whole lines.
+#[test]
+fn a_peer_line_cut_by_the_end_of_its_connection_is_not_applied() {
+    let files = HerdFiles::new(PAIR, "");
+    let _hill = files.serve("Hill");
+    let mut jaquez = Conn::open(files.addr("Hill"));
+    assert_eq!(
+        jaquez.line("HERD-PEER 1 Jaquez Hill"),
+        "HERD-WELCOME Hill\n"
+    );
+    // Whole, then cut inside its time field: `1621464827.95` arrives as `16214648`.
+    jaquez.send(b"AT Jaquez +0.000000001 whole +1+1 1621464827.95\n");
+    jaquez.send(b"AT Jaquez +0.000000001 cut +1+1 16214648");
+    jaquez.0.shutdown(Shutdown::Write).expect("half-close");
+    until_closed(&mut jaquez);
+    assert_eq!(
+        held(&files, "Hill", "whole").as_deref(),
+        Some("AT Jaquez +0.000000001 whole +1+1 1621464827.95")
+    );
+    assert_eq!(held(&files, "Hill", "cut"), None);
+}
+
+// 3. A client that does not read costs a small window, and the server a bounded budget.
+#[test]
+fn clients_that_never_read_cost_the_server_little() {
+    let files = HerdFiles::single("");
+    let server = files.serve("Hill");
+    check_in(
+        &files,
+        "Hill",
+        "IAMAT la +34.068930-118.445127 1621464827.5",
+    );
+    let before = rss(&server);
+    // 100 clients, 11.7 KB of WHATSATs each (each reply some kilobytes), none reading.
+    let request = "WHATSAT la 50 20\n".repeat(690);
+    let hogs: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(files.addr("Hill")).expect("connect");
+            s.write_all(request.as_bytes()).expect("send");
+            s
+        })
+        .collect();
+    // A client that reads is still answered, whole.
+    let reply = Conn::open(files.addr("Hill")).whatsat("WHATSAT la 1 1");
+    assert!(reply.starts_with("AT Hill "), "{reply}");
+    // Every hog's lines are read and answered as far as the kernel's buffers take it.
+    std::thread::sleep(Duration::from_secs(1));
+    // Each costs its reply window and the replies to the commands it had in flight when
+    // the window filled (some 200 KB); the event log's buffer holds some megabytes more.
+    // Before flow control, this was over 500 MiB.
+    let grown = rss(&server).saturating_sub(before);
+    assert!(
+        grown < 48 << 20,
+        "100 clients that never read cost {} MiB",
+        grown >> 20
+    );
+    drop(hogs);
+}
+
+// 4. A client that pipelines any number of lines and reads gets every reply.
+#[test]
+fn a_client_that_pipelines_a_hundred_thousand_lines_and_reads_gets_every_reply() {
+    let files = HerdFiles::single("");
+    let _server = files.serve("Hill");
+    let stream = TcpStream::connect(files.addr("Hill")).expect("connect");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("read time-out");
+    let mut writer = stream.try_clone().expect("clone");
+    const LINES: usize = 100_000;
+    let sender = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for i in 0..LINES {
+            batch.push_str(&format!("IAMAT p{} +1+1 {i}\n", i % 100));
+            if batch.len() > 64 * 1024 {
+                writer.write_all(batch.as_bytes()).expect("send");
+                batch.clear();
+            }
+        }
+        writer.write_all(batch.as_bytes()).expect("send");
+        writer.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut replies = 0usize;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut reader, &mut line).expect("read") > 0 {
+        assert!(
+            line.ends_with(&format!(" p{} +1+1 {replies}\n", replies % 100)),
+            "reply {replies}: {line:?}"
+        );
+        replies += 1;
+        line.clear();
+    }
+    sender.join().expect("sender");
+    assert_eq!(replies, LINES);
+}
+
+// 5. Time-outs, and a connection cap that follows the descriptors a server has.
+#[test]
+fn idle_and_slow_connections_are_closed_after_their_time_outs() {
+    let files = HerdFiles::single("[limits]\nidle_timeout_s = 1\nline_timeout_s = 1\n");
+    let _server = files.serve("Hill");
+    let mut idle = Conn::open(files.addr("Hill"));
+    let mut slow = Conn::open(files.addr("Hill"));
+    let started = Instant::now();
+    let dribbler = std::thread::spawn(move || {
+        // A byte every 100 ms: never idle, and the line never ends.
+        for &b in b"IAMAT slow +1+1 1".iter().cycle() {
+            if slow.0.write_all(&[b]).is_err() || started.elapsed() > READ_TIMEOUT {
+                return until_closed(&mut slow);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unreachable!("the cycle never ends")
+    });
+    assert_eq!(until_closed(&mut idle), b"");
+    assert_eq!(dribbler.join().expect("dribbler"), b"");
+    assert!(started.elapsed() < READ_TIMEOUT, "closed only by the test");
+    eventually("both closings logged", || {
+        let log = log_of(&files, "Hill");
+        log.contains(": idle for 1s") && log.contains(": a line unfinished after 1s")
+    });
+}
+
+#[test]
+fn past_the_descriptors_it_has_a_server_closes_new_connections_at_once_and_recovers() {
+    let files = HerdFiles::single("");
+    let server = Server::start_with_open_files(&files.config, "Hill", files.addr("Hill"), 256);
+    // Far more idle connections than 256 descriptors can hold.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..400 {
+        let mut c = Conn::open(files.addr("Hill"));
+        c.0.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("read time-out");
+        let mut byte = [0u8; 1];
+        match c.0.read(&mut byte) {
+            // Closed at once: refused at the cap.
+            Ok(0) => refused += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => refused += 1,
+            // Still open, waiting for a line: admitted.
+            Err(_) => held.push(c),
+            Ok(_) => panic!("the server said something unasked"),
+        }
+    }
+    assert!(
+        refused > 0 && !held.is_empty(),
+        "{} held, {refused} refused",
+        held.len()
+    );
+    // The ones it holds are served.
+    let reply = held[0].line("IAMAT held +1+1 1");
+    assert!(reply.starts_with("AT Hill "), "{reply}");
+    // Once they go, a new client is served again, and no accept ever failed.
+    drop(held);
+    eventually("a new client is served", || {
+        try_line(&files, "IAMAT new +1+1 1").is_some_and(|r| r.starts_with("AT Hill "))
+    });
+    let log = log_of(&files, "Hill");
+    assert!(!log.contains("accept failed"), "{log}");
+    assert!(log.contains(": too many connections"));
+    drop(server);
+}
+
+#[test]
+fn one_address_can_be_capped_without_capping_the_others() {
+    let files = HerdFiles::single("[limits]\nmax_connections_per_ip = 3\n");
+    let _server = files.serve("Hill");
+    let held: Vec<Conn> = (0..3).map(|_| Conn::open(files.addr("Hill"))).collect();
+    let mut fourth = Conn::open(files.addr("Hill"));
+    assert_eq!(until_closed(&mut fourth), b"");
+    // Another loopback address is another client.
+    let from_other =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    from_other
+        .bind(
+            &"127.0.0.2:0"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+                .into(),
+        )
+        .expect("bind 127.0.0.2");
+    from_other
+        .connect(&files.addr("Hill").into())
+        .expect("connect from 127.0.0.2");
+    let mut other = Conn(from_other.into());
+    other
+        .0
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("time-out");
+    let reply = other.line("IAMAT other +1+1 1");
+    assert!(reply.starts_with("AT Hill "), "{reply}");
+    drop(held);
+}
+
+#[test]
+fn a_server_full_of_clients_still_lets_its_neighbours_in() {
+    let files = HerdFiles::new(PAIR, "[limits]\nmax_connections = 5\n");
+    let _hill = files.serve("Hill");
+    let held: Vec<Conn> = (0..5).map(|_| Conn::open(files.addr("Hill"))).collect();
+    let at = check_in_with(&held[0], "IAMAT full +1+1 1");
+    // Jaquez starts while Hill is full of clients, and still joins the herd.
+    let _jaquez = files.serve("Jaquez");
+    links_up(&files, "Hill", &["Jaquez"]);
+    links_up(&files, "Jaquez", &["Hill"]);
+    eventually_holds(&files, "Jaquez", "full", &at);
+    // A client past the cap that is no neighbour is closed once it speaks.
+    let mut late = Conn::open(files.addr("Hill"));
+    late.send(b"IAMAT late +1+1 1\n");
+    assert_eq!(until_closed(&mut late), b"");
+    drop(held);
+}
+
+/// One line to Hill on a new connection, and its reply, if the server answers.
+fn try_line(files: &HerdFiles, line: &str) -> Option<String> {
+    let mut c = Conn::open(files.addr("Hill"));
+    c.send(format!("{line}\n").as_bytes());
+    let mut reply = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut c.0), &mut reply).ok()?;
+    Some(reply)
+}
+
+fn check_in_with(conn: &Conn, line: &str) -> String {
+    let mut c = Conn(conn.0.try_clone().expect("clone"));
+    c.line(line).trim_end().to_owned()
+}
+
+// 6. A stopped neighbour is seen down within seconds, and resynced when it continues.
+#[test]
+fn a_stopped_neighbour_is_noticed_and_resynced_when_it_continues() {
+    let files = HerdFiles::new(PAIR, "[limits]\npeer_heartbeat_ms = 100\n");
+    let servers = start_herd_of(&files, PAIR);
+    signal(&servers[1].child, "STOP");
+    eventually("Hill sees Jaquez down", || {
+        log_of(&files, "Hill").contains("peer Jaquez down: no word from the neighbour")
+    });
+    let at = check_in(&files, "Hill", "IAMAT while-stopped +1+1 1");
+    signal(&servers[1].child, "CONT");
+    eventually_holds(&files, "Jaquez", "while-stopped", &at);
+}
+
+// 7. The herd `herd up` starts is closed to processes that only know a server's name.
+#[test]
+fn herd_up_without_a_secret_gives_its_servers_a_fresh_one() {
+    let files = HerdFiles::new(PAIR, "");
+    let up = UpGuard(
+        std::process::Command::new(herd_bin())
+            .args(["up", "--config"])
+            .arg(&files.config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn herd up"),
+    );
+    wait_until_listening(files.addr("Hill"));
+    let mut intruder = Conn::open(files.addr("Hill"));
+    let answer = intruder.line("HERD-PEER 1 Jaquez Hill");
+    assert!(answer.starts_with("HERD-CHALLENGE "), "{answer}");
+    // The servers themselves share the secret: the herd works.
+    wait_until_listening(files.addr("Jaquez"));
+    let at = check_in(&files, "Hill", "IAMAT upped +1+1 1");
+    eventually_holds(&files, "Jaquez", "upped", &at);
+    drop(up);
+}
+
+/// Stops `herd up` (and so its servers) with SIGTERM when the test ends, passed or not.
+struct UpGuard(std::process::Child);
+
+impl Drop for UpGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            signal(&self.0, "TERM");
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A herd of one server asking the fake Google, with `places` added to its table.
+fn google_herd(fake: &FakeGoogle, places: &str) -> HerdFiles {
+    HerdFiles::single(&format!(
+        "[places]\nprovider = \"google\"\nbase_url = \"{}\"\n{places}",
+        fake.base_url()
+    ))
+}
+
+// 8. An upstream that closes every connection after its answer is still asked well.
+#[test]
+fn concurrent_places_calls_to_a_server_that_closes_each_connection_all_succeed() {
+    let fake = FakeGoogle::start(Mode::OneShot);
+    let files = google_herd(&fake, "api_key = \"k\"\ncache_ttl_s = 0\n");
+    let _server = Server::start(&files.config, "Hill", files.addr("Hill"), &[]);
+    let mut c = Conn::open(files.addr("Hill"));
+    let mut ask = String::new();
+    for i in 0..20 {
+        c.line(&format!(
+            "IAMAT c{i} +{:.6}-118.445127 1621464827.5",
+            34.0 + 0.01 * f64::from(i)
+        ));
+        ask.push_str(&format!("WHATSAT c{i} 10 5\n"));
+    }
+    for round in 0..3 {
+        c.send(ask.as_bytes());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while got.windows(2).filter(|w| w == b"\n\n").count() < 20 {
+            let n = c.0.read(&mut buf).expect("read");
+            assert!(n > 0, "closed after {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8(got).expect("utf8");
+        for (i, reply) in text.split_inclusive("\n\n").enumerate() {
+            let (_, json) = split_whatsat(reply);
+            assert_eq!(json["status"], "OK", "round {round}, c{i}: {json}");
+        }
+    }
+}
+
+// 9. The key never shows, and an answer is never rewritten to hide it.
+#[test]
+fn a_short_api_key_leaves_answers_as_they_came() {
+    let fake = FakeGoogle::start(Mode::Ok { results: 2 });
+    let files = google_herd(&fake, "api_key = \"K\"\n");
+    let _server = Server::start(&files.config, "Hill", files.addr("Hill"), &[]);
+    let mut c = Conn::open(files.addr("Hill"));
+    c.line("IAMAT kiwi +34.068930-118.445127 1621464827.5");
+    let reply = c.whatsat("WHATSAT kiwi 10 2");
+    assert!(reply.contains("\"status\" : \"OK\""), "{reply}");
+    assert!(!reply.contains("redacted"), "{reply}");
+}
