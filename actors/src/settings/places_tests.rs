@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use super::error::Fault;
 use super::tests::{loaded, refused, with_places, TWO};
-use super::SettingsError;
 use crate::places::CacheSettings;
 
 #[test]
@@ -80,7 +80,7 @@ fn cost_controls_out_of_range_are_refused_naming_key_and_range() {
     ];
     for (key, bad, range) in cases {
         let (e, message) = refused(&with_places(&format!("{key} = {bad}")), &[]);
-        assert!(matches!(e, SettingsError::BadValue { .. }), "{key}: {e:?}");
+        assert!(matches!(e.fault(), Fault::BadValue { .. }), "{key}: {e:?}");
         assert!(
             message.starts_with(&format!("bad places.{key} {bad} in herd.toml")),
             "{message}"
@@ -95,7 +95,7 @@ fn cost_controls_out_of_range_are_refused_naming_key_and_range() {
 #[test]
 fn a_bad_cost_control_from_the_environment_names_the_variable() {
     let (e, message) = refused(TWO, &[("HERD_PLACES__MAX_CONCURRENT", "lots")]);
-    assert!(matches!(e, SettingsError::BadEnv { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::BadEnv { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad HERD_PLACES__MAX_CONCURRENT=\"lots\" in the environment (loading herd.toml): \

@@ -1,14 +1,13 @@
-//! The `[servers.NAME]` tables: names, addresses and the neighbour graph.
-//!
-//! Servers come from the file alone: the environment never adds, removes or rewires a server,
-//! since a herd whose shape depends on one process's environment would disagree with itself.
+//! The `[servers.NAME]` tables: names, addresses and the neighbour graph, from the file
+//! alone, since a herd whose shape depended on one process's environment would disagree
+//! with itself.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::Path;
 
+use super::error::Fault;
 use super::file::{Raw, ServerTable, Table};
-use super::SettingsError;
+use super::validate::bad;
 
 /// One server of the herd, as every member sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,59 +20,46 @@ pub struct ServerSettings {
     pub(crate) neighbours: Vec<String>,
 }
 
-/// Checks the server tables; the result is sorted by name (as `tables` is), so every listing
-/// (errors, `herd up`) comes out in the same order whatever the file's order.
+/// The servers sorted by name (as `tables` is), so that every listing (errors, `herd up`)
+/// comes out in one order whatever the file's.
 pub(super) fn servers(
-    path: &Path,
-    tables: BTreeMap<String, Table<ServerTable>>,
-) -> Result<Vec<ServerSettings>, SettingsError> {
+    tables: &BTreeMap<String, Table<ServerTable>>,
+) -> Result<Vec<ServerSettings>, Fault> {
     if tables.is_empty() {
-        return Err(SettingsError::NoServers { path: path.into() });
+        return Err(Fault::NoServers);
     }
     let mut servers = Vec::with_capacity(tables.len());
     let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
-    for (name, Table(table)) in &tables {
-        check_name(path, name)?;
-        let Some(addr) = &table.addr else {
-            return Err(SettingsError::MissingAddr {
-                path: path.into(),
-                server: name.clone(),
-            });
-        };
-        let addr = socket_addr(path, name, "addr", addr)?;
-        if let Some(first) = seen.insert(addr, name) {
-            return Err(SettingsError::DuplicateAddr {
-                path: path.into(),
-                addr,
-                first: first.into(),
-                second: name.clone(),
-            });
-        }
-        servers.push(ServerSettings {
-            name: name.clone(),
-            addr,
-            neighbours: Vec::new(),
-        });
-    }
     let mut links: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (name, Table(table)) in &tables {
-        for neighbour in neighbours(path, name, &table.neighbours)? {
+    for (name, Table(table)) in tables {
+        // The name goes into replies (`AT Hill ...`), handshakes and `<NAME>.log`.
+        let fit = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if name.is_empty() || !name.bytes().all(fit) {
+            return Err(Fault::BadServerName(name.clone()));
+        }
+        let Some(addr) = &table.addr else {
+            return Err(Fault::MissingAddr(name.clone()));
+        };
+        let addr = socket_addr(name, "addr", addr)?;
+        if let Some(first) = seen.insert(addr, name) {
+            return Err(Fault::DuplicateAddr(addr, first.into(), name.clone()));
+        }
+        for neighbour in neighbours(name, &table.neighbours)? {
             if neighbour == name {
-                return Err(SettingsError::SelfNeighbour {
-                    path: path.into(),
-                    server: name.clone(),
-                });
+                return Err(Fault::SelfNeighbour(name.clone()));
             }
             if !tables.contains_key(neighbour) {
-                return Err(SettingsError::UnknownNeighbour {
-                    path: path.into(),
-                    server: name.clone(),
-                    neighbour: neighbour.into(),
-                });
+                return Err(Fault::UnknownNeighbour(name.clone(), neighbour.into()));
             }
             links.entry(name).or_default().insert(neighbour);
             links.entry(neighbour).or_default().insert(name);
         }
+        let (name, neighbours) = (name.clone(), Vec::new());
+        servers.push(ServerSettings {
+            name,
+            addr,
+            neighbours,
+        });
     }
     for server in &mut servers {
         let linked = links.remove(server.name.as_str()).unwrap_or_default();
@@ -82,64 +68,26 @@ pub(super) fn servers(
     Ok(servers)
 }
 
-/// Names go into replies (`AT Hill ...`, one white-space separated field), peer handshakes
-/// and log file names (`<dir>/<NAME>.log`), so only characters that are safe in all three.
-fn check_name(path: &Path, name: &str) -> Result<(), SettingsError> {
-    let valid = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(SettingsError::BadServerName {
-            path: path.into(),
-            name: name.into(),
-        })
-    }
-}
-
 /// The address under `key` of server `name`: IP:PORT, no host name, no port 0.
-fn socket_addr(
-    path: &Path,
-    name: &str,
-    key: &'static str,
-    raw: &Raw,
-) -> Result<SocketAddr, SettingsError> {
-    let reason = match raw {
-        Raw::Text(text) => match text.parse::<SocketAddr>() {
-            Ok(addr) if addr.port() != 0 => return Ok(addr),
-            Ok(_) => {
-                "port 0 picks a new port at every start, so neighbours could not find the server"
-            }
-            Err(_) => EXPECTED_ADDR,
-        },
-        _ => EXPECTED_ADDR,
+fn socket_addr(name: &str, key: &'static str, raw: &Raw) -> Result<SocketAddr, Fault> {
+    let addr = match raw {
+        Raw::Text(text) => text.parse::<SocketAddr>().ok(),
+        _ => None,
     };
-    Err(SettingsError::BadAddr {
-        path: path.into(),
-        server: name.into(),
-        key,
-        addr: raw.shown(),
-        reason,
-    })
+    let reason = match addr {
+        Some(addr) if addr.port() != 0 => return Ok(addr),
+        Some(_) => {
+            "port 0 picks a new port at every start, so neighbours could not find the server"
+        }
+        None => "expected IP:PORT, such as \"127.0.0.1:12000\" (host names are not looked up)",
+    };
+    Err(Fault::BadAddr(name.into(), key, raw.shown(), reason))
 }
-
-const EXPECTED_ADDR: &str =
-    "expected IP:PORT, such as \"127.0.0.1:12000\" (host names are not looked up)";
 
 /// The neighbours a server's own table lists, in the order written.
-fn neighbours<'t>(
-    path: &Path,
-    name: &str,
-    list: &'t Option<Raw>,
-) -> Result<Vec<&'t str>, SettingsError> {
-    let not_names = |value: &Raw| SettingsError::BadValue {
-        path: path.into(),
-        key: format!("servers.{name}.neighbours"),
-        value: value.shown(),
-        expected: "a list of server names".into(),
-    };
+fn neighbours<'t>(name: &str, list: &'t Option<Raw>) -> Result<Vec<&'t str>, Fault> {
+    let key = format!("servers.{name}.neighbours");
+    let not_names = |raw| bad(&key, Some(raw), "a list of server names");
     match list {
         None => Ok(Vec::new()),
         Some(Raw::List(items)) => items

@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::error::Fault;
 use super::{Secret, ServerSettings, Settings, SettingsError};
 use crate::places::Provider;
 
@@ -148,7 +149,7 @@ fn an_empty_secret_is_no_secret() {
 fn the_secret_comes_from_the_file_or_herd_secret() {
     let text = format!("secret = \"from-file\"\n{TWO}");
     let from_file = loaded(&text, &[]);
-    assert_eq!(from_file.secret, Some(Secret::new("from-file")));
+    assert_eq!(from_file.secret, Some(Secret("from-file".into())));
     let from_env = loaded(&text, &[("HERD_SECRET", "from-env")]);
     assert_eq!(
         from_env.secret.as_ref().map(|s| s.expose()),
@@ -167,7 +168,7 @@ fn secrets_stay_out_of_debug_output() {
 #[test]
 fn a_secret_of_the_wrong_type_is_refused_without_showing_it() {
     let (e, message) = refused(&format!("secret = 12345678\n{TWO}"), &[]);
-    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::BadValue { .. }), "{e:?}");
     assert!(!message.contains("12345678"), "{message}");
     assert_eq!(
         message,
@@ -239,7 +240,7 @@ fn an_empty_api_key_is_no_api_key() {
 fn google_providers_without_a_key_are_refused_with_how_to_set_one() {
     for provider in ["google", "google-new"] {
         let (e, message) = refused(&with_places(&format!("provider = \"{provider}\"")), &[]);
-        assert!(matches!(e, SettingsError::MissingApiKey { .. }), "{e:?}");
+        assert!(matches!(e.fault(), Fault::MissingApiKey(..)), "{e:?}");
         for hint in [
             "GOOGLE_PLACES_API_KEY",
             "HERD_PLACES__API_KEY",
@@ -271,7 +272,7 @@ fn base_urls_must_be_http_or_https() {
         "http://a b",
     ] {
         let (e, message) = refused(&with_places(&format!("base_url = \"{url}\"")), &[]);
-        assert!(matches!(e, SettingsError::BadValue { .. }), "{url}: {e:?}");
+        assert!(matches!(e.fault(), Fault::BadValue { .. }), "{url}: {e:?}");
         assert!(message.starts_with("bad places.base_url"), "{message}");
     }
 }
@@ -280,7 +281,7 @@ fn base_urls_must_be_http_or_https() {
 fn timeouts_must_be_whole_milliseconds_from_1_to_a_day() {
     for bad in ["0", "-5", "1.5", "\"soon\"", "86400001"] {
         let (e, message) = refused(&with_places(&format!("timeout_ms = {bad}")), &[]);
-        assert!(matches!(e, SettingsError::BadValue { .. }), "{bad}: {e:?}");
+        assert!(matches!(e.fault(), Fault::BadValue { .. }), "{bad}: {e:?}");
         assert!(message.starts_with("bad places.timeout_ms"), "{message}");
     }
 }
@@ -359,7 +360,7 @@ fn the_environment_cannot_touch_the_servers() {
 #[test]
 fn a_bad_value_from_the_environment_names_the_variable() {
     let (e, message) = refused(TWO, &[("HERD_PLACES__TIMEOUT_MS", "soon")]);
-    assert!(matches!(e, SettingsError::BadEnv { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::BadEnv { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad HERD_PLACES__TIMEOUT_MS=\"soon\" in the environment (loading herd.toml): \
@@ -383,10 +384,7 @@ fn unknown_keys_are_refused_naming_them() {
     ];
     for (text, key) in cases {
         let (e, message) = refused(&text, &[]);
-        assert!(
-            matches!(e, SettingsError::UnknownKey { .. }),
-            "{key}: {e:?}"
-        );
+        assert!(matches!(e.fault(), Fault::UnknownKey(..)), "{key}: {e:?}");
         assert_eq!(message, format!("unknown key '{key}' in herd.toml"));
     }
 }
@@ -394,7 +392,7 @@ fn unknown_keys_are_refused_naming_them() {
 #[test]
 fn a_section_that_is_not_a_table_is_refused() {
     let (e, message) = refused(&format!("places = \"google\"\n{TWO}"), &[]);
-    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::BadValue { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad places \"google\" in herd.toml: expected a [places] table"
@@ -404,7 +402,7 @@ fn a_section_that_is_not_a_table_is_refused() {
 #[test]
 fn an_unknown_neighbour_is_refused() {
     let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "[\"Jaques\"]"), &[]);
-    assert!(matches!(e, SettingsError::UnknownNeighbour { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::UnknownNeighbour { .. }), "{e:?}");
     assert_eq!(
         message,
         "server 'Hill' lists unknown neighbour 'Jaques' in herd.toml"
@@ -414,13 +412,13 @@ fn an_unknown_neighbour_is_refused() {
 #[test]
 fn neighbour_names_are_case_sensitive() {
     let (e, _) = refused(&TWO.replace("[\"Jaquez\"]", "[\"jaquez\"]"), &[]);
-    assert!(matches!(e, SettingsError::UnknownNeighbour { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::UnknownNeighbour { .. }), "{e:?}");
 }
 
 #[test]
 fn a_server_neighbouring_itself_is_refused() {
     let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "[\"Hill\"]"), &[]);
-    assert!(matches!(e, SettingsError::SelfNeighbour { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::SelfNeighbour(..)), "{e:?}");
     assert_eq!(
         message,
         "server 'Hill' lists itself as a neighbour in herd.toml"
@@ -430,7 +428,7 @@ fn a_server_neighbouring_itself_is_refused() {
 #[test]
 fn a_duplicate_address_is_refused() {
     let (e, message) = refused(&TWO.replace("12001", "12000"), &[]);
-    assert!(matches!(e, SettingsError::DuplicateAddr { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::DuplicateAddr { .. }), "{e:?}");
     assert_eq!(
         message,
         "servers 'Hill' and 'Jaquez' have the same addr 127.0.0.1:12000 in herd.toml"
@@ -447,7 +445,7 @@ fn bad_addresses_are_refused_naming_server_and_address() {
         "\"\"",
     ] {
         let (e, message) = refused(&TWO.replace("\"127.0.0.1:12001\"", addr), &[]);
-        assert!(matches!(e, SettingsError::BadAddr { .. }), "{addr}: {e:?}");
+        assert!(matches!(e.fault(), Fault::BadAddr { .. }), "{addr}: {e:?}");
         assert!(
             message.starts_with(&format!("server 'Jaquez' has a bad addr {addr:?}"))
                 || message.starts_with(&format!("server 'Jaquez' has a bad addr {addr}")),
@@ -466,14 +464,14 @@ fn ipv6_addresses_are_accepted() {
 #[test]
 fn a_server_without_an_address_is_refused() {
     let (e, message) = refused(&TWO.replace("addr = \"127.0.0.1:12001\"", ""), &[]);
-    assert!(matches!(e, SettingsError::MissingAddr { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::MissingAddr(..)), "{e:?}");
     assert_eq!(message, "server 'Jaquez' has no addr in herd.toml");
 }
 
 #[test]
 fn neighbours_must_be_a_list_of_names() {
     let (e, message) = refused(&TWO.replace("[\"Jaquez\"]", "\"Jaquez\""), &[]);
-    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::BadValue { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad servers.Hill.neighbours \"Jaquez\" in herd.toml: expected a list of server names"
@@ -487,7 +485,7 @@ fn server_names_unfit_for_replies_or_file_names_are_refused() {
         let text = text.replace("[\"Jaquez\"]", "[]");
         let (e, _) = refused(&text, &[]);
         assert!(
-            matches!(e, SettingsError::BadServerName { .. }),
+            matches!(e.fault(), Fault::BadServerName(..)),
             "{name:?}: {e:?}"
         );
     }
@@ -498,10 +496,7 @@ fn a_file_without_servers_is_refused() {
     for text in ["", "[servers]\n", "servers = 3\n"] {
         let (e, message) = refused(text, &[]);
         assert!(
-            matches!(
-                e,
-                SettingsError::NoServers { .. } | SettingsError::BadValue { .. }
-            ),
+            matches!(e.fault(), Fault::NoServers | Fault::BadValue { .. }),
             "{text:?}: {e:?}"
         );
         assert!(message.contains("herd.toml"), "{message}");
@@ -513,7 +508,7 @@ fn a_missing_file_is_refused_naming_it() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("nowhere.toml");
     let e = load_at(&path, &[]).map(|_| ()).unwrap_err();
-    assert!(matches!(e, SettingsError::Read { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::Read(..)), "{e:?}");
     assert!(
         e.to_string()
             .starts_with(&format!("cannot read {}", path.display())),
@@ -524,7 +519,7 @@ fn a_missing_file_is_refused_naming_it() {
 #[test]
 fn a_file_that_is_not_toml_is_refused_naming_it() {
     let (e, message) = refused("[servers.Hill\naddr = 1", &[]);
-    assert!(matches!(e, SettingsError::Toml { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::Toml(..)), "{e:?}");
     assert!(
         message.starts_with("herd.toml is not valid TOML"),
         "{message}"
@@ -583,7 +578,7 @@ fn the_shipped_herd_toml_is_the_five_server_herd() {
 #[test]
 fn a_list_where_a_table_belongs_is_refused() {
     let (e, message) = refused(&format!("places = [\"google\"]\n{TWO}"), &[]);
-    assert!(matches!(e, SettingsError::BadValue { .. }), "{e:?}");
+    assert!(matches!(e.fault(), Fault::BadValue { .. }), "{e:?}");
     assert_eq!(
         message,
         "bad places (a list) in herd.toml: expected a [places] table"

@@ -1,181 +1,136 @@
 //! The typed structs -> the settings the actors use, each value checked once, here.
+//!
+//! A whole-number key ends in its unit (`_ms`, `_s`, `_mb`), which a refusal names.
 
-use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
+use super::env::EnvKeys;
+use super::error::Fault;
 use super::file::{HerdFile, PlacesTable, Raw};
-use super::{servers, Secret, Settings, SettingsError};
+use super::{servers, Secret, Settings};
 use crate::places::{ApiKey, CacheSettings, PlacesSettings, Provider, MAX_PRECISION};
 
-const DEFAULT_LOG_DIR: &str = "logs";
-const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
-const DEFAULT_MAX_CONCURRENT: usize = 8;
-
-/// A key that takes a whole number: the key, its range, and the unit its message names.
-struct Whole(&'static str, RangeInclusive<u64>, Option<&'static str>);
+/// A key that takes a whole number: the key, its range and its default.
+struct Whole(&'static str, RangeInclusive<u64>, u64);
 
 /// A day at most: beyond it a client would rather see an error than wait.
-const TIMEOUT_MS: Whole = Whole("places.timeout_ms", 1..=86_400_000, Some("milliseconds"));
+const TIMEOUT_MS: Whole = Whole("places.timeout_ms", 1..=86_400_000, 5000);
 /// A day at most: places open, close and move; see docs/places.md on Google's terms.
-const CACHE_TTL_S: Whole = Whole("places.cache_ttl_s", 0..=86_400, Some("seconds"));
-const CACHE_ENTRIES: Whole = Whole("places.cache_entries", 1..=10_000_000, None);
+const CACHE_TTL_S: Whole = Whole("places.cache_ttl_s", 0..=86_400, 300);
+const CACHE_ENTRIES: Whole = Whole("places.cache_entries", 1..=10_000_000, 10_000);
 /// 64 GiB at most: a bound that still means something.
-const CACHE_MB: Whole = Whole("places.cache_mb", 1..=65_536, Some("MiB"));
-const CACHE_PRECISION: Whole = Whole(
-    "places.cache_precision",
-    0..=MAX_PRECISION as u64,
-    Some("decimal places"),
-);
+const CACHE_MB: Whole = Whole("places.cache_mb", 1..=65_536, 64);
+const CACHE_PRECISION: Whole = Whole("places.cache_precision", 0..=MAX_PRECISION as u64, 4);
 /// Far more calls than Google's default per-minute quota would let through at once.
-const MAX_CONCURRENT: Whole = Whole("places.max_concurrent", 1..=4096, None);
+const MAX_CONCURRENT: Whole = Whole("places.max_concurrent", 1..=4096, 8);
 
-/// Checks the merged file, table by table; `env` maps each key the environment set to the
-/// variable that set it, so that a refusal names what the operator must edit.
-pub(super) fn settings(
-    path: &Path,
-    env: &HashMap<String, String>,
-    file: HerdFile,
-) -> Result<Settings, SettingsError> {
-    let check = Check { path, env };
-    let servers = servers::servers(path, file.servers)?;
-    Ok(Settings {
-        path: path.into(),
-        secret: check.string("secret", &file.secret)?.map(Secret::new),
-        places: check.places(&file.places.0)?,
-        log_dir: check
-            .string("log.dir", &file.log.0.dir)?
-            .unwrap_or_else(|| DEFAULT_LOG_DIR.into())
-            .into(),
-        servers,
+/// Checks the merged layers; a value the environment set is refused naming its variable.
+pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Settings, Fault> {
+    let settings = || {
+        Ok(Settings {
+            path: path.into(),
+            servers: servers::servers(&file.servers)?,
+            secret: string("secret", &file.secret)?.map(|s| Secret(s.into())),
+            places: places(&file.places.0)?,
+            log_dir: string("log.dir", &file.log.0.dir)?.unwrap_or("logs").into(),
+        })
+    };
+    settings().map_err(|fault| match fault {
+        Fault::BadValue(key, value, expected) => match env.get(&key) {
+            Some((var, value)) => Fault::BadEnv(var.clone(), value.clone(), expected),
+            None => Fault::BadValue(key, value, expected),
+        },
+        other => other,
     })
 }
 
-/// Judges one value at a time, by its dotted key.
-struct Check<'a> {
-    path: &'a Path,
-    env: &'a HashMap<String, String>,
+/// A string, `None` if unset or empty. Any other value is refused by its kind alone, as
+/// this may be the secret.
+pub(super) fn string<'r>(key: &str, raw: &'r Option<Raw>) -> Result<Option<&'r str>, Fault> {
+    match raw {
+        None => Ok(None),
+        Some(Raw::Text(text)) => Ok(Some(text.as_str()).filter(|text| !text.is_empty())),
+        Some(other) => Err(Fault::BadValue(key.into(), other.kind(), "a string".into())),
+    }
 }
 
-impl Check<'_> {
-    /// A string; empty counts as unset. Another kind is refused by its kind alone, since this
-    /// may be the secret or the API key (the environment only holds strings, so the value
-    /// came from the file).
-    fn string(&self, key: &str, raw: &Option<Raw>) -> Result<Option<String>, SettingsError> {
-        match raw {
-            None => Ok(None),
-            Some(Raw::Text(text)) => Ok(Some(text.clone()).filter(|text| !text.is_empty())),
-            Some(other) => Err(SettingsError::BadValue {
-                path: self.path.into(),
-                key: key.into(),
-                value: format!("({})", other.kind()),
-                expected: "a string".into(),
-            }),
-        }
-    }
+/// A whole number in range (the default if unset or empty): an integer, or digits.
+fn whole<T: TryFrom<u64>>(whole: &Whole, raw: &Option<Raw>) -> Result<T, Fault> {
+    let Whole(key, range, default) = whole;
+    let n = match raw {
+        None => Some(*default),
+        Some(Raw::Text(text)) if text.is_empty() => Some(*default),
+        Some(Raw::Text(text)) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
+        Some(Raw::Integer(n)) => u64::try_from(*n).ok(),
+        Some(_) => None,
+    };
+    let n = n
+        .filter(|n| range.contains(n))
+        .and_then(|n| T::try_from(n).ok());
+    n.ok_or_else(|| {
+        let (min, max) = (range.start(), range.end());
+        let expected = format!("a whole number{} from {min} to {max}", unit(key));
+        bad(key, raw.as_ref(), &expected)
+    })
+}
 
-    /// A whole number within range, from an integer in the file or digits in the
-    /// environment; `None` when unset or empty.
-    fn whole(&self, whole: &Whole, raw: &Option<Raw>) -> Result<Option<u64>, SettingsError> {
-        let Whole(key, range, unit) = whole;
-        let n = match raw {
-            None => return Ok(None),
-            Some(Raw::Text(text)) if text.is_empty() => return Ok(None),
-            Some(Raw::Text(text)) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
-            Some(Raw::Integer(n)) => u64::try_from(*n).ok(),
-            Some(_) => None,
-        };
-        match n {
-            Some(n) if range.contains(&n) => Ok(Some(n)),
-            _ => {
-                let of = unit.map(|unit| format!(" of {unit}")).unwrap_or_default();
-                let (min, max) = (range.start(), range.end());
-                let expected = format!("a whole number{of} from {min} to {max}");
-                Err(self.refuse(key, raw, &expected))
-            }
-        }
+/// The unit a whole-number key is in, as its message names it.
+fn unit(key: &str) -> &'static str {
+    match key.rsplit('_').next() {
+        Some("ms") => " of milliseconds",
+        Some("s") => " of seconds",
+        Some("mb") => " of MiB",
+        Some("precision") => " of decimal places",
+        _ => "",
     }
+}
 
-    /// `raw`, the value of `key`, is wrong: say so, naming the variable if it came from the
-    /// environment. Only for values that may be shown (never the secret or the API key).
-    fn refuse(&self, key: &str, raw: &Option<Raw>, expected: &str) -> SettingsError {
-        match (self.env.get(key), raw) {
-            (Some(var), Some(Raw::Text(text))) => SettingsError::BadEnv {
-                path: self.path.into(),
-                var: var.clone(),
-                value: text.clone(),
-                expected: expected.into(),
-            },
-            _ => SettingsError::BadValue {
-                path: self.path.into(),
-                key: key.into(),
-                value: raw.as_ref().map(Raw::shown).unwrap_or_default(),
-                expected: expected.into(),
-            },
-        }
-    }
+/// `raw`, the value of `key`, is not what it should be. Never for a secret.
+pub(super) fn bad(key: &str, raw: Option<&Raw>, expected: &str) -> Fault {
+    let value = raw.map(Raw::shown).unwrap_or_default();
+    Fault::BadValue(key.into(), value, expected.into())
+}
 
-    fn places(&self, table: &PlacesTable) -> Result<PlacesSettings, SettingsError> {
-        let provider = match self.string("places.provider", &table.provider)?.as_deref() {
-            None | Some("embedded") => Provider::Embedded,
-            Some("google") => Provider::Google,
-            Some("google-new") => Provider::GoogleNew,
-            Some(_) => {
-                let expected = r#""embedded", "google" or "google-new""#;
-                return Err(self.refuse("places.provider", &table.provider, expected));
-            }
-        };
-        let base_url = match self.string("places.base_url", &table.base_url)? {
-            None if provider == Provider::GoogleNew => "https://places.googleapis.com".into(),
-            None => "https://maps.googleapis.com".into(),
-            Some(url) => base_url(&url).ok_or_else(|| {
-                let expected =
-                    "an http:// or https:// URL, such as \"https://maps.googleapis.com\"";
-                self.refuse("places.base_url", &table.base_url, expected)
-            })?,
-        };
-        let api_key = self.string("places.api_key", &table.api_key)?;
-        let needs_key = match provider {
-            Provider::Embedded => None,
-            Provider::Google => Some("google"),
-            Provider::GoogleNew => Some("google-new"),
-        };
-        if let (Some(provider), None) = (needs_key, &api_key) {
-            return Err(SettingsError::MissingApiKey {
-                path: self.path.into(),
-                provider,
-            });
+fn places(table: &PlacesTable) -> Result<PlacesSettings, Fault> {
+    let provider = match string("places.provider", &table.provider)? {
+        None | Some("embedded") => Provider::Embedded,
+        Some("google") => Provider::Google,
+        Some("google-new") => Provider::GoogleNew,
+        Some(_) => {
+            let expected = r#""embedded", "google" or "google-new""#;
+            return Err(bad("places.provider", table.provider.as_ref(), expected));
         }
-        let default = CacheSettings::default();
-        let cache = CacheSettings {
-            ttl: self
-                .whole(&CACHE_TTL_S, &table.cache_ttl_s)?
-                .map_or(default.ttl, Duration::from_secs),
-            entries: self
-                .whole(&CACHE_ENTRIES, &table.cache_entries)?
-                .map_or(default.entries, as_usize),
-            max_bytes: self
-                .whole(&CACHE_MB, &table.cache_mb)?
-                .map_or(default.max_bytes, |mb| as_usize(mb << 20)),
-            precision: self
-                .whole(&CACHE_PRECISION, &table.cache_precision)?
-                .and_then(|p| u8::try_from(p).ok())
-                .unwrap_or(default.precision),
-        };
-        Ok(PlacesSettings {
-            provider,
-            base_url,
-            api_key: api_key.map(ApiKey::new),
-            timeout: self
-                .whole(&TIMEOUT_MS, &table.timeout_ms)?
-                .map_or(DEFAULT_TIMEOUT, Duration::from_millis),
-            cache,
-            max_concurrent: self
-                .whole(&MAX_CONCURRENT, &table.max_concurrent)?
-                .map_or(DEFAULT_MAX_CONCURRENT, as_usize),
-        })
+    };
+    let base_url = match string("places.base_url", &table.base_url)? {
+        None if provider == Provider::GoogleNew => "https://places.googleapis.com".into(),
+        None => "https://maps.googleapis.com".into(),
+        Some(url) => base_url(url).ok_or_else(|| {
+            let expected = "an http:// or https:// URL, such as \"https://maps.googleapis.com\"";
+            bad("places.base_url", table.base_url.as_ref(), expected)
+        })?,
+    };
+    let api_key = string("places.api_key", &table.api_key)?.map(ApiKey::new);
+    match (provider, &api_key) {
+        (Provider::Google, None) => return Err(Fault::MissingApiKey("google")),
+        (Provider::GoogleNew, None) => return Err(Fault::MissingApiKey("google-new")),
+        _ => {}
     }
+    let cache = CacheSettings {
+        ttl: Duration::from_secs(whole(&CACHE_TTL_S, &table.cache_ttl_s)?),
+        entries: whole(&CACHE_ENTRIES, &table.cache_entries)?,
+        max_bytes: whole::<usize>(&CACHE_MB, &table.cache_mb)? << 20,
+        precision: whole(&CACHE_PRECISION, &table.cache_precision)?,
+    };
+    Ok(PlacesSettings {
+        provider,
+        base_url,
+        api_key,
+        timeout: Duration::from_millis(whole(&TIMEOUT_MS, &table.timeout_ms)?),
+        cache,
+        max_concurrent: whole(&MAX_CONCURRENT, &table.max_concurrent)?,
+    })
 }
 
 /// Scheme and host (a path is allowed, for a proxy), without the trailing `/` that would
@@ -185,15 +140,7 @@ fn base_url(url: &str) -> Option<String> {
     let host = trimmed
         .strip_prefix("https://")
         .or_else(|| trimmed.strip_prefix("http://"))?;
-    let valid = !host.is_empty()
-        && !host.starts_with('/')
-        && !host
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    let unfit = |b: u8| b.is_ascii_whitespace() || b.is_ascii_control();
+    let valid = !host.is_empty() && !host.starts_with('/') && !host.bytes().any(unfit);
     valid.then(|| trimmed.into())
-}
-
-/// Every bound above is far below `usize::MAX` on any platform the herd runs on (64-bit).
-fn as_usize(n: u64) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX)
 }
