@@ -20,6 +20,7 @@ pub(super) struct HerdFile {
     pub(super) secret: Option<Raw>,
     pub(super) places: Table<PlacesTable>,
     pub(super) log: Table<LogTable>,
+    pub(super) limits: Table<LimitsTable>,
     /// Never from the environment, so not serialized for [`HerdFile::env_keys`].
     #[serde(skip_serializing)]
     pub(super) servers: BTreeMap<String, Table<ServerTable>>,
@@ -43,6 +44,22 @@ pub(super) struct PlacesTable {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct LogTable {
     pub(super) dir: Option<Raw>,
+}
+
+#[derive(Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct LimitsTable {
+    pub(super) max_line_bytes: Option<Raw>,
+    pub(super) max_connections: Option<Raw>,
+    pub(super) max_connections_per_ip: Option<Raw>,
+    pub(super) idle_timeout_s: Option<Raw>,
+    pub(super) line_timeout_s: Option<Raw>,
+    pub(super) reply_window_kb: Option<Raw>,
+    pub(super) max_pending: Option<Raw>,
+    pub(super) reply_budget_mb: Option<Raw>,
+    pub(super) peer_heartbeat_ms: Option<Raw>,
+    pub(super) peer_handshake_timeout_ms: Option<Raw>,
+    pub(super) peer_queue_mb: Option<Raw>,
 }
 
 #[derive(Default, Deserialize, Serialize)]

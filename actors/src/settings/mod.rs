@@ -9,6 +9,8 @@ mod env;
 mod error;
 mod file;
 #[cfg(test)]
+mod limits_tests;
+#[cfg(test)]
 mod places_tests;
 mod servers;
 #[cfg(test)]
@@ -17,6 +19,7 @@ mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use config::{Config, ConfigError, File, FileFormat};
 
@@ -35,8 +38,40 @@ pub struct Settings {
     pub(crate) secret: Option<Secret>,
     pub(crate) places: PlacesSettings,
     pub(crate) log_dir: PathBuf,
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the coming connection limits")
+    )]
+    pub(crate) limits: Limits,
     /// Sorted by name, each with its symmetric neighbour set.
     pub servers: Vec<ServerSettings>,
+}
+
+/// `[limits]`: what one client or neighbour may cost this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Bytes in a client's longest line.
+    pub(crate) max_line: usize,
+    /// Open client connections; `None`: as many as the open-files limit allows.
+    pub(crate) max_connections: Option<usize>,
+    /// Open client connections from one address; `None`: no cap.
+    pub(crate) max_connections_per_ip: Option<usize>,
+    /// Silence after which a connection is closed; `None`: never.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// The time within which a line that has begun must end; `None`: no limit.
+    pub(crate) line_timeout: Option<Duration>,
+    /// Bytes of a client's unsent replies at which its reading pauses.
+    pub(crate) reply_window: usize,
+    /// Commands read and not yet answered, per connection, at which its reading pauses.
+    pub(crate) max_pending: usize,
+    /// Bytes of all clients' unsent replies at which reading pauses for every client.
+    pub(crate) reply_budget: usize,
+    /// How often each side of a peer link shows it is alive.
+    pub(crate) peer_heartbeat: Duration,
+    /// The time to connect to a neighbour and finish the handshake.
+    pub(crate) peer_handshake_timeout: Duration,
+    /// Bytes queued for a neighbour that does not read, past which its link is dropped.
+    pub(crate) peer_queue: usize,
 }
 
 /// The herd's shared secret for peer links: kept out of every `Debug` and log line.

@@ -52,7 +52,12 @@ pub(super) fn refused(text: &str, env: &[(&str, &str)]) -> (SettingsError, Strin
 }
 
 pub(super) fn with_places(places: &str) -> String {
-    format!("[places]\n{places}\n{TWO}")
+    with_table("places", places)
+}
+
+/// `keys` under `[table]`, in the two-server herd.
+pub(super) fn with_table(table: &str, keys: &str) -> String {
+    format!("[{table}]\n{keys}\n{TWO}")
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The typed structs -> the settings the actors use, each value checked once, here.
 //!
-//! A whole-number key ends in its unit (`_ms`, `_s`, `_mb`), which a refusal names.
+//! A whole-number key ends in its unit (`_bytes`, `_kb`, `_mb`, `_ms`, `_s`), which a refusal
+//! names.
 
 use std::ops::RangeInclusive;
 use std::path::Path;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use super::env::EnvKeys;
 use super::error::Fault;
-use super::file::{HerdFile, PlacesTable, Raw};
-use super::{servers, Secret, Settings};
+use super::file::{HerdFile, LimitsTable, PlacesTable, Raw};
+use super::{servers, Limits, Secret, Settings};
 use crate::places::{ApiKey, CacheSettings, PlacesSettings, Provider, MAX_PRECISION};
 
 /// A key that takes a whole number: the key, its range and its default.
@@ -25,6 +26,17 @@ const CACHE_MB: Whole = Whole("places.cache_mb", 1..=65_536, 64);
 const CACHE_PRECISION: Whole = Whole("places.cache_precision", 0..=MAX_PRECISION as u64, 4);
 /// Far more calls than Google's default per-minute quota would let through at once.
 const MAX_CONCURRENT: Whole = Whole("places.max_concurrent", 1..=4096, 8);
+const MAX_LINE_BYTES: Whole = Whole("limits.max_line_bytes", 256..=32_768, 8192);
+const MAX_CONNECTIONS: Whole = Whole("limits.max_connections", 0..=1_000_000, 0);
+const MAX_CONNECTIONS_PER_IP: Whole = Whole("limits.max_connections_per_ip", 0..=1_000_000, 0);
+const IDLE_TIMEOUT_S: Whole = Whole("limits.idle_timeout_s", 0..=86_400, 300);
+const LINE_TIMEOUT_S: Whole = Whole("limits.line_timeout_s", 0..=3_600, 30);
+const REPLY_WINDOW_KB: Whole = Whole("limits.reply_window_kb", 1..=65_536, 64);
+const MAX_PENDING: Whole = Whole("limits.max_pending", 1..=65_536, 32);
+const REPLY_BUDGET_MB: Whole = Whole("limits.reply_budget_mb", 1..=65_536, 64);
+const PEER_HEARTBEAT_MS: Whole = Whole("limits.peer_heartbeat_ms", 50..=60_000, 1000);
+const PEER_HANDSHAKE_MS: Whole = Whole("limits.peer_handshake_timeout_ms", 50..=60_000, 2000);
+const PEER_QUEUE_MB: Whole = Whole("limits.peer_queue_mb", 1..=4096, 16);
 
 /// Checks the merged layers; a value the environment set is refused naming its variable.
 pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Settings, Fault> {
@@ -35,6 +47,7 @@ pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Set
             secret: string("secret", &file.secret)?.map(|s| Secret(s.into())),
             places: places(&file.places.0)?,
             log_dir: string("log.dir", &file.log.0.dir)?.unwrap_or("logs").into(),
+            limits: limits(&file.limits.0)?,
         })
     };
     settings().map_err(|fault| match fault {
@@ -81,10 +94,17 @@ fn unit(key: &str) -> &'static str {
     match key.rsplit('_').next() {
         Some("ms") => " of milliseconds",
         Some("s") => " of seconds",
+        Some("bytes") => " of bytes",
+        Some("kb") => " of KiB",
         Some("mb") => " of MiB",
         Some("precision") => " of decimal places",
         _ => "",
     }
+}
+
+/// `n`, unless it is 0, which turns a limit off.
+fn unless_zero<T: Default + PartialEq>(n: T) -> Option<T> {
+    (n != T::default()).then_some(n)
 }
 
 /// `raw`, the value of `key`, is not what it should be. Never for a secret.
@@ -130,6 +150,30 @@ fn places(table: &PlacesTable) -> Result<PlacesSettings, Fault> {
         timeout: Duration::from_millis(whole(&TIMEOUT_MS, &table.timeout_ms)?),
         cache,
         max_concurrent: whole(&MAX_CONCURRENT, &table.max_concurrent)?,
+    })
+}
+
+fn limits(table: &LimitsTable) -> Result<Limits, Fault> {
+    Ok(Limits {
+        max_line: whole(&MAX_LINE_BYTES, &table.max_line_bytes)?,
+        max_connections: unless_zero(whole(&MAX_CONNECTIONS, &table.max_connections)?),
+        max_connections_per_ip: unless_zero(whole(
+            &MAX_CONNECTIONS_PER_IP,
+            &table.max_connections_per_ip,
+        )?),
+        idle_timeout: unless_zero(whole(&IDLE_TIMEOUT_S, &table.idle_timeout_s)?)
+            .map(Duration::from_secs),
+        line_timeout: unless_zero(whole(&LINE_TIMEOUT_S, &table.line_timeout_s)?)
+            .map(Duration::from_secs),
+        reply_window: whole::<usize>(&REPLY_WINDOW_KB, &table.reply_window_kb)? << 10,
+        max_pending: whole(&MAX_PENDING, &table.max_pending)?,
+        reply_budget: whole::<usize>(&REPLY_BUDGET_MB, &table.reply_budget_mb)? << 20,
+        peer_heartbeat: Duration::from_millis(whole(&PEER_HEARTBEAT_MS, &table.peer_heartbeat_ms)?),
+        peer_handshake_timeout: Duration::from_millis(whole(
+            &PEER_HANDSHAKE_MS,
+            &table.peer_handshake_timeout_ms,
+        )?),
+        peer_queue: whole::<usize>(&PEER_QUEUE_MB, &table.peer_queue_mb)? << 20,
     })
 }
 
