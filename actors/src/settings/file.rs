@@ -21,6 +21,7 @@ pub(super) struct HerdFile {
     pub(super) places: Table<PlacesTable>,
     pub(super) log: Table<LogTable>,
     pub(super) limits: Table<LimitsTable>,
+    pub(super) store: Table<StoreTable>,
     /// Never from the environment, so not serialized for [`HerdFile::env_keys`].
     #[serde(skip_serializing)]
     pub(super) servers: BTreeMap<String, Table<ServerTable>>,
@@ -60,6 +61,14 @@ pub(super) struct LimitsTable {
     pub(super) peer_heartbeat_ms: Option<Raw>,
     pub(super) peer_handshake_timeout_ms: Option<Raw>,
     pub(super) peer_queue_mb: Option<Raw>,
+}
+
+#[derive(Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct StoreTable {
+    pub(super) dir: Option<Raw>,
+    pub(super) fsync: Option<Raw>,
+    pub(super) max_age_s: Option<Raw>,
 }
 
 #[derive(Default, Deserialize, Serialize)]

@@ -14,6 +14,8 @@ mod limits_tests;
 mod places_tests;
 mod servers;
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod tests;
 mod validate;
 
@@ -43,6 +45,11 @@ pub struct Settings {
         expect(dead_code, reason = "for the coming connection limits")
     )]
     pub(crate) limits: Limits,
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the coming persistent store")
+    )]
+    pub(crate) store: StoreSettings,
     /// Sorted by name, each with its symmetric neighbour set.
     pub servers: Vec<ServerSettings>,
 }
@@ -72,6 +79,16 @@ pub(crate) struct Limits {
     pub(crate) peer_handshake_timeout: Duration,
     /// Bytes queued for a neighbour that does not read, past which its link is dropped.
     pub(crate) peer_queue: usize,
+}
+
+/// `[store]`: where the records outlive the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoreSettings {
+    /// `None`: memory only. A relative path is relative to the working directory.
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) fsync: bool,
+    /// How long a record is kept; `None` is for ever.
+    pub(crate) max_age: Option<Duration>,
 }
 
 /// The herd's shared secret for peer links: kept out of every `Debug` and log line.

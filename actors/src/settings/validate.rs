@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::env::EnvKeys;
 use super::error::Fault;
-use super::file::{HerdFile, LimitsTable, PlacesTable, Raw};
-use super::{servers, Limits, Secret, Settings};
+use super::file::{HerdFile, LimitsTable, PlacesTable, Raw, StoreTable};
+use super::{servers, Limits, Secret, Settings, StoreSettings};
 use crate::places::{ApiKey, CacheSettings, PlacesSettings, Provider, MAX_PRECISION};
 
 /// A key that takes a whole number: the key, its range and its default.
@@ -37,6 +37,8 @@ const REPLY_BUDGET_MB: Whole = Whole("limits.reply_budget_mb", 1..=65_536, 64);
 const PEER_HEARTBEAT_MS: Whole = Whole("limits.peer_heartbeat_ms", 50..=60_000, 1000);
 const PEER_HANDSHAKE_MS: Whole = Whole("limits.peer_handshake_timeout_ms", 50..=60_000, 2000);
 const PEER_QUEUE_MB: Whole = Whole("limits.peer_queue_mb", 1..=4096, 16);
+/// Ten years at most.
+const MAX_AGE_S: Whole = Whole("store.max_age_s", 0..=315_360_000, 0);
 
 /// Checks the merged layers; a value the environment set is refused naming its variable.
 pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Settings, Fault> {
@@ -48,6 +50,7 @@ pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Set
             places: places(&file.places.0)?,
             log_dir: string("log.dir", &file.log.0.dir)?.unwrap_or("logs").into(),
             limits: limits(&file.limits.0)?,
+            store: store(&file.store.0)?,
         })
     };
     settings().map_err(|fault| match fault {
@@ -174,6 +177,27 @@ fn limits(table: &LimitsTable) -> Result<Limits, Fault> {
             &table.peer_handshake_timeout_ms,
         )?),
         peer_queue: whole::<usize>(&PEER_QUEUE_MB, &table.peer_queue_mb)? << 20,
+    })
+}
+
+fn store(table: &StoreTable) -> Result<StoreSettings, Fault> {
+    let dir = match &table.dir {
+        // The one key where empty is not "unset": no directory, so no store on disk.
+        Some(Raw::Text(dir)) if dir.is_empty() => None,
+        raw => Some(string("store.dir", raw)?.unwrap_or("data").into()),
+    };
+    let fsync = match table.fsync.as_ref() {
+        None => false,
+        Some(Raw::Bool(fsync)) => *fsync,
+        Some(Raw::Text(text)) if text == "true" => true,
+        Some(Raw::Text(text)) if text == "false" || text.is_empty() => false,
+        other => return Err(bad("store.fsync", other, "true or false")),
+    };
+    let max_age = unless_zero(whole(&MAX_AGE_S, &table.max_age_s)?).map(Duration::from_secs);
+    Ok(StoreSettings {
+        dir,
+        fsync,
+        max_age,
     })
 }
 
