@@ -36,6 +36,8 @@ pub(crate) enum Fault {
     /// The server, the neighbour it lists.
     UnknownNeighbour(String, String),
     SelfNeighbour(String),
+    /// The server, `cert` or `key`, the file name `[tls] dir` would give.
+    NoTlsFile(String, &'static str, String),
     /// The name asked for, the servers there are.
     NoSuchServer(String, Vec<String>),
 }
@@ -107,6 +109,11 @@ impl fmt::Display for SettingsError {
             Fault::SelfNeighbour(server) => {
                 write!(f, "server '{server}' lists itself as a neighbour in {path}")
             }
+            Fault::NoTlsFile(server, key, file) => write!(
+                f,
+                "server '{server}' has no {key} in {path}: TLS is on, so set {key} under \
+                 [servers.{server}], or dir under [tls] to use <dir>/{file}"
+            ),
             Fault::NoSuchServer(name, known) => {
                 let known = known.join(", ");
                 write!(f, "no server named '{name}' in {path} (servers: {known})")

@@ -22,6 +22,7 @@ pub(super) struct HerdFile {
     pub(super) log: Table<LogTable>,
     pub(super) limits: Table<LimitsTable>,
     pub(super) store: Table<StoreTable>,
+    pub(super) tls: Table<TlsTable>,
     /// Never from the environment, so not serialized for [`HerdFile::env_keys`].
     #[serde(skip_serializing)]
     pub(super) servers: BTreeMap<String, Table<ServerTable>>,
@@ -73,9 +74,18 @@ pub(super) struct StoreTable {
 
 #[derive(Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+pub(super) struct TlsTable {
+    pub(super) dir: Option<Raw>,
+    pub(super) ca: Option<Raw>,
+}
+
+#[derive(Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub(super) struct ServerTable {
     pub(super) addr: Option<Raw>,
     pub(super) neighbours: Option<Raw>,
+    pub(super) cert: Option<Raw>,
+    pub(super) key: Option<Raw>,
 }
 
 /// A TOML table of `T`'s keys. (A derived struct would also take a list of values in field

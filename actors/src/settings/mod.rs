@@ -17,6 +17,8 @@ mod servers;
 mod store_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 mod validate;
 
 use std::fmt;
@@ -50,6 +52,9 @@ pub struct Settings {
         expect(dead_code, reason = "for the coming persistent store")
     )]
     pub(crate) store: StoreSettings,
+    /// `None`: no TLS. When set, every server has a cert and key.
+    #[cfg_attr(not(test), expect(dead_code, reason = "for the coming TLS"))]
+    pub(crate) tls: Option<TlsSettings>,
     /// Sorted by name, each with its symmetric neighbour set.
     pub servers: Vec<ServerSettings>,
 }
@@ -89,6 +94,13 @@ pub(crate) struct StoreSettings {
     pub(crate) fsync: bool,
     /// How long a record is kept; `None` is for ever.
     pub(crate) max_age: Option<Duration>,
+}
+
+/// `[tls]`, when on: the herd's CA, and where the servers' certificates are by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsSettings {
+    pub(crate) ca: PathBuf,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// The herd's shared secret for peer links: kept out of every `Debug` and log line.

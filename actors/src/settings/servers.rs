@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use super::error::Fault;
 use super::file::{Raw, ServerTable, Table};
-use super::validate::bad;
+use super::validate::{bad, string};
+use super::TlsSettings;
 
 /// One server of the herd, as every member sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,12 +20,17 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     /// Every server linked to this one, sorted by name: a link listed on either side.
     pub(crate) neighbours: Vec<String>,
+    /// This server's certificate, when TLS is on.
+    pub(crate) cert: Option<PathBuf>,
+    /// Its private key, when TLS is on.
+    pub(crate) key: Option<PathBuf>,
 }
 
 /// The servers sorted by name (as `tables` is), so that every listing (errors, `herd up`)
 /// comes out in one order whatever the file's.
 pub(super) fn servers(
     tables: &BTreeMap<String, Table<ServerTable>>,
+    tls: Option<&TlsSettings>,
 ) -> Result<Vec<ServerSettings>, Fault> {
     if tables.is_empty() {
         return Err(Fault::NoServers);
@@ -54,11 +61,12 @@ pub(super) fn servers(
             links.entry(name).or_default().insert(neighbour);
             links.entry(neighbour).or_default().insert(name);
         }
-        let (name, neighbours) = (name.clone(), Vec::new());
         servers.push(ServerSettings {
-            name,
+            name: name.clone(),
             addr,
-            neighbours,
+            neighbours: Vec::new(),
+            cert: tls_file(name, "cert", &table.cert, tls, "pem")?,
+            key: tls_file(name, "key", &table.key, tls, "key")?,
         });
     }
     for server in &mut servers {
@@ -82,6 +90,23 @@ fn socket_addr(name: &str, key: &'static str, raw: &Raw) -> Result<SocketAddr, F
         None => "expected IP:PORT, such as \"127.0.0.1:12000\" (host names are not looked up)",
     };
     Err(Fault::BadAddr(name.into(), key, raw.shown(), reason))
+}
+
+/// A server's cert or key: none with TLS off, else as set or `<dir>/<NAME>.<ext>`.
+fn tls_file(
+    name: &str,
+    key: &'static str,
+    raw: &Option<Raw>,
+    tls: Option<&TlsSettings>,
+    ext: &str,
+) -> Result<Option<PathBuf>, Fault> {
+    let set = string(&format!("servers.{name}.{key}"), raw)?;
+    let Some(tls) = tls else { return Ok(None) };
+    match (set, &tls.dir) {
+        (Some(path), _) => Ok(Some(path.into())),
+        (None, Some(dir)) => Ok(Some(dir.join(format!("{name}.{ext}")))),
+        (None, None) => Err(Fault::NoTlsFile(name.into(), key, format!("{name}.{ext}"))),
+    }
 }
 
 /// The neighbours a server's own table lists, in the order written.

@@ -79,11 +79,15 @@ fn links_listed_on_one_side_are_links_on_both() {
             name: "Hill".into(),
             addr: "127.0.0.1:12000".parse().expect("an address"),
             neighbours: vec!["Jaquez".into()],
+            cert: None,
+            key: None,
         },
         ServerSettings {
             name: "Jaquez".into(),
             addr: "127.0.0.1:12001".parse().expect("an address"),
             neighbours: vec!["Hill".into()],
+            cert: None,
+            key: None,
         },
     ];
     assert_eq!(config.servers, expected);

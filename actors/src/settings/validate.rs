@@ -4,13 +4,13 @@
 //! names.
 
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::env::EnvKeys;
 use super::error::Fault;
-use super::file::{HerdFile, LimitsTable, PlacesTable, Raw, StoreTable};
-use super::{servers, Limits, Secret, Settings, StoreSettings};
+use super::file::{HerdFile, LimitsTable, PlacesTable, Raw, StoreTable, TlsTable};
+use super::{servers, Limits, Secret, Settings, StoreSettings, TlsSettings};
 use crate::places::{ApiKey, CacheSettings, PlacesSettings, Provider, MAX_PRECISION};
 
 /// A key that takes a whole number: the key, its range and its default.
@@ -43,14 +43,16 @@ const MAX_AGE_S: Whole = Whole("store.max_age_s", 0..=315_360_000, 0);
 /// Checks the merged layers; a value the environment set is refused naming its variable.
 pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Settings, Fault> {
     let settings = || {
+        let tls = tls(&file.tls.0)?;
         Ok(Settings {
             path: path.into(),
-            servers: servers::servers(&file.servers)?,
+            servers: servers::servers(&file.servers, tls.as_ref())?,
             secret: string("secret", &file.secret)?.map(|s| Secret(s.into())),
             places: places(&file.places.0)?,
             log_dir: string("log.dir", &file.log.0.dir)?.unwrap_or("logs").into(),
             limits: limits(&file.limits.0)?,
             store: store(&file.store.0)?,
+            tls,
         })
     };
     settings().map_err(|fault| match fault {
@@ -199,6 +201,14 @@ fn store(table: &StoreTable) -> Result<StoreSettings, Fault> {
         fsync,
         max_age,
     })
+}
+
+/// TLS is on when either key is set; the CA is `<dir>/ca.pem` unless set.
+fn tls(table: &TlsTable) -> Result<Option<TlsSettings>, Fault> {
+    let dir = string("tls.dir", &table.dir)?.map(PathBuf::from);
+    let ca = string("tls.ca", &table.ca)?.map(PathBuf::from);
+    let ca = ca.or_else(|| Some(dir.as_ref()?.join("ca.pem")));
+    Ok(ca.map(|ca| TlsSettings { ca, dir }))
 }
 
 /// Scheme and host (a path is allowed, for a proxy), without the trailing `/` that would
