@@ -10,7 +10,8 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub struct SettingsError {
     path: PathBuf,
-    fault: Fault,
+    /// Boxed, to keep every `Result` that may carry it small.
+    fault: Box<Fault>,
 }
 
 /// What is wrong, found without the file's name, which is added once, at the top.
@@ -31,8 +32,8 @@ pub(crate) enum Fault {
     MissingAddr(String),
     /// The server, which of its addresses, the value as shown, what is wrong.
     BadAddr(String, &'static str, String, &'static str),
-    /// The address, then the servers, in name order.
-    DuplicateAddr(SocketAddr, String, String),
+    /// The address, then each server with the key it is under: first by name, then the other.
+    DuplicateAddr(SocketAddr, (String, &'static str), (String, &'static str)),
     /// The server, the neighbour it lists.
     UnknownNeighbour(String, String),
     SelfNeighbour(String),
@@ -44,7 +45,7 @@ pub(crate) enum Fault {
 
 impl SettingsError {
     pub(super) fn new(path: impl Into<PathBuf>, fault: Fault) -> Self {
-        let path = path.into();
+        let (path, fault) = (path.into(), Box::new(fault));
         SettingsError { path, fault }
     }
 
@@ -57,7 +58,7 @@ impl SettingsError {
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.display();
-        match &self.fault {
+        match &*self.fault {
             Fault::Read(error) => write!(f, "cannot read {path}: {error}"),
             Fault::Toml(message) => write!(f, "{path} is not valid TOML: {message}"),
             Fault::EnvNotUnicode(var) => {
@@ -98,9 +99,13 @@ impl fmt::Display for SettingsError {
                     "server '{server}' has a bad {key} {addr} in {path}: {reason}"
                 )
             }
-            Fault::DuplicateAddr(addr, first, second) => write!(
+            Fault::DuplicateAddr(addr, (first, key), (second, other)) if key == other => write!(
                 f,
-                "servers '{first}' and '{second}' have the same addr {addr} in {path}"
+                "servers '{first}' and '{second}' have the same {key} {addr} in {path}"
+            ),
+            Fault::DuplicateAddr(addr, (first, first_key), (second, key)) => write!(
+                f,
+                "server '{second}' has {key} {addr}, the {first_key} of server '{first}', in {path}"
             ),
             Fault::UnknownNeighbour(server, neighbour) => write!(
                 f,
@@ -124,7 +129,7 @@ impl fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.fault {
+        match &*self.fault {
             Fault::Read(error) => Some(error),
             _ => None,
         }

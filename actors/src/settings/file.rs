@@ -84,6 +84,7 @@ pub(super) struct TlsTable {
 pub(super) struct ServerTable {
     pub(super) addr: Option<Raw>,
     pub(super) neighbours: Option<Raw>,
+    pub(super) admin: Option<Raw>,
     pub(super) cert: Option<Raw>,
     pub(super) key: Option<Raw>,
 }

@@ -20,6 +20,8 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     /// Every server linked to this one, sorted by name: a link listed on either side.
     pub(crate) neighbours: Vec<String>,
+    /// Where the admin HTTP listener listens, if anywhere.
+    pub(crate) admin: Option<SocketAddr>,
     /// This server's certificate, when TLS is on.
     pub(crate) cert: Option<PathBuf>,
     /// Its private key, when TLS is on.
@@ -36,7 +38,7 @@ pub(super) fn servers(
         return Err(Fault::NoServers);
     }
     let mut servers = Vec::with_capacity(tables.len());
-    let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
+    let mut seen: HashMap<SocketAddr, (&str, &'static str)> = HashMap::new();
     let mut links: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (name, Table(table)) in tables {
         // The name goes into replies (`AT Hill ...`), handshakes and `<NAME>.log`.
@@ -48,8 +50,17 @@ pub(super) fn servers(
             return Err(Fault::MissingAddr(name.clone()));
         };
         let addr = socket_addr(name, "addr", addr)?;
-        if let Some(first) = seen.insert(addr, name) {
-            return Err(Fault::DuplicateAddr(addr, first.into(), name.clone()));
+        let admin = match &table.admin {
+            None => None,
+            Some(Raw::Text(admin)) if admin.is_empty() => None,
+            Some(admin) => Some(socket_addr(name, "admin", admin)?),
+        };
+        for (key, listener) in [("addr", Some(addr)), ("admin", admin)] {
+            let Some(listener) = listener else { continue };
+            if let Some((first, first_key)) = seen.insert(listener, (name, key)) {
+                let (first, second) = ((first.into(), first_key), (name.clone(), key));
+                return Err(Fault::DuplicateAddr(listener, first, second));
+            }
         }
         for neighbour in neighbours(name, &table.neighbours)? {
             if neighbour == name {
@@ -65,6 +76,7 @@ pub(super) fn servers(
             name: name.clone(),
             addr,
             neighbours: Vec::new(),
+            admin,
             cert: tls_file(name, "cert", &table.cert, tls, "pem")?,
             key: tls_file(name, "key", &table.key, tls, "key")?,
         });

@@ -79,6 +79,7 @@ fn links_listed_on_one_side_are_links_on_both() {
             name: "Hill".into(),
             addr: "127.0.0.1:12000".parse().expect("an address"),
             neighbours: vec!["Jaquez".into()],
+            admin: None,
             cert: None,
             key: None,
         },
@@ -86,6 +87,7 @@ fn links_listed_on_one_side_are_links_on_both() {
             name: "Jaquez".into(),
             addr: "127.0.0.1:12001".parse().expect("an address"),
             neighbours: vec!["Hill".into()],
+            admin: None,
             cert: None,
             key: None,
         },
@@ -468,6 +470,84 @@ fn ipv6_addresses_are_accepted() {
     let config = loaded(&TWO.replace("127.0.0.1:12001", "[::1]:12001"), &[]);
     let jaquez = config.server("Jaquez").expect("Jaquez");
     assert_eq!(jaquez.addr, "[::1]:12001".parse().expect("an address"));
+}
+
+/// `TWO`, with `admin` lines for Hill and Jaquez where given.
+fn with_admins(hill: Option<&str>, jaquez: Option<&str>) -> String {
+    let admin = |line: &str, admin: Option<&str>| match admin {
+        Some(admin) => format!("{line}\nadmin = \"{admin}\""),
+        None => line.to_string(),
+    };
+    TWO.replace(
+        "addr = \"127.0.0.1:12000\"",
+        &admin("addr = \"127.0.0.1:12000\"", hill),
+    )
+    .replace(
+        "addr = \"127.0.0.1:12001\"",
+        &admin("addr = \"127.0.0.1:12001\"", jaquez),
+    )
+}
+
+#[test]
+fn a_server_may_have_an_admin_address() {
+    let config = loaded(&with_admins(Some("127.0.0.1:13000"), Some("")), &[]);
+    let admin = |name| config.server(name).expect(name).admin;
+    assert_eq!(
+        admin("Hill"),
+        Some("127.0.0.1:13000".parse().expect("an address"))
+    );
+    assert_eq!(admin("Jaquez"), None);
+}
+
+#[test]
+fn bad_admin_addresses_are_refused_like_bad_addrs() {
+    for admin in ["localhost:13000", "127.0.0.1:0", "127.0.0.1"] {
+        let (e, message) = refused(&with_admins(None, Some(admin)), &[]);
+        assert!(matches!(e.fault(), Fault::BadAddr(..)), "{admin}: {e:?}");
+        assert!(
+            message.starts_with(&format!(
+                "server 'Jaquez' has a bad admin {admin:?} in herd.toml"
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn an_admin_address_may_not_be_another_listeners() {
+    let cases = [
+        (
+            Some("127.0.0.1:13000"),
+            Some("127.0.0.1:13000"),
+            "servers 'Hill' and 'Jaquez' have the same admin 127.0.0.1:13000 in herd.toml",
+        ),
+        (
+            Some("127.0.0.1:12001"),
+            None,
+            "server 'Jaquez' has addr 127.0.0.1:12001, the admin of server 'Hill', in herd.toml",
+        ),
+        (
+            None,
+            Some("127.0.0.1:12000"),
+            "server 'Jaquez' has admin 127.0.0.1:12000, the addr of server 'Hill', in herd.toml",
+        ),
+        (
+            Some("127.0.0.1:12000"),
+            None,
+            "server 'Hill' has admin 127.0.0.1:12000, the addr of server 'Hill', in herd.toml",
+        ),
+    ];
+    for (hill, jaquez, expected) in cases {
+        let (e, message) = refused(&with_admins(hill, jaquez), &[]);
+        assert!(matches!(e.fault(), Fault::DuplicateAddr(..)), "{e:?}");
+        assert_eq!(message, expected);
+    }
+}
+
+#[test]
+fn the_environment_cannot_set_an_admin_address() {
+    let config = loaded(TWO, &[("HERD_SERVERS__Hill__ADMIN", "127.0.0.1:13000")]);
+    assert_eq!(config.server("Hill").expect("Hill").admin, None);
 }
 
 #[test]
