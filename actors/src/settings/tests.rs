@@ -664,6 +664,36 @@ fn the_shipped_herd_toml_is_the_five_server_herd() {
     assert!(config.secret.is_none());
 }
 
+/// The commented `key = value` lines under `[places]`, `[limits]` and `[store]` in the
+/// shipped herd.toml show the defaults: uncommenting them all changes nothing.
+#[test]
+fn the_shipped_examples_are_the_defaults() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../herd.toml"));
+    let text = std::fs::read_to_string(path).expect("the shipped herd.toml");
+    let (mut table, mut examples) = ("", 0);
+    let mut uncommented = String::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            table = line;
+        }
+        let is_key = |key: &str| key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let example = line
+            .strip_prefix("# ")
+            .filter(|rest| rest.split_once(" = ").is_some_and(|(key, _)| is_key(key)))
+            .filter(|_| ["[places]", "[limits]", "[store]"].contains(&table));
+        examples += usize::from(example.is_some());
+        uncommented += example.unwrap_or(line);
+        uncommented += "\n";
+    }
+    assert!(examples >= 20, "{examples} examples");
+    let shown =
+        |config: &Settings| format!("{:?}", (&config.places, &config.limits, &config.store));
+    assert_eq!(
+        shown(&loaded(&uncommented, &[])),
+        shown(&loaded(&text, &[]))
+    );
+}
+
 #[test]
 fn a_list_where_a_table_belongs_is_refused() {
     let (e, message) = refused(&format!("places = [\"google\"]\n{TWO}"), &[]);
