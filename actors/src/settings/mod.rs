@@ -3,7 +3,8 @@
 //!
 //! The `config` crate layers, each over the one before: the file; `GOOGLE_PLACES_API_KEY`
 //! (for `places.api_key`); `HERD_*` variables naming a key outside the server tables (`env`),
-//! so that no variable can add or rewire a server. An empty string means "not set".
+//! so that no variable can add or rewire a server. An empty string means "not set", but for
+//! `store.dir = ""` in the file, which keeps the records in memory only.
 
 mod env;
 mod error;
