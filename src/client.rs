@@ -9,23 +9,24 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
+use anyhow::Context;
 use herd_actors::protocol::{fields, is_space};
 use herd_actors::settings::Settings;
 
-pub fn run(target: &str, args: &[String], config_path: &Path) -> Result<(), String> {
+pub fn run(target: &str, args: &[String], config_path: &Path) -> anyhow::Result<()> {
     let addr = resolve(target, config_path)?;
-    let stream = TcpStream::connect(addr)
-        .map_err(|e| format!("cannot connect to {target} ({addr}): {e}"))?;
+    let stream =
+        TcpStream::connect(addr).with_context(|| format!("cannot connect to {target} ({addr})"))?;
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(
         stream
             .try_clone()
-            .map_err(|e| format!("cannot use the connection to {addr}: {e}"))?,
+            .with_context(|| format!("cannot use the connection to {addr}"))?,
     );
     let mut writer = stream;
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let mut exchange = |line: &[u8]| -> Result<(), String> {
+    let mut exchange = |line: &[u8]| -> anyhow::Result<()> {
         if line.iter().all(|&b| is_space(b)) {
             return Ok(());
         }
@@ -33,16 +34,16 @@ pub fn run(target: &str, args: &[String], config_path: &Path) -> Result<(), Stri
         sent.push(b'\n');
         writer
             .write_all(&sent)
-            .map_err(|e| format!("cannot send to {addr}: {e}"))?;
-        let reply = read_reply(&mut reader, line).map_err(|e| {
+            .with_context(|| format!("cannot send to {addr}"))?;
+        let reply = read_reply(&mut reader, line).with_context(|| {
             format!(
-                "no reply from {addr} to {:?}: {e}",
+                "no reply from {addr} to {:?}",
                 String::from_utf8_lossy(line)
             )
         })?;
         out.write_all(&reply)
             .and_then(|()| out.flush())
-            .map_err(|e| format!("cannot write to stdout: {e}"))
+            .context("cannot write to stdout")
     };
     if args.is_empty() {
         let stdin = io::stdin();
@@ -52,7 +53,7 @@ pub fn run(target: &str, args: &[String], config_path: &Path) -> Result<(), Stri
             line.clear();
             let n = input
                 .read_until(b'\n', &mut line)
-                .map_err(|e| format!("cannot read stdin: {e}"))?;
+                .context("cannot read stdin")?;
             if n == 0 {
                 break;
             }
@@ -73,12 +74,12 @@ pub fn run(target: &str, args: &[String], config_path: &Path) -> Result<(), Stri
 }
 
 /// An address as given, or the address of the server so named in the config file.
-fn resolve(target: &str, config_path: &Path) -> Result<SocketAddr, String> {
+fn resolve(target: &str, config_path: &Path) -> anyhow::Result<SocketAddr> {
     if let Ok(addr) = target.parse() {
         return Ok(addr);
     }
-    let config = Settings::load(config_path).map_err(|e| e.to_string())?;
-    Ok(config.server(target).map_err(|e| e.to_string())?.addr)
+    let config = Settings::load(config_path)?;
+    Ok(config.server(target)?.addr)
 }
 
 /// One reply: a line, or for an answered WHATSAT, lines up to and including a blank one.

@@ -9,9 +9,10 @@ mod client;
 /// `herd up`: the whole herd as child processes.
 mod up;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use herd_actors::settings::Settings;
 
@@ -66,28 +67,27 @@ fn main() -> ExitCode {
             lines,
             config,
         } => client::run(&target, &lines, &config),
-        Command::Bench(scenario) => herd_bench::run(scenario),
+        Command::Bench(scenario) => herd_bench::run(scenario).map_err(anyhow::Error::msg),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("herd: {message}");
+        Err(e) => {
+            // `{:#}` gives the whole chain: what failed, then why.
+            eprintln!("herd: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
-    let config = Settings::load(config_path).map_err(|e| e.to_string())?;
-    let addr = herd_actors::preflight(&config, name)
-        .map_err(|e| e.to_string())?
-        .addr;
+fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
+    let config = Settings::load(config_path)?;
+    let addr = herd_actors::preflight(&config, name)?.addr;
     raise_open_files_limit();
     let system = actix::System::new();
     system.block_on(async {
         let listener = herd_actors::bind(addr)
-            .map_err(|e| format!("cannot listen on {addr} for server {name}: {e}"))?;
-        let server = herd_actors::start(&config, name, listener).map_err(|e| e.to_string())?;
+            .with_context(|| format!("cannot listen on {addr} for server {name}"))?;
+        let server = herd_actors::start(&config, name, listener).await?;
         eprintln!(
             "herd: {name} serving on {} (log: {})",
             server.addr,
@@ -96,8 +96,8 @@ fn serve(name: &str, config_path: &std::path::Path) -> Result<(), String> {
         let signal = shutdown_signal().await;
         server
             .shut_down(&format!("{name} stopping on {signal}"))
-            .map_err(|e| format!("cannot finish the event log: {e}"))?;
-        Ok(())
+            .await
+            .context("cannot finish the event log")
     })
 }
 

@@ -4,23 +4,36 @@
 //! SIGTERM) sends SIGTERM to every child, waits for them to exit (a server exits within a
 //! second), and then returns. A server that dies on its own is reported and not restarted:
 //! the rest of the herd routes around it, and the operator sees why it died.
+//!
+//! A herd whose file has no secret gets a fresh random one for this run, given to every
+//! child as `HERD_SECRET`: the servers all have it, and no other local process does, so
+//! the herd `herd up` starts is closed to processes that only know a server's name.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use herd_actors::settings::Settings;
 
 /// How long children get to exit after SIGTERM before they are killed.
 const GRACE: Duration = Duration::from_secs(3);
 
-pub fn run(config_path: &Path) -> Result<(), String> {
-    let config = Settings::load(config_path).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the herd binary: {e}"))?;
+pub fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = Settings::load(config_path)?;
+    let exe = std::env::current_exe().context("cannot find the herd binary")?;
+    let secret = match config.has_secret() {
+        true => None,
+        false => Some(fresh_secret()?),
+    };
     let mut children: Vec<(String, Child)> = Vec::new();
     for server in &config.servers {
-        let spawned = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        if let Some(secret) = &secret {
+            command.env("HERD_SECRET", secret);
+        }
+        let spawned = command
             .args(["serve", &server.name, "--config"])
             .arg(config_path)
             .stdin(Stdio::null())
@@ -35,7 +48,7 @@ pub fn run(config_path: &Path) -> Result<(), String> {
             }
             Err(e) => {
                 stop_all(&mut children);
-                return Err(format!("cannot start server {}: {e}", server.name));
+                return Err(e).with_context(|| format!("cannot start server {}", server.name));
             }
         }
     }
@@ -47,7 +60,7 @@ pub fn run(config_path: &Path) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the signal handler: {e}"))?;
+        .context("cannot start the signal handler")?;
     runtime.block_on(async {
         let mut poll = tokio::time::interval(Duration::from_millis(100));
         let signal = crate::shutdown_signal();
@@ -69,6 +82,13 @@ pub fn run(config_path: &Path) -> Result<(), String> {
     });
     stop_all(&mut children);
     Ok(())
+}
+
+/// 32 random bytes, hex: a secret for one run of the herd.
+fn fresh_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).context("no randomness for the herd's secret")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Copies a child's output, line by line, with `[NAME] ` in front.

@@ -57,13 +57,27 @@ impl Herd {
 
     /// The time of the record `server` holds for `client`, if it answers in time.
     fn time_held(&self, server: usize, client: usize) -> Option<u64> {
-        let mut c = try_open(self.files.addr(NAMES[server]))?;
-        let reply = c.whatsat_or_invalid(&format!("WHATSAT c{client} 0.001 1"));
-        let at = reply.lines().next()?;
+        let at = ask(
+            self.files.addr(NAMES[server]),
+            &format!("WHATSAT c{client} 0.001 1"),
+        )?;
         at.starts_with("AT ")
             .then(|| at.rsplit(' ').next()?.parse().ok())
             .flatten()
     }
+}
+
+/// One line to `addr`, and the first line of its reply, if it answers within two seconds
+/// (the server may be stopped or gone).
+fn ask(addr: std::net::SocketAddr, line: &str) -> Option<String> {
+    use std::io::{BufRead, Write};
+    let mut c = try_open(addr)?;
+    c.0.write_all(format!("{line}\n").as_bytes()).ok()?;
+    let mut reply = String::new();
+    std::io::BufReader::new(&mut c.0)
+        .read_line(&mut reply)
+        .ok()?;
+    Some(reply.trim_end().to_owned())
 }
 
 /// A connection that gives up after two seconds: the server may be stopped.
@@ -75,15 +89,11 @@ fn try_open(addr: std::net::SocketAddr) -> Option<Conn> {
 
 /// One check-in at `server`, its AT line if acknowledged.
 fn try_check_in(herd: &Herd, server: usize, client: usize, time: u64) -> Option<String> {
-    let mut c = try_open(herd.files.addr(NAMES[server]))?;
-    use std::io::{BufRead, Write};
-    c.0.write_all(format!("IAMAT c{client} +1+1 {time}\n").as_bytes())
-        .ok()?;
-    let mut line = String::new();
-    std::io::BufReader::new(&mut c.0)
-        .read_line(&mut line)
-        .ok()?;
-    line.starts_with("AT ").then(|| line.trim_end().to_owned())
+    let at = ask(
+        herd.files.addr(NAMES[server]),
+        &format!("IAMAT c{client} +1+1 {time}"),
+    )?;
+    at.starts_with("AT ").then_some(at)
 }
 
 #[test]
@@ -242,17 +252,23 @@ fn the_herd_converges_after_kills_stops_and_restarts_under_load() {
         must_have.len()
     );
 
+    eprintln!(
+        "chaos: {} check-ins acknowledged, {} kept; {events:?}",
+        acked.len(),
+        must_have.len()
+    );
     // Converged: every server holds, for every client, the same record, no older than any
     // kept one, and one that some server acknowledged.
     let deadline = Instant::now() + Duration::from_secs(20);
     'converge: loop {
-        let mut views = Vec::new();
-        for server in 0..NAMES.len() {
-            let view: Vec<Option<String>> = (0..CLIENTS)
-                .map(|c| held(&herd.files, NAMES[server], &format!("c{c}")))
-                .collect();
-            views.push(view);
-        }
+        let views: Vec<Vec<Option<String>>> = NAMES
+            .iter()
+            .map(|name| {
+                (0..CLIENTS)
+                    .map(|c| held(&herd.files, name, &format!("c{c}")))
+                    .collect()
+            })
+            .collect();
         let agreed = views.iter().all(|v| *v == views[0]);
         let fresh = (0..CLIENTS).all(|c| {
             let want = floor.get(&c).copied().unwrap_or(0);

@@ -23,9 +23,10 @@
 //! Serving never waits for the disk, nor for another thread: [`EventLog`] formats the line
 //! and appends it to a bounded in-memory buffer under a mutex that only the writer thread
 //! shares; the writer wakes every 50 ms (never per event: a wake-up per line cost more CPU
-//! than serving the line), takes the whole buffer and writes it with one `write`. When the
-//! buffer is full (the disk has stalled) the event is dropped and counted, and the count is
-//! logged as soon as there is room again.
+//! than serving the line), or as soon as the buffer is half full, takes the whole buffer and
+//! writes it with one `write`. When the buffer is full (the disk has stalled, or a burst
+//! outruns it) the event is dropped and counted, and the count is logged with the next
+//! event there is room for.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -38,9 +39,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[cfg(test)]
 mod tests;
 
-/// Bytes of events that may wait for the writer: seconds of a busy server's events while
-/// the disk stalls, bounded so a stalled disk costs lost log lines, not memory.
-const CAPACITY: usize = 16 * 1024 * 1024;
+/// Bytes of events that may wait for the writer: bounded so a stalled disk costs lost log
+/// lines, not memory. The writer wakes early at half of it, so a burst of big replies is
+/// written out as it comes rather than held.
+const CAPACITY: usize = 4 * 1024 * 1024;
 
 /// Bytes of buffer the writer keeps between writes.
 const SPARE_KEPT: usize = 1024 * 1024;
@@ -68,7 +70,7 @@ struct LogFile {
 /// What the handles and the writer thread share.
 struct Buffer {
     pending: Mutex<Pending>,
-    /// Wakes the writer early, only to close.
+    /// Wakes the writer early: to close, or to take a buffer half full.
     wake: Condvar,
 }
 
@@ -78,6 +80,8 @@ struct Pending {
     capacity: usize,
     /// Events dropped on a full buffer and not yet reported in the log.
     lost: u64,
+    /// The writer has been woken for a buffer half full, and has not taken it yet.
+    nudged: bool,
     closed: bool,
 }
 
@@ -110,6 +114,7 @@ impl EventLog {
                 buf: Vec::new(),
                 capacity,
                 lost: 0,
+                nudged: false,
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -215,21 +220,23 @@ impl EventLog {
         if p.closed {
             return;
         }
-        if p.lost > 0 {
-            let lost = std::mem::take(&mut p.lost);
-            let start = p.buf.len();
-            lost_notice(&mut p.buf, lost);
-            if p.buf.len() > p.capacity {
-                p.buf.truncate(start);
-                p.lost = lost;
-            }
-        }
+        // The count of lost events goes in just before the next event there is room for.
         let start = p.buf.len();
+        if p.lost > 0 {
+            let lost = p.lost;
+            lost_notice(&mut p.buf, lost);
+        }
         write(&mut p.buf);
         p.buf.push(b'\n');
         if p.buf.len() > p.capacity {
             p.buf.truncate(start);
             p.lost += 1;
+            return;
+        }
+        p.lost = 0;
+        if p.buf.len() > p.capacity / 2 && !p.nudged {
+            p.nudged = true;
+            self.file.buffer.wake.notify_one();
         }
     }
 }
@@ -291,6 +298,7 @@ fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
             lost_notice(&mut p.buf, lost);
         }
         std::mem::swap(&mut p.buf, &mut spare);
+        p.nudged = false;
         drop(p);
         if !spare.is_empty() {
             let result = out.write_all(&spare).and_then(|()| out.flush());

@@ -19,14 +19,16 @@ use crate::peers::manager::PeerManager;
 use crate::peers::records::Records;
 use crate::places::PlacesFetcher;
 use crate::session::{Limits, SessionDeps};
-use crate::settings::{ServerSettings, Settings, SettingsError};
-use crate::store::LocationStore;
+use crate::settings::{self, ServerSettings, Settings, SettingsError};
+use crate::store::durable::{Database, Load, StoreError, Writer};
+use crate::store::{Flush, LocationStore};
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
 pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     log: EventLog,
+    store: Addr<LocationStore>,
     #[cfg(test)]
     budget: ReplyBudget,
 }
@@ -43,9 +45,10 @@ impl Server {
         &self.budget
     }
 
-    /// Notes why the server stops and writes out its event log; returns once the log is
-    /// complete on disk.
-    pub fn shut_down(&self, why: &str) -> io::Result<()> {
+    /// Writes out what the store has taken, notes why the server stops, and writes out its
+    /// event log; returns once both are on disk.
+    pub async fn shut_down(&self, why: &str) -> io::Result<()> {
+        let _ = self.store.send(Flush).await;
         self.log.note(why);
         self.log.flush_and_close()
     }
@@ -68,9 +71,21 @@ pub enum StartError {
     /// Its listening socket has no address.
     #[error("cannot listen: {0}")]
     Listen(io::Error),
+    /// Its store cannot be used.
+    #[error(transparent)]
+    Store(Box<dyn std::error::Error + Send + Sync>),
+    /// Its store's writer stopped while loading.
+    #[error("the store's writer stopped while loading")]
+    WriterGone,
     /// A herd off loopback must authenticate its peer links.
     #[error("the herd has servers off loopback and no secret: set `secret` in the config or HERD_SECRET")]
     NoSecret,
+}
+
+impl From<StoreError> for StartError {
+    fn from(e: StoreError) -> Self {
+        StartError::Store(Box::new(e))
+    }
 }
 
 /// Binds `addr` so that a restarted server gets its port back at once (`SO_REUSEADDR`),
@@ -101,7 +116,8 @@ fn open_files_limit() -> u64 {
     rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
 }
 
-/// Knobs that are not in `herd.toml`: sensible defaults, which tests tighten.
+/// How the server's parts behave: `[limits]` of `herd.toml` in the units each part uses,
+/// and what is not in the file (link backoff); tests tighten these.
 #[derive(Debug, Clone)]
 pub(crate) struct Tuning {
     pub(crate) limits: Limits,
@@ -113,27 +129,58 @@ pub(crate) struct Tuning {
     /// Bytes of replies unsent to all clients together before no client is read.
     pub(crate) reply_budget: usize,
     pub(crate) links: LinkSettings,
+    /// Every write to the store fails, as on a full disk.
+    #[cfg(test)]
+    pub(crate) store_fails: bool,
 }
 
-impl Default for Tuning {
-    fn default() -> Self {
+impl Tuning {
+    /// What `[limits]` says.
+    pub(crate) fn from_limits(limits: &settings::Limits) -> Tuning {
         Tuning {
-            limits: Limits::default(),
-            max_connections: None,
-            max_connections_per_ip: None,
-            reply_budget: 64 * 1024 * 1024,
-            links: LinkSettings::default(),
+            limits: Limits {
+                max_line: limits.max_line,
+                reply_window: limits.reply_window,
+                max_pending: limits.max_pending,
+                idle_timeout: limits.idle_timeout,
+                line_timeout: limits.line_timeout,
+                probation_timeout: limits.peer_handshake_timeout,
+                ..Limits::default()
+            },
+            max_connections: limits.max_connections,
+            max_connections_per_ip: limits.max_connections_per_ip,
+            reply_budget: limits.reply_budget,
+            links: LinkSettings {
+                handshake_timeout: limits.peer_handshake_timeout,
+                max_queued: limits.peer_queue,
+                heartbeat: limits.peer_heartbeat,
+                ..LinkSettings::default()
+            },
+            #[cfg(test)]
+            store_fails: false,
         }
     }
 }
 
-/// Starts server `name` of `config` on `listener`. Must run inside an actix `System`.
-pub fn start(config: &Settings, name: &str, listener: TcpListener) -> Result<Server, StartError> {
-    start_with(config, name, listener, Tuning::default())
+#[cfg(test)]
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning::from_limits(&settings::Limits::default())
+    }
+}
+
+/// Starts server `name` of `config` on `listener`: loads its store, then starts its actors
+/// and takes clients. Must run inside an actix `System`.
+pub async fn start(
+    config: &Settings,
+    name: &str,
+    listener: TcpListener,
+) -> Result<Server, StartError> {
+    start_with(config, name, listener, Tuning::from_limits(&config.limits)).await
 }
 
 /// [`start`] with limits and peer-link timings of the caller's choosing.
-pub(crate) fn start_with(
+pub(crate) async fn start_with(
     config: &Settings,
     name: &str,
     listener: TcpListener,
@@ -146,6 +193,29 @@ pub(crate) fn start_with(
     })?;
     let addr = listener.local_addr().map_err(StartError::Listen)?;
     let name: Arc<str> = Arc::from(me.name.as_str());
+    let (writer, records) = match &config.store.dir {
+        None => (None, Vec::new()),
+        Some(dir) => {
+            let db = Database::open(dir, &name, config.store.fsync)?;
+            #[cfg(test)]
+            if tuning.store_fails {
+                db.fail_writes(true);
+            }
+            let writer = Writer::start(db);
+            let started = std::time::Instant::now();
+            let records = writer
+                .send(Load)
+                .await
+                .map_err(|_| StartError::WriterGone)??;
+            log.note(&format!(
+                "loaded {} records from {} in {:.3}s",
+                records.len(),
+                dir.join(format!("{name}.db")).display(),
+                started.elapsed().as_secs_f64()
+            ));
+            (Some(writer), records)
+        }
+    };
     let secret: Option<Arc<[u8]>> = config
         .secret
         .as_ref()
@@ -168,7 +238,7 @@ pub(crate) fn start_with(
     // neighbour lacks: the store's address exists before it runs, so each gets the other's.
     let store_ctx = Context::<LocationStore>::new();
     let store = store_ctx.address();
-    let records = Records {
+    let asks = Records {
         merge: store.clone().recipient(),
         fingerprints: store.clone().recipient(),
         missing: store.clone().recipient(),
@@ -178,18 +248,23 @@ pub(crate) fn start_with(
         targets,
         policy,
         tuning.links,
-        records,
+        asks,
         log.clone(),
     )
     .start();
-    store_ctx.run(LocationStore::new(peers.clone().recipient()));
+    store_ctx.run(LocationStore::new(
+        peers.clone().recipient(),
+        records,
+        writer,
+        config.store.max_age,
+    ));
     // Descriptors for all but clients: a link to each neighbour and one from it, calls to
-    // the places provider, and a margin for the listener, the log and the rest.
+    // the places provider, and a margin for the listener, the log, the store and the rest.
     let reserved = 2 * me.neighbours.len() + config.places.max_concurrent + 64;
     let budget = ReplyBudget::new(tuning.reply_budget);
     let deps = Rc::new(SessionDeps {
         name: name.clone(),
-        store,
+        store: store.clone(),
         places: PlacesFetcher::new(config.places.clone()).start(),
         peers: peers.recipient(),
         log: log.clone(),
@@ -210,6 +285,7 @@ pub(crate) fn start_with(
     Ok(Server {
         addr,
         log,
+        store,
         #[cfg(test)]
         budget,
     })

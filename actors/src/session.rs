@@ -38,7 +38,7 @@ use crate::peers::wire;
 use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore, Lookup};
-use replies::ReplyQueue;
+use replies::{Reply, ReplyQueue};
 
 /// What one client may hold of the server, and for how long.
 #[derive(Debug, Clone)]
@@ -55,7 +55,8 @@ pub(crate) struct Limits {
     /// The last resort: a client whose unsent replies pass this is dropped. Flow control
     /// keeps a client far below it; only replies already asked for can get it there.
     pub(crate) max_queued: usize,
-    /// A connection with no input and no reply sent for this long is closed.
+    /// A connection with no line in (nor on its way) and no reply taken for this long is
+    /// closed.
     pub(crate) idle_timeout: Option<Duration>,
     /// A line that has begun must end within this.
     pub(crate) line_timeout: Option<Duration>,
@@ -278,7 +279,7 @@ impl Session {
         let command = match parsed {
             Ok(Some(command)) => command,
             Ok(None) | Err(_) => {
-                self.complete(seq, protocol::invalid_reply(&line), ctx);
+                self.complete(seq, Reply::Send(protocol::invalid_reply(&line)), ctx);
                 return;
             }
         };
@@ -294,7 +295,16 @@ impl Session {
                     .store
                     .send(CheckIn(record))
                     .into_actor(self)
-                    .map(move |_, act, ctx| act.complete(seq, reply, ctx))
+                    .map(move |kept, act, ctx| {
+                        // A valid check-in that could not be kept has no reply in the
+                        // protocol: the connection closes after the replies before it.
+                        let reply = match kept {
+                            Ok(Ok(_)) => Reply::Send(reply),
+                            Ok(Err(e)) => Reply::Close(format!("check-in not stored: {e}")),
+                            Err(_) => Reply::Close("check-in not stored: the store stopped".into()),
+                        };
+                        act.complete(seq, reply, ctx);
+                    })
                     .spawn(ctx);
             }
             Command::WhatsAt(cmd) => {
@@ -303,19 +313,34 @@ impl Session {
                     whatsat_reply(Rc::clone(&self.deps), client, radius, bound, line.freeze());
                 reply
                     .into_actor(self)
-                    .map(move |reply, act, ctx| act.complete(seq, reply, ctx))
+                    .map(move |reply, act, ctx| act.complete(seq, Reply::Send(reply), ctx))
                     .spawn(ctx);
             }
         }
     }
 
     /// Files the reply for slot `seq` and sends every reply that is now due.
-    fn complete(&mut self, seq: u64, reply: Vec<u8>, ctx: &mut Context<Self>) {
+    fn complete(&mut self, seq: u64, reply: Reply, ctx: &mut Context<Self>) {
+        if self.ending != Ending::Open {
+            return;
+        }
         for reply in self.replies.fill(seq, reply) {
-            self.deps.log.sent(self.peer, &reply);
-            if let Err(overflow) = self.out.push(&reply) {
-                self.drop_connection(&overflow.to_string(), ctx);
-                return;
+            match reply {
+                Reply::Send(reply) => {
+                    self.deps.log.sent(self.peer, &reply);
+                    if let Err(overflow) = self.out.push(&reply) {
+                        self.drop_connection(&overflow.to_string(), ctx);
+                        return;
+                    }
+                }
+                Reply::Close(why) => {
+                    // Read no more, send what is queued, then close.
+                    self.deps.log.dropped(self.peer, &why);
+                    self.ending = Ending::Dropped;
+                    self.input.borrow_mut().take();
+                    self.out.close();
+                    return;
+                }
             }
         }
         let awaited = self.replies.len();
@@ -336,17 +361,18 @@ impl Session {
             self.sent_at_check = sent;
             self.last_active = Instant::now();
         }
-        if let Some(idle) = limits.idle_timeout {
-            if self.replies.is_empty() && self.last_active.elapsed() >= idle {
-                self.drop_connection(&format!("idle for {}s", idle.as_secs_f64()), ctx);
-                return;
-            }
-        }
         let begun = self
             .input
             .borrow()
             .as_ref()
             .and_then(|l| l.decoder().line_begun_at());
+        // A line on its way is not idleness: the line time-out is its bound.
+        if let (Some(idle), None) = (limits.idle_timeout, begun) {
+            if self.replies.is_empty() && self.last_active.elapsed() >= idle {
+                self.drop_connection(&format!("idle for {}s", idle.as_secs_f64()), ctx);
+                return;
+            }
+        }
         if let (Some(limit), Some(begun)) = (limits.line_timeout, begun) {
             if begun.elapsed() >= limit {
                 let why = format!("a line unfinished after {}s", limit.as_secs_f64());

@@ -51,7 +51,7 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 }
 
 /// A herd.toml for `servers` (name, neighbours) on fresh ports, plus `extra` TOML (places,
-/// secret, ...) placed before the server tables.
+/// secret, ...) placed before the server tables; logs and stores go in the test's folder.
 pub struct HerdFiles {
     pub dir: TempDir,
     pub config: PathBuf,
@@ -70,6 +70,11 @@ impl HerdFiles {
             "{extra}\n[log]\ndir = \"{}\"\n",
             dir.0.join("logs").display()
         );
+        // Each test its own store, under its own folder, unless it says where.
+        if !extra.contains("[store]") {
+            let store = dir.0.join("data");
+            toml.push_str(&format!("[store]\ndir = \"{}\"\n", store.display()));
+        }
         for ((name, neighbours), (_, addr)) in servers.iter().zip(&addrs) {
             let list: Vec<String> = neighbours.iter().map(|n| format!("\"{n}\"")).collect();
             toml.push_str(&format!(

@@ -302,7 +302,14 @@ fn a_full_buffer_drops_events_instead_of_blocking_and_counts_them() {
     let afters_written = lines.iter().filter(|line| **line == "note after").count() as u64;
     assert_eq!(reported + afters_written, 98 + afters, "{text}");
     assert_eq!(lines.last(), Some(&"note after"));
+    // Each count goes out with the event it came before, never alone.
     assert!(counts.iter().all(|(i, _)| *i < lines.len() - 1), "{text}");
+    assert!(
+        counts
+            .iter()
+            .all(|(i, _)| !lines[i + 1].contains("events not logged")),
+        "{text}"
+    );
 }
 
 fn lost(log: &EventLog) -> u64 {

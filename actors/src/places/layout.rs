@@ -36,6 +36,9 @@ pub fn to_google_json(v: &serde_json::Value) -> String {
     if v.serialize(&mut ser).is_err() {
         return String::new();
     }
+    // A reply waits in channels and queues until the client takes it: keep only its size,
+    // not the doubling the buffer grew by.
+    out.shrink_to_fit();
     // serde_json only ever writes UTF-8.
     String::from_utf8(out).unwrap_or_default()
 }

@@ -2,12 +2,21 @@
 
 use std::collections::VecDeque;
 
+/// What a line gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// These bytes.
+    Send(Vec<u8>),
+    /// No reply: the connection closes here, once the replies before it have left.
+    Close(String),
+}
+
 /// One slot per line awaiting its reply; replies leave from the front as it fills.
 #[derive(Debug, Default)]
 pub(crate) struct ReplyQueue {
     /// Sequence number of the front slot.
     front: u64,
-    slots: VecDeque<Option<Vec<u8>>>,
+    slots: VecDeque<Option<Reply>>,
 }
 
 impl ReplyQueue {
@@ -18,7 +27,7 @@ impl ReplyQueue {
     }
 
     /// Fills slot `seq` and returns the replies now ready to leave, in order.
-    pub(crate) fn fill(&mut self, seq: u64, reply: Vec<u8>) -> Vec<Vec<u8>> {
+    pub(crate) fn fill(&mut self, seq: u64, reply: Reply) -> Vec<Reply> {
         if let Some(slot) = seq
             .checked_sub(self.front)
             .and_then(|i| self.slots.get_mut(usize::try_from(i).ok()?))
@@ -55,14 +64,15 @@ mod tests {
         let a = q.reserve();
         let b = q.reserve();
         let c = q.reserve();
-        assert!(q.fill(c, b"c".to_vec()).is_empty());
-        assert!(q.fill(b, b"b".to_vec()).is_empty());
+        let send = |text: &str| Reply::Send(text.as_bytes().to_vec());
+        assert!(q.fill(c, send("c")).is_empty());
+        assert!(q.fill(b, Reply::Close("why".into())).is_empty());
         assert_eq!(
-            q.fill(a, b"a".to_vec()),
-            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+            q.fill(a, send("a")),
+            vec![send("a"), Reply::Close("why".into()), send("c")]
         );
         assert!(q.is_empty());
         let d = q.reserve();
-        assert_eq!(q.fill(d, b"d".to_vec()), vec![b"d".to_vec()]);
+        assert_eq!(q.fill(d, send("d")), vec![send("d")]);
     }
 }

@@ -12,7 +12,8 @@ use tokio::net::TcpStream;
 fn config(dir: &tempfile::TempDir, places: &str) -> Settings {
     let path = dir.path().join("herd.toml");
     let toml = format!(
-        "[places]\n{places}\n[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n",
+        "[places]\n{places}\n[store]\ndir = \"\"\n[log]\ndir = \"{}\"\n\
+         [servers.Hill]\naddr = \"127.0.0.1:1\"\n",
         dir.path().join("logs").display()
     );
     std::fs::write(&path, toml).unwrap();
@@ -21,7 +22,10 @@ fn config(dir: &tempfile::TempDir, places: &str) -> Settings {
 
 async fn serve(config: &Settings, tuning: Tuning) -> std::net::SocketAddr {
     let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    start_with(config, "Hill", listener, tuning).unwrap().addr
+    start_with(config, "Hill", listener, tuning)
+        .await
+        .unwrap()
+        .addr
 }
 
 async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
@@ -100,7 +104,9 @@ async fn a_client_that_stops_reading_is_held_back_then_gets_every_reply() {
         ..Default::default()
     };
     let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let server = start_with(&config(&dir, ""), "Hill", listener, tuning).unwrap();
+    let server = start_with(&config(&dir, ""), "Hill", listener, tuning)
+        .await
+        .unwrap();
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(b"IAMAT la +34.068930-118.445127 1\n")
         .await

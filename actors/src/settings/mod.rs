@@ -43,15 +43,7 @@ pub struct Settings {
     pub(crate) secret: Option<Secret>,
     pub(crate) places: PlacesSettings,
     pub(crate) log_dir: PathBuf,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the coming connection limits")
-    )]
     pub(crate) limits: Limits,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the coming persistent store")
-    )]
     pub(crate) store: StoreSettings,
     /// `None`: no TLS. When set, every server has a cert and key.
     #[cfg_attr(not(test), expect(dead_code, reason = "for the coming TLS"))]
@@ -85,6 +77,14 @@ pub(crate) struct Limits {
     pub(crate) peer_handshake_timeout: Duration,
     /// Bytes queued for a neighbour that does not read, past which its link is dropped.
     pub(crate) peer_queue: usize,
+}
+
+/// What an empty `[limits]` table gives.
+#[cfg(test)]
+impl Default for Limits {
+    fn default() -> Self {
+        validate::limits(&Default::default()).expect("the default limits are valid")
+    }
 }
 
 /// `[store]`: where the records outlive the process.
@@ -166,6 +166,11 @@ impl Settings {
             let known = self.servers.iter().map(|s| s.name.clone()).collect();
             SettingsError::new(&self.path, Fault::NoSuchServer(name.into(), known))
         })
+    }
+
+    /// Whether the herd's peer links have a shared secret (`secret` or `HERD_SECRET`).
+    pub fn has_secret(&self) -> bool {
+        self.secret.is_some()
     }
 
     /// Whether every server listens on a loopback address: a herd that never leaves this

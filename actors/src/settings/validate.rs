@@ -158,7 +158,7 @@ fn places(table: &PlacesTable) -> Result<PlacesSettings, Fault> {
     })
 }
 
-fn limits(table: &LimitsTable) -> Result<Limits, Fault> {
+pub(super) fn limits(table: &LimitsTable) -> Result<Limits, Fault> {
     Ok(Limits {
         max_line: whole(&MAX_LINE_BYTES, &table.max_line_bytes)?,
         max_connections: unless_zero(whole(&MAX_CONNECTIONS, &table.max_connections)?),

@@ -1,53 +1,214 @@
 //! The LocationStore actor: each client's latest record, and the one place records enter.
 //!
 //! Check-ins from this server's clients and records from neighbours both come here; a record
-//! that is newer than what is held replaces it and goes on to the peers as a [`Flood`]. The
-//! table itself is a plain type ([`table::Table`]); the actor only serialises access to it.
+//! that is newer than what is held replaces it, goes on to the peers as a [`Flood`], and, when
+//! the server keeps a store, into the next commit of its [durable](durable) copy.
+//!
+//! Commits are grouped: one is written at a time, and records that arrive meanwhile wait for
+//! the next, so a busy server commits a batch per round trip to the disk, not a row per
+//! check-in. A check-in is acknowledged (its AT reply sent) only once its commit is done;
+//! its flood leaves at once, before, as the herd promises.
+//!
+//! The table itself is a plain type ([`table::Table`]); the actor only serialises access to
+//! it and to the writer.
 
+pub(crate) mod durable;
 mod table;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
+use futures::channel::oneshot;
+use futures::future::{FutureExt, Shared};
 
 use crate::peers::manager::Flood;
 use crate::peers::records::{Fingerprints, Merge, Missing};
-use crate::protocol::Record;
+use crate::protocol::{Record, Timestamp};
+use durable::{Commit, ForgetBefore, Writer};
 use table::Table;
 
 /// The actor that owns the table. Records that are new here are handed on as floods.
 pub(crate) struct LocationStore {
     table: Table,
     floods: Recipient<Flood>,
+    durable: Option<Durable>,
+    /// Records whose client time is older than this are dropped, here and on disk.
+    max_age: Option<Duration>,
+}
+
+/// The way to the durable copy, and the commits in progress.
+struct Durable {
+    writer: Addr<Writer>,
+    /// Records for the next commit, and who waits for it.
+    next: Batch,
+    /// The outcome of the commit being written, if one is: new records wait for the next.
+    writing: Option<Shared<oneshot::Receiver<Outcome>>>,
+    /// Commits written, and the records in them.
+    commits: u64,
+    committed: u64,
+}
+
+/// How a commit went, as every check-in in it learns.
+type Outcome = Result<(), Arc<str>>;
+
+/// Records that go into one commit.
+struct Batch {
+    records: Vec<Record>,
+    done: oneshot::Sender<Outcome>,
+    outcome: Shared<oneshot::Receiver<Outcome>>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        let (done, outcome) = oneshot::channel();
+        Batch {
+            records: Vec::new(),
+            done,
+            outcome: outcome.shared(),
+        }
+    }
 }
 
 impl LocationStore {
-    /// An empty store whose new records go to `floods`.
-    pub(crate) fn new(floods: Recipient<Flood>) -> Self {
-        LocationStore {
+    /// A store holding `records` (loaded from `writer`'s database, if there is one), whose
+    /// new records go to `floods`.
+    pub(crate) fn new(
+        floods: Recipient<Flood>,
+        records: Vec<Record>,
+        writer: Option<Addr<Writer>>,
+        max_age: Option<Duration>,
+    ) -> Self {
+        let mut store = LocationStore {
             table: Table::default(),
             floods,
+            durable: writer.map(|writer| Durable {
+                writer,
+                next: Batch::default(),
+                writing: None,
+                commits: 0,
+                committed: 0,
+            }),
+            max_age,
+        };
+        for record in records {
+            if !store.too_old(&record) {
+                store.table.offer(record);
+            }
+        }
+        store
+    }
+
+    fn too_old(&self, record: &Record) -> bool {
+        self.max_age.is_some_and(|age| {
+            let age = i64::try_from(age.as_nanos()).unwrap_or(i64::MAX);
+            record.time().nanos() < Timestamp::now().nanos().saturating_sub(age)
+        })
+    }
+
+    /// Keeps `record` if it is newer than what is held, for the next commit too. `None`
+    /// if it was not kept; else the outcome of its commit to wait on, if there is a store.
+    fn keep(
+        &mut self,
+        record: &Record,
+        ctx: &mut Context<Self>,
+    ) -> Option<Option<Shared<oneshot::Receiver<Outcome>>>> {
+        if self.too_old(record) || !self.table.offer(record.clone()) {
+            return None;
+        }
+        let committed = self.durable.as_mut().map(|durable| {
+            durable.next.records.push(record.clone());
+            durable.next.outcome.clone()
+        });
+        self.write_next(ctx);
+        Some(committed)
+    }
+
+    /// Starts the next commit, unless one is being written (it starts the next when done).
+    fn write_next(&mut self, ctx: &mut Context<Self>) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
+        if durable.writing.is_some() || durable.next.records.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut durable.next);
+        durable.writing = Some(batch.outcome.clone());
+        durable.commits += 1;
+        durable.committed += batch.records.len() as u64;
+        let commit = durable.writer.send(Commit(batch.records));
+        commit
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let outcome: Outcome = match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string().into()),
+                    Err(_) => Err("the store's writer stopped".into()),
+                };
+                if let Err(e) = &outcome {
+                    log::error!("store: commit failed: {e}");
+                }
+                let _ = batch.done.send(outcome);
+                if let Some(durable) = &mut act.durable {
+                    durable.writing = None;
+                }
+                act.write_next(ctx);
+            })
+            .spawn(ctx);
+    }
+
+    /// Drops the records older than the age bound, here and on disk.
+    fn forget_old(&mut self, ctx: &mut Context<Self>) {
+        let Some(age) = self.max_age else { return };
+        let age = i64::try_from(age.as_nanos()).unwrap_or(i64::MAX);
+        let cutoff = Timestamp::now().nanos().saturating_sub(age);
+        let dropped = self.table.forget_before(cutoff);
+        if let Some(durable) = &self.durable {
+            durable
+                .writer
+                .send(ForgetBefore(cutoff))
+                .into_actor(self)
+                .map(|result, _, _| match result {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => log::error!("store: cannot forget old records: {e}"),
+                    Err(_) => log::error!("store: the writer stopped"),
+                })
+                .spawn(ctx);
+        }
+        if dropped > 0 {
+            log::info!("store: forgot {dropped} records older than {age} ns");
         }
     }
 }
 
 impl Actor for LocationStore {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(age) = self.max_age {
+            // What the disk still holds from before the bound was set (or from a long
+            // stop) goes at once; the rest as it ages.
+            self.forget_old(ctx);
+            let every = (age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            ctx.run_interval(every, |act, ctx| act.forget_old(ctx));
+        }
+    }
 }
 
-/// Request: a check-in a client sent to this server. Response: whether it was newer; when it
-/// was, only after its flood has been queued on every link.
+/// Request: a check-in a client sent to this server. Response: whether it was newer, once
+/// its flood has been queued on every link and, with a store, its commit is written; or why
+/// it could not be committed.
 #[derive(Message, Debug)]
-#[rtype(result = "bool")]
+#[rtype(result = "Result<bool, Arc<str>>")]
 pub(crate) struct CheckIn(pub(crate) Record);
 
 impl Handler<CheckIn> for LocationStore {
-    type Result = ResponseFuture<bool>;
+    type Result = ResponseFuture<Result<bool, Arc<str>>>;
 
-    fn handle(&mut self, CheckIn(record): CheckIn, _: &mut Context<Self>) -> ResponseFuture<bool> {
-        if !self.table.offer(record.clone()) {
-            return Box::pin(std::future::ready(false));
-        }
+    fn handle(&mut self, CheckIn(record): CheckIn, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(committed) = self.keep(&record, ctx) else {
+            return Box::pin(std::future::ready(Ok(false)));
+        };
         let flood = self.floods.send(Flood {
             record,
             from: None,
@@ -55,7 +216,13 @@ impl Handler<CheckIn> for LocationStore {
         });
         Box::pin(async move {
             let _ = flood.await;
-            true
+            match committed {
+                Some(outcome) => outcome
+                    .await
+                    .unwrap_or_else(|_| Err("the store stopped".into()))
+                    .map(|()| true),
+                None => Ok(true),
+            }
         })
     }
 }
@@ -63,8 +230,9 @@ impl Handler<CheckIn> for LocationStore {
 impl Handler<Merge> for LocationStore {
     type Result = ();
 
-    fn handle(&mut self, Merge { record, from, seen }: Merge, _: &mut Context<Self>) {
-        if self.table.offer(record.clone()) {
+    fn handle(&mut self, Merge { record, from, seen }: Merge, ctx: &mut Context<Self>) {
+        // Its AT reply was sent by the server that took it; nobody here waits on it.
+        if self.keep(&record, ctx).is_some() {
             self.floods.do_send(Flood {
                 record,
                 from: Some(from),
@@ -100,6 +268,62 @@ impl Handler<Missing> for LocationStore {
 
     fn handle(&mut self, Missing(theirs): Missing, _: &mut Context<Self>) -> Vec<Arc<str>> {
         self.table.missing_from(&theirs)
+    }
+}
+
+/// Request: what the store holds and has written.
+#[derive(Message, Debug)]
+#[rtype(result = "StoreStats")]
+pub(crate) struct Stats;
+
+/// What [`Stats`] answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StoreStats {
+    /// Clients held.
+    pub(crate) records: usize,
+    /// Commits started, and the records in them.
+    pub(crate) commits: u64,
+    pub(crate) committed: u64,
+}
+
+impl Handler<Stats> for LocationStore {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        let (commits, committed) = self
+            .durable
+            .as_ref()
+            .map_or((0, 0), |d| (d.commits, d.committed));
+        MessageResult(StoreStats {
+            records: self.table.len(),
+            commits,
+            committed,
+        })
+    }
+}
+
+/// Request: write out every record taken so far. Response: once it is on disk (or the
+/// writer failed), for a server that is about to stop.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct Flush;
+
+impl Handler<Flush> for LocationStore {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(durable) = &self.durable else {
+            return Box::pin(std::future::ready(()));
+        };
+        // The commit being written, then the records that wait for the next one.
+        let writing = durable.writing.clone();
+        let next = (!durable.next.records.is_empty()).then(|| durable.next.outcome.clone());
+        self.write_next(ctx);
+        Box::pin(async move {
+            for outcome in writing.into_iter().chain(next) {
+                let _ = outcome.await;
+            }
+        })
     }
 }
 

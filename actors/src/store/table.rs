@@ -47,11 +47,18 @@ impl Table {
             .collect()
     }
 
+    /// Drops the records whose client time is before `nanos`; how many.
+    pub(crate) fn forget_before(&mut self, nanos: i64) -> usize {
+        let before = self.records.len();
+        self.records
+            .retain(|_, record| record.time().nanos() >= nanos);
+        before - self.records.len()
+    }
+
     pub(crate) fn get(&self, client: &str) -> Option<&Record> {
         self.records.get(client)
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.records.len()
     }

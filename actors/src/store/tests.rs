@@ -6,10 +6,10 @@ use crate::test_support::{collector, record};
 #[actix::test]
 async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
     let (floods, mut flooded) = collector::<Flood>();
-    let store = LocationStore::new(floods).start();
+    let store = LocationStore::new(floods, Vec::new(), None, None).start();
 
     let first = record("Hill", "IAMAT kiwi +1+1 20");
-    assert!(store.send(CheckIn(first.clone())).await.unwrap());
+    assert_eq!(store.send(CheckIn(first.clone())).await.unwrap(), Ok(true));
     let flood = flooded.recv().await.expect("a flood");
     assert_eq!(
         (flood.record, flood.from, flood.seen),
@@ -17,10 +17,8 @@ async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
     );
 
     // Older than what is held, from a client or from a neighbour: kept nowhere, sent nowhere.
-    assert!(!store
-        .send(CheckIn(record("Hill", "IAMAT kiwi +5+5 19")))
-        .await
-        .unwrap());
+    let older = CheckIn(record("Hill", "IAMAT kiwi +5+5 19"));
+    assert_eq!(store.send(older).await.unwrap(), Ok(false));
     store.do_send(Merge {
         record: record("Jaquez", "IAMAT kiwi +1+1 18"),
         from: "Jaquez".into(),
@@ -54,11 +52,12 @@ async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
 #[actix::test]
 async fn a_neighbours_digest_gets_back_what_it_lacks() {
     let (floods, _flooded) = collector::<Flood>();
-    let store = LocationStore::new(floods).start();
+    let store = LocationStore::new(floods, Vec::new(), None, None).start();
     let kiwi = record("Hill", "IAMAT kiwi +1+1 20");
     let pear = record("Hill", "IAMAT pear +1+1 20");
-    store.send(CheckIn(kiwi.clone())).await.unwrap();
-    store.send(CheckIn(pear.clone())).await.unwrap();
+    for record in [&kiwi, &pear] {
+        assert_eq!(store.send(CheckIn(record.clone())).await.unwrap(), Ok(true));
+    }
 
     let held = store.send(Fingerprints).await.unwrap();
     assert_eq!(held.len(), 2);
@@ -69,4 +68,151 @@ async fn a_neighbours_digest_gets_back_what_it_lacks() {
         .collect();
     let missing = store.send(Missing(pear_only)).await.unwrap();
     assert_eq!(missing, vec![kiwi.at_line_shared()]);
+}
+
+mod durable {
+    //! The store with its durable copy: a real SQLite file in a temporary directory.
+
+    use std::time::Duration;
+
+    use futures::future::join_all;
+
+    use super::*;
+    use crate::store::durable::{Database, Load, StoreError};
+
+    fn open(dir: &tempfile::TempDir) -> Database {
+        Database::open(dir.path(), "Hill", false).expect("a store")
+    }
+
+    fn store_over(db: Database) -> Addr<LocationStore> {
+        let (floods, _) = collector::<Flood>();
+        LocationStore::new(floods, Vec::new(), Some(Writer::start(db)), None).start()
+    }
+
+    #[actix::test]
+    async fn check_ins_arriving_together_are_written_in_few_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_over(open(&dir));
+        let check_ins = (0..2000).map(|i| {
+            let record = record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i));
+            store.send(CheckIn(record))
+        });
+        for kept in join_all(check_ins).await {
+            assert_eq!(kept.unwrap(), Ok(true));
+        }
+        let stats = store.send(Stats).await.unwrap();
+        assert_eq!((stats.records, stats.committed), (2000, 2000));
+        assert!(
+            stats.commits < 100,
+            "{} commits for 2000 check-ins",
+            stats.commits
+        );
+        // What was acknowledged is in the file.
+        let back = open(&dir).load().unwrap();
+        assert_eq!(back.len(), 2000);
+    }
+
+    #[actix::test]
+    async fn a_check_in_that_cannot_be_written_is_not_acknowledged() {
+        for full in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = open(&dir);
+            db.fail_writes(full);
+            let store = store_over(db);
+            // Too big for the free room of the file's pages.
+            let kiwi = record("Hill", &format!("IAMAT {} +1+1 5", "k".repeat(8000)));
+            let kept = store.send(CheckIn(kiwi)).await.unwrap();
+            let fault = kept.expect_err("no acknowledgement without a commit");
+            assert!(fault.contains("cannot write"), "{fault}");
+            assert!(open(&dir).load().unwrap().is_empty());
+        }
+    }
+
+    #[actix::test]
+    async fn flush_waits_for_everything_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_over(open(&dir));
+        for i in 0..500 {
+            let record = record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i));
+            store.do_send(Merge {
+                record,
+                from: "Jaquez".into(),
+                seen: Vec::new(),
+            });
+        }
+        store.send(Flush).await.unwrap();
+        assert_eq!(open(&dir).load().unwrap().len(), 500);
+    }
+
+    #[actix::test]
+    async fn records_past_the_age_bound_are_dropped_here_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let now = Timestamp::now().nanos() / 1_000_000_000;
+        let old = record("Hill", &format!("IAMAT old +1+1 {}", now - 3600));
+        let new = record("Hill", &format!("IAMAT new +1+1 {now}"));
+        let writer = Writer::start(db);
+        writer
+            .send(Commit(vec![old.clone(), new.clone()]))
+            .await
+            .unwrap()
+            .unwrap();
+        let loaded = writer.send(Load).await.unwrap().unwrap();
+        let (floods, _) = collector::<Flood>();
+        let age = Some(Duration::from_secs(60));
+        let store = LocationStore::new(floods, loaded, Some(writer), age).start();
+        assert_eq!(store.send(Lookup("old".into())).await.unwrap(), None);
+        assert_eq!(store.send(Lookup("new".into())).await.unwrap(), Some(new));
+        // Offered again, by a neighbour whose bound is longer: still too old.
+        assert_eq!(store.send(CheckIn(old)).await.unwrap(), Ok(false));
+        // The sweep takes it off the disk too.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while open(&dir).load().unwrap().len() != 1 {
+            assert!(tokio::time::Instant::now() < deadline, "never swept");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[test]
+    fn a_store_from_a_newer_herd_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Hill.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 2")
+            .unwrap();
+        let e = Database::open(dir.path(), "Hill", false)
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(e, StoreError::NewerSchema { found: 2, .. }),
+            "{e:?}"
+        );
+        let message = e.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("schema 2; this one knows 1"), "{message}");
+    }
+
+    #[test]
+    fn a_file_that_is_no_store_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Hill.db"), vec![b'x'; 4096]).unwrap();
+        let e = Database::open(dir.path(), "Hill", false)
+            .err()
+            .expect("refused");
+        assert!(matches!(e, StoreError::Damaged { .. }), "{e:?}");
+        assert!(e.to_string().contains("move it away"), "{e}");
+    }
+
+    #[test]
+    fn a_store_directory_that_cannot_be_made_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let e = Database::open(&file.join("data"), "Hill", false)
+            .err()
+            .expect("refused");
+        assert!(matches!(e, StoreError::CreateDir { .. }), "{e:?}");
+        assert!(e.to_string().contains("not-a-dir"), "{e}");
+    }
 }

@@ -17,7 +17,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 async fn hill(dir: &tempfile::TempDir, extra: &str, links: LinkSettings) -> std::net::SocketAddr {
     let path = dir.path().join("herd.toml");
     let toml = format!(
-        "{extra}\n[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n\
+        "{extra}\n[store]\ndir = \"\"\n[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n\
          [servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n",
         dir.path().join("logs").display()
     );
@@ -28,7 +28,10 @@ async fn hill(dir: &tempfile::TempDir, extra: &str, links: LinkSettings) -> std:
         links,
         ..Tuning::default()
     };
-    start_with(&config, "Hill", listener, tuning).unwrap().addr
+    start_with(&config, "Hill", listener, tuning)
+        .await
+        .unwrap()
+        .addr
 }
 
 async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {

@@ -76,7 +76,7 @@ fn hill(
     settings: LinkSettings,
 ) -> (Addr<PeerManager>, Addr<LocationStore>, tempfile::TempDir) {
     let (floods, _) = collector::<Flood>();
-    let store = LocationStore::new(floods).start();
+    let store = LocationStore::new(floods, Vec::new(), None, None).start();
     let secret: Option<Arc<[u8]>> = secret.map(Arc::from);
     let targets: Vec<LinkTarget> = neighbours
         .iter()

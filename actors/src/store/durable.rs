@@ -1,0 +1,249 @@
+//! The store's durable copy: each server's records in SQLite, `<store.dir>/<NAME>.db`.
+//!
+//! One row per client, its latest record: the AT line as the receiving server produced it,
+//! and the client time it is ordered by. SQLite runs in WAL mode; `synchronous = NORMAL` (the
+//! default) keeps every commit through any crash of the process, `FULL` (`fsync = true`)
+//! through a power cut too. The file carries its schema's version in `PRAGMA user_version`.
+//!
+//! SQLite calls block, so they run in the [`Writer`], a `SyncActor` on a `SyncArbiter` of
+//! one thread: never on the event loop. The LocationStore sends it whole batches, one
+//! transaction each.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use actix::prelude::*;
+use rusqlite::{params, Connection, OpenFlags};
+
+use crate::protocol::Record;
+
+/// The schema this server writes, in `PRAGMA user_version`.
+const SCHEMA: i64 = 1;
+
+/// Why the database cannot be used; each message names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    #[error("cannot create the store directory {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is not a herd store or is damaged ({why}): move it away and start again; \
+         the server gets its records back from its neighbours",
+        path.display()
+    )]
+    Damaged { path: PathBuf, why: String },
+    #[error(
+        "{} was written by a newer herd (schema {found}; this one knows {SCHEMA}): \
+         run the newer herd, or move the file away",
+        path.display()
+    )]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("cannot write {}: {source} (check its permissions and the free space of its disk)", path.display())]
+    NotWritable {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// An open store file.
+pub(crate) struct Database {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Database {
+    /// Opens (or creates) the store of server `name` in `dir`, ready to write.
+    pub(crate) fn open(dir: &Path, name: &str, fsync: bool) -> Result<Database, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            dir: dir.into(),
+            source,
+        })?;
+        let path = dir.join(format!("{name}.db"));
+        let damaged = |e: rusqlite::Error| StoreError::Damaged {
+            path: path.clone(),
+            why: e.to_string(),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|source| {
+            StoreError::NotWritable {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(damaged)?;
+        if found > SCHEMA {
+            return Err(StoreError::NewerSchema { path, found });
+        }
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(damaged)?;
+        if check != "ok" {
+            return Err(StoreError::Damaged { path, why: check });
+        }
+        let writable = |source| StoreError::NotWritable {
+            path: path.clone(),
+            source,
+        };
+        let synchronous = if fsync { "FULL" } else { "NORMAL" };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};
+             CREATE TABLE IF NOT EXISTS records (
+                 client TEXT PRIMARY KEY NOT NULL,
+                 nanos INTEGER NOT NULL,
+                 at_line TEXT NOT NULL
+             ) WITHOUT ROWID;
+             PRAGMA user_version = {SCHEMA};"
+        ))
+        .map_err(writable)?;
+        Ok(Database { conn, path })
+    }
+
+    /// Every record kept, as the table holds them.
+    pub(crate) fn load(&self) -> Result<Vec<Record>, StoreError> {
+        let damaged = |e: rusqlite::Error| StoreError::Damaged {
+            path: self.path.clone(),
+            why: e.to_string(),
+        };
+        let mut rows = self
+            .conn
+            .prepare("SELECT at_line FROM records")
+            .map_err(damaged)?;
+        let lines = rows
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(damaged)?;
+        let mut records = Vec::new();
+        for line in lines {
+            let line = line.map_err(damaged)?;
+            // A row this server wrote is a record it accepted; one that does not parse was
+            // changed by hand, and is left out rather than trusted.
+            match Record::parse_at_line(&line) {
+                Ok(record) => records.push(record),
+                Err(e) => log::warn!("{}: ignored a row: {e}: {line}", self.path.display()),
+            }
+        }
+        Ok(records)
+    }
+
+    /// Writes `records` (each newer than what is kept for its client) in one transaction.
+    pub(crate) fn commit(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let path = &self.path;
+        let failed = |source| StoreError::NotWritable {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(failed)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO records (client, nanos, at_line) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (client) DO UPDATE SET nanos = ?2, at_line = ?3",
+                )
+                .map_err(failed)?;
+            for record in records {
+                upsert
+                    .execute(params![
+                        &**record.client(),
+                        record.time().nanos(),
+                        record.at_line()
+                    ])
+                    .map_err(failed)?;
+            }
+        }
+        tx.commit().map_err(failed)
+    }
+
+    /// From now on every write fails, as on a full disk (`full`) or a file that can no
+    /// longer be written.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&self, full: bool) {
+        let pragma = if full {
+            "PRAGMA max_page_count = 1"
+        } else {
+            "PRAGMA query_only = ON"
+        };
+        self.conn
+            .execute_batch(pragma)
+            .expect("a pragma on an open database");
+    }
+
+    /// Deletes the records whose client time is before `nanos`; how many.
+    pub(crate) fn forget_before(&mut self, nanos: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM records WHERE nanos < ?1", [nanos])
+            .map_err(|source| StoreError::NotWritable {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// The one thread that touches the database.
+pub(crate) struct Writer {
+    db: Database,
+}
+
+impl Actor for Writer {
+    type Context = SyncContext<Self>;
+}
+
+impl Writer {
+    /// Starts the writer on a thread of its own, owning `db`.
+    pub(crate) fn start(db: Database) -> Addr<Writer> {
+        let db = Mutex::new(Some(db));
+        SyncArbiter::start(1, move || Writer {
+            // An arbiter of one thread makes its actor once, and the writer never stops.
+            db: db
+                .lock()
+                .ok()
+                .and_then(|mut db| db.take())
+                .expect("the writer is made once"),
+        })
+    }
+}
+
+/// Request: every record kept, at start-up.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Record>, StoreError>")]
+pub(crate) struct Load;
+
+impl Handler<Load> for Writer {
+    type Result = Result<Vec<Record>, StoreError>;
+
+    fn handle(&mut self, _: Load, _: &mut SyncContext<Self>) -> Self::Result {
+        self.db.load()
+    }
+}
+
+/// Request: write these records, in one transaction.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub(crate) struct Commit(pub(crate) Vec<Record>);
+
+impl Handler<Commit> for Writer {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, Commit(records): Commit, _: &mut SyncContext<Self>) -> Self::Result {
+        self.db.commit(&records)
+    }
+}
+
+/// Request: delete the records whose client time is before this many nanoseconds.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StoreError>")]
+pub(crate) struct ForgetBefore(pub(crate) i64);
+
+impl Handler<ForgetBefore> for Writer {
+    type Result = Result<usize, StoreError>;
+
+    fn handle(
+        &mut self,
+        ForgetBefore(nanos): ForgetBefore,
+        _: &mut SyncContext<Self>,
+    ) -> Self::Result {
+        self.db.forget_before(nanos)
+    }
+}
