@@ -333,7 +333,7 @@ fn try_line_on(conn: &Conn, line: &str) -> Option<String> {
 // 6. A stopped neighbour is seen down within seconds, and resynced when it continues.
 #[test]
 fn a_stopped_neighbour_is_noticed_and_resynced_when_it_continues() {
-    let files = HerdFiles::new(PAIR, "[limits]\npeer_heartbeat_ms = 100\n");
+    let files = HerdFiles::new(PAIR, "");
     let servers = start_herd_of(&files, PAIR);
     signal(&servers[1].child, "STOP");
     eventually("Hill sees Jaquez down", || {

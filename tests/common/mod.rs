@@ -70,8 +70,9 @@ impl HerdFiles {
             "{extra}\n[log]\ndir = \"{}\"\n",
             dir.0.join("logs").display()
         );
-        // Each test its own store, under its own folder, unless it says where.
-        if !extra.contains("[store]") {
+        // Each test its own store, under its own folder, unless it says where (or runs
+        // another build, which may not know `[store]`).
+        if !extra.contains("[store]") && std::env::var_os("HERD_TEST_BIN").is_none() {
             let store = dir.0.join("data");
             toml.push_str(&format!("[store]\ndir = \"{}\"\n", store.display()));
         }
