@@ -18,7 +18,7 @@ fn the_limits_have_defaults() {
             idle_timeout: Some(Duration::from_secs(300)),
             line_timeout: Some(Duration::from_secs(30)),
             reply_window: 64 << 10,
-            max_pending: 32,
+            max_pending: 16,
             reply_budget: 64 << 20,
             peer_heartbeat: Duration::from_millis(1000),
             peer_handshake_timeout: Duration::from_millis(2000),

@@ -32,7 +32,7 @@ const MAX_CONNECTIONS_PER_IP: Whole = Whole("limits.max_connections_per_ip", 0..
 const IDLE_TIMEOUT_S: Whole = Whole("limits.idle_timeout_s", 0..=86_400, 300);
 const LINE_TIMEOUT_S: Whole = Whole("limits.line_timeout_s", 0..=3_600, 30);
 const REPLY_WINDOW_KB: Whole = Whole("limits.reply_window_kb", 1..=65_536, 64);
-const MAX_PENDING: Whole = Whole("limits.max_pending", 1..=65_536, 32);
+const MAX_PENDING: Whole = Whole("limits.max_pending", 1..=65_536, 16);
 const REPLY_BUDGET_MB: Whole = Whole("limits.reply_budget_mb", 1..=65_536, 64);
 const PEER_HEARTBEAT_MS: Whole = Whole("limits.peer_heartbeat_ms", 50..=60_000, 1000);
 const PEER_HANDSHAKE_MS: Whole = Whole("limits.peer_handshake_timeout_ms", 50..=60_000, 2000);
