@@ -27,14 +27,21 @@
 //! writes it with one `write`. When the buffer is full (the disk has stalled, or a burst
 //! outruns it) the event is dropped and counted, and the count is logged with the next
 //! event there is room for.
+//!
+//! What the admin listener reads of it: the lines dropped since the start (a Prometheus
+//! counter the log owns), and whether the writer's last write failed (a flag the writer
+//! thread sets and clears; `/health` answers 503 while it is set).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::counter::Counter;
 
 #[cfg(test)]
 mod tests;
@@ -72,6 +79,12 @@ struct Buffer {
     pending: Mutex<Pending>,
     /// Wakes the writer early: to close, or to take a buffer half full.
     wake: Condvar,
+    /// Events dropped since the start, for `/metrics`.
+    dropped: Counter,
+    /// Set by the writer while its last write failed; cleared by the next that succeeds.
+    failing: AtomicBool,
+    /// Why the last write failed; the writer sets it before `failing`.
+    write_error: Mutex<Option<String>>,
 }
 
 /// What the writer has not taken yet.
@@ -118,6 +131,9 @@ impl EventLog {
                 closed: false,
             }),
             wake: Condvar::new(),
+            dropped: Counter::default(),
+            failing: AtomicBool::new(false),
+            write_error: Mutex::new(None),
         });
         let for_writer = Arc::clone(&buffer);
         let writer = std::thread::Builder::new()
@@ -134,6 +150,20 @@ impl EventLog {
 
     pub(crate) fn path(&self) -> &Path {
         &self.file.path
+    }
+
+    /// The count of events dropped since the start: a handle on the log's own counter.
+    pub(crate) fn dropped_counter(&self) -> Counter {
+        self.file.buffer.dropped.clone()
+    }
+
+    /// Why the event log cannot be written, while its last write failed.
+    pub(crate) fn write_error(&self) -> Option<String> {
+        if !self.file.buffer.failing.load(Ordering::Acquire) {
+            return None;
+        }
+        let why = lock(&self.file.buffer.write_error).clone();
+        Some(why.unwrap_or_else(|| "the last write failed".into()))
     }
 
     /// A line received from `peer`, without its line terminator.
@@ -231,6 +261,7 @@ impl EventLog {
         if p.buf.len() > p.capacity {
             p.buf.truncate(start);
             p.lost += 1;
+            self.file.buffer.dropped.inc();
             return;
         }
         p.lost = 0;
@@ -282,7 +313,6 @@ impl Drop for LogFile {
 fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
     let mut spare = Vec::new();
     let mut first_error: Option<io::Error> = None;
-    let mut failing = false;
     loop {
         let mut p = lock(&buffer.pending);
         if !p.closed {
@@ -307,12 +337,13 @@ fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
             // stream needs, so the memory goes back once the burst has passed.
             spare.shrink_to(SPARE_KEPT);
             match result {
-                Ok(()) => failing = false,
+                Ok(()) => buffer.failing.store(false, Ordering::Release),
                 Err(e) => {
-                    if !failing {
+                    if !buffer.failing.load(Ordering::Acquire) {
                         log::error!("event log: {e}; events are being lost");
+                        *lock(&buffer.write_error) = Some(e.to_string());
                     }
-                    failing = true;
+                    buffer.failing.store(true, Ordering::Release);
                     first_error.get_or_insert(e);
                 }
             }
@@ -352,7 +383,7 @@ fn lost_notice(out: &mut Vec<u8>, lost: u64) {
 
 /// Appends `at` as `2026-11-26T05:52:55.123456Z`. By hand, because it runs for every line a
 /// server receives and sends, and the civil date is a few integer operations.
-fn push_timestamp(out: &mut Vec<u8>, at: SystemTime) {
+pub(crate) fn push_timestamp(out: &mut Vec<u8>, at: SystemTime) {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);

@@ -301,6 +301,8 @@ fn a_full_buffer_drops_events_instead_of_blocking_and_counts_them() {
     let reported: u64 = counts.iter().map(|(_, count)| count).sum();
     let afters_written = lines.iter().filter(|line| **line == "note after").count() as u64;
     assert_eq!(reported + afters_written, 98 + afters, "{text}");
+    // `/metrics` counts every event dropped, the ones the notices reported.
+    assert_eq!(log.dropped_counter().get(), reported);
     assert_eq!(lines.last(), Some(&"note after"));
     // Each count goes out with the event it came before, never alone.
     assert!(counts.iter().all(|(i, _)| *i < lines.len() - 1), "{text}");
@@ -335,6 +337,47 @@ fn a_write_error_is_reported_at_close() {
     log.note("lost");
     let error = log.flush_and_close().expect_err("the sink fails");
     assert!(error.to_string().contains("disk on fire"), "{error}");
+}
+
+/// A sink that fails while its switch is on.
+struct Flaky(Arc<std::sync::atomic::AtomicBool>);
+
+impl Write for Flaky {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::other("disk on fire"));
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Polls `check` until it holds, for at most five seconds.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_log_says_it_cannot_be_written_while_writes_fail_and_recovers() {
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sink = Flaky(Arc::clone(&failing));
+    let log = EventLog::start(PathBuf::from("flaky.log"), sink, 1024).expect("started");
+    assert_eq!(log.write_error(), None, "nothing written, nothing failed");
+    log.note("lost");
+    eventually("the failure is seen", || log.write_error().is_some());
+    let why = log.write_error().unwrap_or_default();
+    assert!(why.contains("disk on fire"), "{why}");
+
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    log.note("kept");
+    eventually("the recovery is seen", || log.write_error().is_none());
 }
 
 #[test]
