@@ -12,13 +12,18 @@
 //! - `places`: the PlacesFetcher actor, its providers (embedded, google, google-new), and
 //!   the cache, shared calls and call cap that keep Google's bill down.
 //! - `event_log`: the per-server event log, written off the serving path.
+//! - [`admin`]: the admin listener (actix-web): Prometheus metrics, health, status and the
+//!   live page; its `metrics` handles are what every part above counts into.
 //! - [`settings`]: `herd.toml` -> typed serde structs -> one validated [`settings::Settings`].
 //! - `server`: the wiring of one server.
 //!
 //! Records flow one way through the imports: session -> store -> peers. The peers reach
-//! the store only through recipients they are handed at start-up.
+//! the store only through recipients they are handed at start-up. Every part counts into
+//! `admin::metrics`, a leaf; the rest of `admin` reads the actors and only the wiring
+//! imports it.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin;
 mod admission;
 mod codec;
 mod event_log;

@@ -24,7 +24,10 @@ pub(crate) async fn accept_loop(
                     Session::start(Rc::clone(&deps), stream, peer, ticket);
                 }
                 // Dropping the stream closes it.
-                Admit::Refused(why) => deps.log.dropped(peer, why),
+                Admit::Refused(why) => {
+                    deps.metrics.refused();
+                    deps.log.dropped(peer, why);
+                }
             },
             Err(e) => {
                 deps.log.note(&format!("accept failed: {e}"));

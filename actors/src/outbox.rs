@@ -170,7 +170,6 @@ impl Outbox {
     }
 
     /// Bytes queued or being written.
-    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         let s = self.0.borrow();
         s.queued.len() + s.in_flight

@@ -1,14 +1,19 @@
-//! One server of the herd, wired: its actors, its listener, and its event log.
+//! One server of the herd, wired: its actors, its listener, its event log, and its admin
+//! listener (started first, so it answers `503 loading store` while the store loads).
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::admin::health::{Phase, Readiness};
+use crate::admin::metrics::Metrics;
+use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
 use crate::listener::accept_loop;
@@ -29,11 +34,18 @@ pub struct Server {
     pub addr: SocketAddr,
     log: EventLog,
     store: Addr<LocationStore>,
+    readiness: Readiness,
+    admin: Option<Admin>,
     #[cfg(test)]
     budget: ReplyBudget,
 }
 
 impl Server {
+    /// Where its admin listener listens, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Admin::addr)
+    }
+
     /// The server's event log file.
     pub fn log_path(&self) -> &Path {
         self.log.path()
@@ -48,6 +60,7 @@ impl Server {
     /// Writes out what the store has taken, notes why the server stops, and writes out its
     /// event log; returns once both are on disk.
     pub async fn shut_down(&self, why: &str) -> io::Result<()> {
+        self.readiness.set(Phase::Stopping);
         let _ = self.store.send(Flush).await;
         self.log.note(why);
         self.log.flush_and_close()
@@ -80,6 +93,26 @@ pub enum StartError {
     /// A herd off loopback must authenticate its peer links.
     #[error("the herd has servers off loopback and no secret: set `secret` in the config or HERD_SECRET")]
     NoSecret,
+    /// An admin listener off loopback must ask for the herd's secret.
+    #[error(
+        "server '{server}' has its admin listener off loopback ({addr}) and the herd has no \
+         secret: set `secret` in the config or HERD_SECRET (every admin request but \
+         /health must then carry it), or put `admin` on 127.0.0.1"
+    )]
+    AdminNoSecret {
+        /// The server.
+        server: String,
+        /// Its admin address.
+        addr: SocketAddr,
+    },
+    /// Its admin listener cannot listen.
+    #[error("cannot listen on {addr} for the admin listener: {source}")]
+    Admin {
+        /// The admin address.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: io::Error,
+    },
 }
 
 impl From<StoreError> for StartError {
@@ -102,13 +135,22 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Checks what can be checked before binding: the server exists, and a herd that leaves
-/// loopback has a secret (unauthenticated peer links are only safe on one machine).
+/// loopback has a secret (unauthenticated peer links are only safe on one machine), as
+/// does an admin listener off loopback (which then asks for it).
 pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSettings, StartError> {
     let me = config.server(name)?;
     if config.secret.is_none() && !config.is_all_loopback() {
         return Err(StartError::NoSecret);
     }
-    Ok(me)
+    match me.admin {
+        Some(addr) if config.secret.is_none() && !addr.ip().is_loopback() => {
+            Err(StartError::AdminNoSecret {
+                server: me.name.clone(),
+                addr,
+            })
+        }
+        _ => Ok(me),
+    }
 }
 
 /// The soft limit on open files; the binary raises it to the hard limit at start-up.
@@ -193,9 +235,39 @@ pub(crate) async fn start_with(
     })?;
     let addr = listener.local_addr().map_err(StartError::Listen)?;
     let name: Arc<str> = Arc::from(me.name.as_str());
+    let metrics = Arc::new(Metrics::new(
+        &me.neighbours,
+        log.dropped_counter(),
+        SystemTime::now(),
+    ));
+    let readiness = Readiness::default();
+    let admin = match me.admin {
+        None => None,
+        Some(admin) => {
+            let failed = |source| StartError::Admin {
+                addr: admin,
+                source,
+            };
+            let listener = bind(admin)
+                .and_then(TcpListener::into_std)
+                .map_err(failed)?;
+            let state = AdminState::new(
+                config,
+                me,
+                admin,
+                Arc::clone(&metrics),
+                readiness.clone(),
+                log.clone(),
+            );
+            let admin = Admin::start(listener, state).await.map_err(failed)?;
+            log.note(&format!("admin listener on http://{}/", admin.addr()));
+            Some(admin)
+        }
+    };
     let (writer, records) = match &config.store.dir {
         None => (None, Vec::new()),
         Some(dir) => {
+            readiness.set(Phase::LoadingStore);
             let db = Database::open(dir, &name, config.store.fsync)?;
             #[cfg(test)]
             if tuning.store_fails {
@@ -251,6 +323,7 @@ pub(crate) async fn start_with(
         asks,
         log.clone(),
     )
+    .with_metrics(metrics.peers.clone())
     .start();
     store_ctx.run(LocationStore::new(
         peers.clone().recipient(),
@@ -262,14 +335,23 @@ pub(crate) async fn start_with(
     // the places provider, and a margin for the listener, the log, the store and the rest.
     let reserved = 2 * me.neighbours.len() + config.places.max_concurrent + 64;
     let budget = ReplyBudget::new(tuning.reply_budget);
+    let places = PlacesFetcher::new(config.places.clone())
+        .with_metrics(metrics.places.clone())
+        .start();
+    if let Some(admin) = &admin {
+        admin
+            .state()
+            .wire(store.clone(), peers.clone(), places.clone());
+    }
     let deps = Rc::new(SessionDeps {
         name: name.clone(),
         store: store.clone(),
-        places: PlacesFetcher::new(config.places.clone()).start(),
+        places,
         peers: peers.recipient(),
         log: log.clone(),
         limits: tuning.limits,
         budget: budget.clone(),
+        metrics: metrics.clients.clone(),
     });
     if config.secret.is_none() && !me.neighbours.is_empty() {
         log.note("no secret configured: peers are accepted by name alone (loopback herd)");
@@ -282,10 +364,13 @@ pub(crate) async fn start_with(
         probation: 2 * me.neighbours.len(),
     };
     actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps)));
+    readiness.set(Phase::Serving);
     Ok(Server {
         addr,
         log,
         store,
+        readiness,
+        admin,
         #[cfg(test)]
         budget,
     })

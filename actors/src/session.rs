@@ -29,6 +29,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+use crate::admin::metrics::{CheckIn as CheckInOutcome, ClientMetrics, OpenConnection};
 use crate::admission::Ticket;
 use crate::codec::{LineCodec, LineError};
 use crate::event_log::EventLog;
@@ -103,6 +104,8 @@ pub(crate) struct SessionDeps {
     pub(crate) limits: Limits,
     /// Every client's unsent replies together: past it, no client is read.
     pub(crate) budget: ReplyBudget,
+    /// What `/metrics` counts of clients: connections, check-ins, WHATSATs, `?` replies.
+    pub(crate) metrics: ClientMetrics,
 }
 
 type Lines = FramedRead<OwnedReadHalf, LineCodec>;
@@ -180,6 +183,8 @@ pub(crate) struct Session {
     sent_at_check: u64,
     /// Keeps the connection's place under the server's caps.
     ticket: Ticket,
+    /// Keeps it counted as open.
+    _open: OpenConnection,
 }
 
 impl Session {
@@ -220,6 +225,7 @@ impl Session {
                 });
             }
             deps.log.opened(peer);
+            let open = deps.metrics.accepted();
             Session {
                 out,
                 deps,
@@ -233,6 +239,7 @@ impl Session {
                 last_active: Instant::now(),
                 sent_at_check: 0,
                 ticket,
+                _open: open,
             }
         })
     }
@@ -279,6 +286,7 @@ impl Session {
         let command = match parsed {
             Ok(Some(command)) => command,
             Ok(None) | Err(_) => {
+                self.count_invalid(&line);
                 self.complete(seq, Reply::Send(protocol::invalid_reply(&line)), ctx);
                 return;
             }
@@ -298,11 +306,19 @@ impl Session {
                     .map(move |kept, act, ctx| {
                         // A valid check-in that could not be kept has no reply in the
                         // protocol: the connection closes after the replies before it.
-                        let reply = match kept {
-                            Ok(Ok(_)) => Reply::Send(reply),
-                            Ok(Err(e)) => Reply::Close(format!("check-in not stored: {e}")),
-                            Err(_) => Reply::Close("check-in not stored: the store stopped".into()),
+                        let (outcome, reply) = match kept {
+                            Ok(Ok(true)) => (CheckInOutcome::New, Reply::Send(reply)),
+                            Ok(Ok(false)) => (CheckInOutcome::NotNewer, Reply::Send(reply)),
+                            Ok(Err(e)) => (
+                                CheckInOutcome::NotStored,
+                                Reply::Close(format!("check-in not stored: {e}")),
+                            ),
+                            Err(_) => (
+                                CheckInOutcome::NotStored,
+                                Reply::Close("check-in not stored: the store stopped".into()),
+                            ),
                         };
+                        act.deps.metrics.check_in(outcome);
                         act.complete(seq, reply, ctx);
                     })
                     .spawn(ctx);
@@ -316,6 +332,20 @@ impl Session {
                     .map(move |reply, act, ctx| act.complete(seq, Reply::Send(reply), ctx))
                     .spawn(ctx);
             }
+        }
+    }
+
+    /// Counts a line answered `?`, and, for an IAMAT or WHATSAT, that command's outcome.
+    fn count_invalid(&self, line: &[u8]) {
+        let metrics = &self.deps.metrics;
+        metrics.invalid_line();
+        let command = line
+            .split(|&b| protocol::is_space(b))
+            .find(|field| !field.is_empty());
+        match command {
+            Some(b"IAMAT") => metrics.check_in(CheckInOutcome::Invalid),
+            Some(b"WHATSAT") => metrics.whatsats.invalid(),
+            _ => {}
         }
     }
 
@@ -411,6 +441,8 @@ async fn whatsat_reply(
     line: bytes::Bytes,
 ) -> Vec<u8> {
     let Ok(Some(record)) = deps.store.send(Lookup(client)).await else {
+        deps.metrics.invalid_line();
+        deps.metrics.whatsats.unknown_client();
         return protocol::invalid_reply(&line);
     };
     let location = record.location();
@@ -424,7 +456,10 @@ async fn whatsat_reply(
     };
     let json = match deps.places.send(places::Nearby(query)).await {
         Ok(json) => json,
-        Err(_) => places::failure_json("UPSTREAM_UNAVAILABLE", "places fetcher stopped"),
+        Err(_) => {
+            deps.metrics.whatsats.answered("UPSTREAM_UNAVAILABLE");
+            places::failure_json("UPSTREAM_UNAVAILABLE", "places fetcher stopped")
+        }
     };
     let mut reply = Vec::with_capacity(record.at_line().len() + json.len() + 3);
     reply.extend_from_slice(record.at_line().as_bytes());

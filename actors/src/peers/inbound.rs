@@ -22,6 +22,7 @@ use super::handshake::{Greeting, PeerPolicy};
 use super::link::LinkSettings;
 use super::records::{Fingerprints, Merge, Records};
 use super::wire;
+use crate::admin::metrics::{LinkMetrics, PeerMetrics};
 use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
 use crate::event_log::EventLog;
 use crate::outbox::Outbox;
@@ -41,6 +42,8 @@ pub(crate) struct InboundDeps {
     /// The queue cap (a digest goes whole, past it), the handshake time-out and the
     /// heartbeat this server's links keep.
     pub(crate) settings: LinkSettings,
+    /// Where each neighbour's floods are counted.
+    pub(crate) metrics: PeerMetrics,
 }
 
 /// How far the handshake has come.
@@ -63,6 +66,8 @@ pub(crate) struct InboundPeer {
     stage: Stage,
     /// When the dialler last said anything: its link sends `PING` every heartbeat.
     last_heard: Instant,
+    /// The dialler's link metrics, once it has proved who it is.
+    metrics: LinkMetrics,
 }
 
 impl InboundPeer {
@@ -106,6 +111,7 @@ impl InboundPeer {
                 out,
                 stage: Stage::Refused,
                 last_heard: Instant::now(),
+                metrics: LinkMetrics::default(),
             };
             match peer.deps.policy.answer_hello(&hello) {
                 Ok(Greeting::Welcome(from)) => peer.welcome(from),
@@ -145,6 +151,7 @@ impl InboundPeer {
         self.send_line(&format!("{} {}", wire::WELCOME, self.deps.policy.me));
         self.deps.log.peer_in_up(&from, self.addr);
         self.dialled_in.do_send(DialedIn(from.clone()));
+        self.metrics = self.deps.metrics.link(&from);
         self.stage = Stage::Peer(from);
     }
 
@@ -181,7 +188,13 @@ impl InboundPeer {
             return;
         }
         // A flood, or a bare AT line from a sync.
-        let (seen, at_line) = wire::parse_flood(text).unwrap_or((Vec::new(), text));
+        let (seen, at_line) = match wire::parse_flood(text) {
+            Some(flood) => {
+                self.metrics.flood_received();
+                flood
+            }
+            None => (Vec::new(), text),
+        };
         match Record::parse_at_line(at_line) {
             Ok(record) => self
                 .deps

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::SpawnHandle;
 
 use super::handshake::LinkTarget;
+use crate::admin::metrics::LinkMetrics;
 use crate::outbox::Outbox;
 use crate::protocol::Fingerprint;
 
@@ -115,8 +116,11 @@ pub(crate) struct Link {
     pub(crate) generation: u64,
     /// When the link last came up or went down.
     pub(crate) since: SystemTime,
-    /// Why the link last went down or failed to come up.
+    /// Why the link last went down or failed to come up, and when.
     pub(crate) last_error: Option<String>,
+    pub(crate) last_error_at: Option<SystemTime>,
+    /// Its state and traffic, as `/metrics` shows them.
+    pub(crate) metrics: LinkMetrics,
 }
 
 impl Link {
@@ -129,6 +133,8 @@ impl Link {
             generation: 0,
             since: SystemTime::now(),
             last_error: None,
+            last_error_at: None,
+            metrics: LinkMetrics::default(),
         }
     }
 

@@ -26,6 +26,7 @@ use super::inbound::{DialedIn, InboundDeps, InboundPeer};
 use super::link::{Link, LinkSettings, LinkState, UpLink};
 use super::records::{Missing, Records};
 use super::wire;
+use crate::admin::metrics::PeerMetrics;
 use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
 use crate::event_log::EventLog;
 use crate::outbox::Outbox;
@@ -63,11 +64,24 @@ impl PeerManager {
                 records: records.clone(),
                 log: log.clone(),
                 settings: settings.clone(),
+                metrics: PeerMetrics::default(),
             }),
             settings,
             records,
             log,
         }
+    }
+
+    /// The manager, with each link (and each inbound link) counting into `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: PeerMetrics) -> Self {
+        for link in &mut self.links {
+            link.metrics = metrics.link(link.neighbour());
+        }
+        // Nothing else holds the inbound deps until the manager starts.
+        if let Some(inbound) = Rc::get_mut(&mut self.inbound) {
+            inbound.metrics = metrics;
+        }
+        self
     }
 
     /// Dials link `i` now.
@@ -117,6 +131,7 @@ impl PeerManager {
         let link = &mut self.links[i];
         link.backoff.reset();
         link.since = SystemTime::now();
+        link.metrics.link(true);
         link.state = LinkState::Up(UpLink {
             queue,
             digest: Some(Default::default()),
@@ -226,12 +241,14 @@ impl PeerManager {
                     ctx.cancel_future(task);
                 }
                 link.since = SystemTime::now();
+                link.metrics.link(false);
                 self.log.peer_down(link.neighbour(), &e.to_string());
             }
             LinkState::Dialling => log::debug!("{} -> {}: {e}", self.me, link.neighbour()),
             LinkState::Waiting { .. } => return,
         }
         link.last_error = Some(e.to_string());
+        link.last_error_at = Some(SystemTime::now());
         let delay = link.backoff.next_delay();
         let timer = ctx.run_later(delay, move |act, ctx| act.dial(i, ctx));
         self.links[i].state = LinkState::Waiting { timer };
@@ -348,10 +365,13 @@ impl Handler<Flood> for PeerManager {
         }
         seen.extend(targets.iter().map(|l| l.neighbour().clone()));
         let line = wire::flood_line(&seen, record.at_line());
-        for queue in targets.iter().filter_map(|l| l.queue()) {
-            // On overflow the queue ends its writer with the error, and the link drops and
-            // resyncs: nothing to do here.
-            let _ = queue.push_line(line.as_bytes());
+        for link in targets {
+            if let Some(queue) = link.queue() {
+                // On overflow the queue ends its writer with the error, and the link drops
+                // and resyncs: nothing to do here.
+                let _ = queue.push_line(line.as_bytes());
+                link.metrics.flood_sent();
+            }
         }
     }
 }
@@ -416,8 +436,11 @@ pub(crate) struct LinkStatus {
     pub(crate) up: bool,
     /// When it last came up or went down.
     pub(crate) since: SystemTime,
-    /// Why it last went down or failed to come up.
+    /// Why it last went down or failed to come up, and when.
     pub(crate) last_error: Option<String>,
+    pub(crate) last_error_at: Option<SystemTime>,
+    /// Bytes queued for the neighbour and not yet written.
+    pub(crate) queued_bytes: usize,
 }
 
 impl Handler<LinkStatuses> for PeerManager {
@@ -432,6 +455,8 @@ impl Handler<LinkStatuses> for PeerManager {
                     up: l.queue().is_some(),
                     since: l.since,
                     last_error: l.last_error.clone(),
+                    last_error_at: l.last_error_at,
+                    queued_bytes: l.queue().map_or(0, Outbox::pending),
                 })
                 .collect(),
         )

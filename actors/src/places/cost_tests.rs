@@ -11,7 +11,10 @@ use serde_json::Value;
 use super::fake::{FakeGoogle, Mode};
 use super::fetcher::CacheClock;
 use super::tests::{ask, fetcher, north_of_ucla, settings, ucla};
-use super::{Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, PlacesStats, Provider, Stats};
+use super::{
+    LastFailure, Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, PlacesStats, Provider, Stats,
+};
+use crate::admin::metrics::PlacesMetrics;
 
 const SLOW: Mode = Mode::Delay(Duration::from_millis(300));
 
@@ -237,4 +240,62 @@ async fn the_embedded_provider_is_not_cached_or_counted() {
     ask(&fetcher, 3).await;
     ask(&fetcher, 3).await;
     assert_eq!(stats(&fetcher).await, PlacesStats::default());
+}
+
+/// `pairs` as a map, for the counts of one family of metrics.
+fn counts<'a>(
+    pairs: impl Iterator<Item = (&'a str, u64)>,
+) -> std::collections::HashMap<&'a str, u64> {
+    pairs.collect()
+}
+
+#[actix::test]
+async fn answers_are_counted_by_where_they_came_from_and_each_call_is_timed() {
+    let google = FakeGoogle::start(SLOW);
+    let metrics = PlacesMetrics::default();
+    let fetcher = PlacesFetcher::new(google_new(&google))
+        .with_metrics(metrics.clone())
+        .start();
+    ask_all(&fetcher, (0..10).map(|_| ucla(5)).collect()).await;
+    let _ = ask(&fetcher, 5).await;
+    let answers = counts(metrics.answers());
+    assert_eq!(answers["upstream_call"], 1);
+    assert_eq!(answers["shared_call"], 9);
+    assert_eq!(answers["cache_hit"], 1);
+    assert_eq!(answers["embedded"], 0);
+    let calls = counts(metrics.upstream_calls());
+    assert_eq!(calls["OK"], 1, "one call, timed under its answer's status");
+    assert_eq!(calls.values().sum::<u64>(), 1);
+    assert_eq!(counts(metrics.whatsats().by_status())["OK"], 11);
+}
+
+#[actix::test]
+async fn a_cached_zero_results_answer_is_counted_as_zero_results() {
+    let google = FakeGoogle::start(Mode::Ok { results: 0 });
+    let metrics = PlacesMetrics::default();
+    let fetcher = PlacesFetcher::new(google_new(&google))
+        .with_metrics(metrics.clone())
+        .start();
+    for _ in 0..2 {
+        let (_, json) = ask(&fetcher, 5).await;
+        assert_eq!(json["status"], "ZERO_RESULTS");
+    }
+    assert_eq!(google.count(), 1, "the second was a hit");
+    let whatsats = counts(metrics.whatsats().by_status());
+    assert_eq!((whatsats["ZERO_RESULTS"], whatsats["OK"]), (2, 0));
+}
+
+#[actix::test]
+async fn a_failed_call_is_the_fetchers_last_failure() {
+    let google = FakeGoogle::start(Mode::Status(500));
+    let metrics = PlacesMetrics::default();
+    let fetcher = PlacesFetcher::new(google_new(&google))
+        .with_metrics(metrics.clone())
+        .start();
+    assert_eq!(fetcher.send(LastFailure).await.unwrap(), None);
+    let (_, json) = ask(&fetcher, 5).await;
+    assert_eq!(json["status"], "UPSTREAM_ERROR");
+    let (_, what) = fetcher.send(LastFailure).await.unwrap().expect("a failure");
+    assert_eq!(what, "places: UPSTREAM_ERROR: upstream returned HTTP 500");
+    assert_eq!(counts(metrics.upstream_calls())["UPSTREAM_ERROR"], 1);
 }

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
@@ -25,7 +25,8 @@ use serde_json::Value;
 
 use super::cache::{CacheKey, ReplyCache};
 use super::flight::{self, Flight, Landing, Slots, Upstream};
-use super::{embedded, layout, NearbyQuery, PlacesSettings, Provider};
+use super::{embedded, layout, status_of, NearbyQuery, PlacesSettings, Provider};
+use crate::admin::metrics::{PlacesAnswer, PlacesMetrics};
 
 /// How often the counts are logged, when they have changed.
 const STATS_EVERY: Duration = Duration::from_secs(60);
@@ -41,6 +42,11 @@ pub struct Nearby(pub NearbyQuery);
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "PlacesStats")]
 pub struct Stats;
+
+/// Request: the last failure of an upstream call, and when it came, if there was one.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<(SystemTime, String)>")]
+pub(crate) struct LastFailure;
 
 /// Counts of Google questions (the embedded provider's are not counted): each is a hit, a
 /// coalesced question or a miss.
@@ -97,6 +103,9 @@ pub struct PlacesFetcher {
     /// The counts last logged, so an idle server logs nothing.
     logged: PlacesStats,
     clock: CacheClock,
+    metrics: PlacesMetrics,
+    /// The last answer that was a failure, for `/status`.
+    last_failure: Option<(SystemTime, String)>,
 }
 
 impl PlacesFetcher {
@@ -117,7 +126,15 @@ impl PlacesFetcher {
             stats: PlacesStats::default(),
             logged: PlacesStats::default(),
             clock,
+            metrics: PlacesMetrics::default(),
+            last_failure: None,
         }
+    }
+
+    /// The fetcher, counting its answers and timing its calls into `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: PlacesMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn client(&mut self) -> awc::Client {
@@ -157,6 +174,7 @@ impl PlacesFetcher {
             upstream,
             q,
             deadline,
+            self.metrics.clone(),
         );
         let landing = call.map(Rc::new).boxed_local().shared();
         // The actor holds one waiter of its own, so the call runs to its end (and its
@@ -181,11 +199,15 @@ impl PlacesFetcher {
         if self.flights.get(&key).is_some_and(|flight| flight.id == id) {
             self.flights.remove(&key);
         }
-        let status = reply.get("status").and_then(Value::as_str);
-        if matches!(status, Some("OK" | "ZERO_RESULTS")) {
+        let status = status_of(reply);
+        if matches!(status, "OK" | "ZERO_RESULTS") {
             if let Ok(text) = serde_json::to_string(reply) {
                 self.cache.insert(key, text, covers, self.clock.now());
             }
+        } else {
+            let message = reply.get("error_message").and_then(Value::as_str);
+            let what = format!("places: {status}: {}", message.unwrap_or("no message"));
+            self.last_failure = Some((SystemTime::now(), what));
         }
     }
 
@@ -202,6 +224,18 @@ impl PlacesFetcher {
             );
             self.logged = stats;
         }
+    }
+}
+
+/// The status of a reply served from the cache, which keeps only `OK` and `ZERO_RESULTS`
+/// answers. A `ZERO_RESULTS` answer holds no places, so its text is short: only a short
+/// reply is looked into, and a hit costs no scan of a long one.
+fn cached_status(reply: &str) -> &'static str {
+    const SHORT: usize = 1024;
+    if reply.len() <= SHORT && reply.contains(r#""status" : "ZERO_RESULTS""#) {
+        "ZERO_RESULTS"
+    } else {
+        "OK"
     }
 }
 
@@ -236,7 +270,10 @@ impl Handler<Nearby> for PlacesFetcher {
     fn handle(&mut self, Nearby(q): Nearby, ctx: &mut Self::Context) -> Self::Result {
         let Some(upstream) = Upstream::of(self.settings.provider) else {
             // Microseconds of work on an in-memory index: no reason to leave the actor.
-            let text = layout::to_google_json(&embedded::nearby(&q));
+            let reply = embedded::nearby(&q);
+            self.metrics
+                .answered(PlacesAnswer::Embedded, status_of(&reply));
+            let text = layout::to_google_json(&reply);
             return Box::pin(async move { text });
         };
         let bound = q.bound;
@@ -248,24 +285,40 @@ impl Handler<Nearby> for PlacesFetcher {
         });
         if let Some(text) = kept {
             self.stats.hits += 1;
+            self.metrics
+                .answered(PlacesAnswer::CacheHit, cached_status(&text));
             log::debug!("places: cache hit for {key:?}, bound {bound}");
             let text = text.to_string();
             return Box::pin(async move { text });
         }
-        let landing = match self.flights.get(&key) {
+        let (landing, from) = match self.flights.get(&key) {
             Some(flight) if flight.covers >= bound => {
                 self.stats.coalesced += 1;
                 log::debug!("places: joined the call in flight for {key:?}, bound {bound}");
-                flight.landing.clone()
+                (flight.landing.clone(), PlacesAnswer::SharedCall)
             }
             _ => {
                 self.stats.misses += 1;
                 log::info!("places: cache miss for {key:?}, bound {bound}: calling upstream");
                 let covers = upstream.fetch_bound(bound);
-                self.launch(upstream, key, q, covers, ctx)
+                let landing = self.launch(upstream, key, q, covers, ctx);
+                (landing, PlacesAnswer::UpstreamCall)
             }
         };
-        Box::pin(async move { cut_to_bound(Value::clone(&*landing.await), bound) })
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let reply = landing.await;
+            metrics.answered(from, status_of(&reply));
+            cut_to_bound(Value::clone(&*reply), bound)
+        })
+    }
+}
+
+impl Handler<LastFailure> for PlacesFetcher {
+    type Result = Option<(SystemTime, String)>;
+
+    fn handle(&mut self, _: LastFailure, _: &mut Self::Context) -> Self::Result {
+        self.last_failure.clone()
     }
 }
 

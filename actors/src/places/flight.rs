@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::upstream::{self, Failure};
 use super::{google, google_new, NearbyQuery, PlacesSettings, Provider, MAX_BOUND};
+use crate::admin::metrics::PlacesMetrics;
 
 /// The answer of a flight, once for every question that waits on it.
 pub(crate) type Landing = Shared<LocalBoxFuture<'static, Rc<Value>>>;
@@ -87,7 +88,7 @@ impl Upstream {
 }
 
 /// Waits for a slot, then asks `upstream` for `q` (with the bound to fetch); never fails,
-/// never outlives `deadline`.
+/// never outlives `deadline`. The call itself, from slot to answer, is timed into `metrics`.
 pub(crate) async fn call(
     client: awc::Client,
     settings: Arc<PlacesSettings>,
@@ -95,6 +96,7 @@ pub(crate) async fn call(
     upstream: Upstream,
     q: NearbyQuery,
     deadline: Instant,
+    metrics: PlacesMetrics,
 ) -> Value {
     let Some(key) = &settings.api_key else {
         return Failure::missing_key().into_reply();
@@ -108,11 +110,13 @@ pub(crate) async fn call(
         Err(_) => return queue_timeout(&settings, slots.max).into_reply(),
     };
     slots.calls.set(slots.calls.get() + 1);
+    let started = Instant::now();
     let reply = match upstream {
         Upstream::Google => google::nearby(&client, &settings, key, &q, deadline).await,
         Upstream::GoogleNew => google_new::nearby(&client, &settings, key, &q, deadline).await,
     };
     drop(permit);
+    metrics.upstream_call(super::status_of(&reply), started.elapsed());
     reply
 }
 
@@ -154,6 +158,7 @@ mod tests {
             Upstream::GoogleNew,
             ucla(5).0,
             deadline,
+            PlacesMetrics::default(),
         )
         .await;
         assert_eq!(reply["status"], upstream::TIMEOUT);

@@ -25,6 +25,7 @@ mod tests;
 mod upstream;
 
 pub use cache::{CacheSettings, MAX_PRECISION};
+pub(crate) use fetcher::LastFailure;
 pub use fetcher::{Nearby, PlacesFetcher, PlacesStats, Stats};
 
 /// WHATSAT's largest bound (docs/protocol.md), which is also the size of the legacy API's
@@ -101,6 +102,14 @@ pub struct NearbyQuery {
     pub radius_param: String,
     /// The most results to return, 1..=20.
     pub bound: usize,
+}
+
+/// The `status` word of a reply in the Nearby Search shape (`""` if it has none).
+pub(crate) fn status_of(reply: &serde_json::Value) -> &str {
+    reply
+        .get("status")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
 }
 
 /// A reply in the Nearby Search shape that says why there are no places, for failures
