@@ -1,4 +1,5 @@
-//! `herd`: run a server of the herd, the whole herd, or a scripted client.
+//! `herd`: run a server of the herd, the whole herd, a scripted client, or ask the herd how
+//! it is.
 //!
 //! The server itself lives in the `herd-actors` library and the load generator (`herd bench`)
 //! in `herd-bench`; this binary only parses the command line, loads `herd.toml` and waits for
@@ -6,6 +7,8 @@
 
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
+/// `herd status`: every server's admin `/status`, as one table.
+mod status;
 /// `herd up`: the whole herd as child processes.
 mod up;
 
@@ -50,6 +53,15 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
+    /// Ask every server of the config for its status (admin listener) and print one table;
+    /// exits non-zero unless every server answers, serves and has all its links up.
+    Status {
+        #[arg(long, default_value = "herd.toml")]
+        config: PathBuf,
+        /// Redraw the table every second until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Load a herd, this one or any that speaks the herd protocol (docs/protocol.md), and report
     /// what it sustained.
     #[command(subcommand)]
@@ -67,6 +79,7 @@ fn main() -> ExitCode {
             lines,
             config,
         } => client::run(&target, &lines, &config),
+        Command::Status { config, watch } => status::run(&config, watch),
         Command::Bench(scenario) => herd_bench::run(scenario).map_err(anyhow::Error::msg),
     };
     match result {
@@ -88,8 +101,11 @@ fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
         let listener = herd_actors::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for server {name}"))?;
         let server = herd_actors::start(&config, name, listener).await?;
+        let admin = server
+            .admin_addr()
+            .map_or(String::new(), |a| format!(", admin: http://{a}/"));
         eprintln!(
-            "herd: {name} serving on {} (log: {})",
+            "herd: {name} serving on {} (log: {}{admin})",
             server.addr,
             server.log_path().display()
         );

@@ -173,6 +173,14 @@ impl Settings {
         self.secret.is_some()
     }
 
+    /// The `Authorization` header an admin listener off loopback asks for: the herd's
+    /// secret as a bearer token. It carries the secret: send it, never show it.
+    pub fn admin_authorization(&self) -> Option<String> {
+        self.secret
+            .as_ref()
+            .map(|secret| format!("Bearer {}", secret.expose()))
+    }
+
     /// Whether every server listens on a loopback address: a herd that never leaves this
     /// machine may run without a secret.
     pub(crate) fn is_all_loopback(&self) -> bool {

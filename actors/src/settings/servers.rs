@@ -28,6 +28,13 @@ pub struct ServerSettings {
     pub(crate) key: Option<PathBuf>,
 }
 
+impl ServerSettings {
+    /// Where its admin HTTP listener listens, if it has one.
+    pub fn admin(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+}
+
 /// The servers sorted by name (as `tables` is), so that every listing (errors, `herd up`)
 /// comes out in one order whatever the file's.
 pub(super) fn servers(

@@ -659,6 +659,13 @@ fn the_shipped_herd_toml_is_the_five_server_herd() {
         ),
     ];
     assert_eq!(shape, expected);
+    let admins: Vec<String> = config
+        .servers
+        .iter()
+        .map(|s| s.admin.map(|a| a.to_string()).unwrap_or_default())
+        .collect();
+    let ports = [12103, 12100, 12101, 12104, 12102];
+    assert_eq!(admins, ports.map(|p| format!("127.0.0.1:{p}")));
     assert_eq!(config.places.provider, Provider::Embedded);
     assert_eq!(config.log_dir, PathBuf::from("logs"));
     assert!(config.secret.is_none());
