@@ -56,15 +56,27 @@ pub struct HerdFiles {
     pub dir: TempDir,
     pub config: PathBuf,
     pub addrs: Vec<(String, SocketAddr)>,
+    /// Each server's admin listener, when the herd has them.
+    pub admins: Vec<(String, SocketAddr)>,
 }
 
 impl HerdFiles {
     pub fn new(servers: &[(&str, &[&str])], extra: &str) -> HerdFiles {
+        HerdFiles::build(servers, extra, false)
+    }
+
+    /// As [`HerdFiles::new`], and each server has an admin listener on a port of its own.
+    pub fn with_admin(servers: &[(&str, &[&str])], extra: &str) -> HerdFiles {
+        HerdFiles::build(servers, extra, true)
+    }
+
+    fn build(servers: &[(&str, &[&str])], extra: &str, admin: bool) -> HerdFiles {
         let dir = TempDir::new("herd");
-        let addrs: Vec<(String, SocketAddr)> = servers
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .zip(free_addrs(servers.len()))
+        let ports = free_addrs(servers.len() * if admin { 2 } else { 1 });
+        let names = servers.iter().map(|(n, _)| n.to_string());
+        let addrs: Vec<(String, SocketAddr)> = names.clone().zip(ports.iter().copied()).collect();
+        let admins: Vec<(String, SocketAddr)> = names
+            .zip(ports.iter().skip(servers.len()).copied())
             .collect();
         let mut toml = format!(
             "{extra}\n[log]\ndir = \"{}\"\n",
@@ -82,10 +94,27 @@ impl HerdFiles {
                 "\n[servers.{name}]\naddr = \"{addr}\"\nneighbours = [{}]\n",
                 list.join(", ")
             ));
+            if let Some((_, admin)) = admins.iter().find(|(n, _)| n == name) {
+                toml.push_str(&format!("admin = \"{admin}\"\n"));
+            }
         }
         let config = dir.0.join("herd.toml");
         std::fs::write(&config, toml).expect("write config");
-        HerdFiles { dir, config, addrs }
+        HerdFiles {
+            dir,
+            config,
+            addrs,
+            admins,
+        }
+    }
+
+    /// Where server `name`'s admin listener listens.
+    pub fn admin(&self, name: &str) -> SocketAddr {
+        self.admins
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no admin listener for {name}"))
     }
 
     /// One server with no neighbours.
@@ -400,4 +429,31 @@ pub fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
     let reply = Conn::open(files.addr(server)).line(line);
     assert!(reply.starts_with(&format!("AT {server} ")), "{reply:?}");
     reply.trim_end().to_owned()
+}
+
+/// `GET path` on `addr` over HTTP/1.1: the status code and the body. `None` while nothing
+/// answers there (a server still starting, or gone).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8(answer).expect("an HTTP answer in UTF-8");
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let code = head.split(' ').nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
+
+/// Polls `check` (every 20 ms, 10 s at most) until it returns something.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
