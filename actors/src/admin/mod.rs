@@ -43,10 +43,10 @@ use crate::settings::{ServerSettings, Settings};
 use crate::store::{LocationStore, Stats};
 use health::{Health, Phase, Readiness};
 use metrics::Metrics;
-use status::{Counters, LinkReport, RateWindow, Sample};
+use status::{RateWindow, Sample};
 
 pub(crate) use server::Admin;
-pub use status::{Counters as StatusCounters, LastError, LinkReport as StatusLink, Rates, Status};
+pub use status::{Counters, LastError, LinkReport, Rates, Status};
 
 /// How long a handler waits for an actor's answer: a server too busy to answer within it
 /// is reported without that part rather than not at all.
