@@ -2,9 +2,10 @@
 # Benchmarks proxy-herd against the Python asyncio baseline with `herd bench`, and prints
 # one Markdown table: scenario, figure, ours, baseline, ratio, target, met?
 #
-#   scripts/bench.sh                      # about 7 minutes on 2 cores
-#   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 2.5 minutes
+#   scripts/bench.sh                      # about 8 minutes on 2 cores
+#   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 3 minutes
 #   BENCH_DURATION=30 scripts/bench.sh    # longer load runs
+#   BENCH_ONLY=iamat50,iamat50-admin scripts/bench.sh   # what the admin listener costs
 #
 # Environment:
 #   BENCH_DURATION   seconds of load per iamat/whatsat run (default 5)
@@ -14,6 +15,14 @@
 #   BENCH_BASELINE   the baseline folder (default ../shared/baseline beside the repo);
 #                    when it is absent, only our figures are printed
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
+#   BENCH_HERD       the herd binary to bench as ours (default: this tree's release build),
+#                    to compare revisions
+#   BENCH_ONLY       the scenarios to run, comma-separated, of iamat50, iamat50-admin,
+#                    iamat1, whatsat10, flood, conns, startup (default: all)
+#
+# iamat50-admin is iamat50 against our herd with an admin listener on every server,
+# each scraped (GET /metrics) once a second, as Prometheus would: a second table
+# compares it with iamat50 run in the same repeats.
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
 # ours first, then the baseline's, with the same `herd bench` command line. The script
@@ -27,6 +36,7 @@ DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-300}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
+ONLY=,${BENCH_ONLY:-iamat50,iamat50-admin,iamat1,whatsat10,flood,conns,startup},
 DELAY_MS=50
 NAMES=(Hill Jaquez Smith Campbell Singleton)
 
@@ -36,9 +46,13 @@ while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(HERD_|GOOGL
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cd "$ROOT"
-echo "bench.sh: building the release binary" >&2
-cargo build --release --quiet --bin herd
-HERD=$ROOT/target/release/herd
+if [ -n "${BENCH_HERD:-}" ]; then
+    HERD=$(realpath "$BENCH_HERD")
+else
+    echo "bench.sh: building the release binary" >&2
+    cargo build --release --quiet --bin herd
+    HERD=$ROOT/target/release/herd
+fi
 # Other work on the machine skews every figure: say how busy it was just before we started
 # (all CPUs, over 2 s, from /proc/stat).
 cpu_busy() {
@@ -55,6 +69,7 @@ cpu_busy() {
 }
 BUSY_BEFORE=$(cpu_busy)
 REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "${BENCH_HERD:-}" ]; then REVISION="$("$HERD" --version), $BENCH_HERD"; fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/herd-bench.XXXXXX")
 mkdir -p "$TMP/logs" "$TMP/out"
@@ -95,19 +110,20 @@ wait_listening() {
     return 1
 }
 
-# A block of 17 ports below the ephemeral range with nothing listening on any of them:
-# ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline).
+# A block of 22 ports below the ephemeral range with nothing listening on any of them:
+# ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline),
+# our admin listeners 17-21.
 free_block() {
     local base p ok _
     for _ in $(seq 1 50); do
         base=$((20000 + RANDOM % 12000))
         ok=1
-        for ((p = base; p < base + 17; p++)); do
+        for ((p = base; p < base + 22; p++)); do
             if listening "$p"; then ok=0; break; fi
         done
         if [ "$ok" = 1 ]; then echo "$base"; return 0; fi
     done
-    echo "bench.sh: found no 17 free ports in a row" >&2
+    echo "bench.sh: found no 22 free ports in a row" >&2
     return 1
 }
 
@@ -117,6 +133,7 @@ BASE_PORT=$((BLOCK + 5))
 FAKE_PORT=$((BLOCK + 10))
 STARTUP_OURS=$((BLOCK + 11))
 STARTUP_BASE=$((BLOCK + 12))
+ADMIN_PORT=$((BLOCK + 17))
 servers_at() {
     local base=$1 i list=()
     for i in 0 1 2 3 4; do list+=("127.0.0.1:$((base + i))"); done
@@ -167,6 +184,9 @@ neighbours = ["Smith", "Singleton"]
 addr = "127.0.0.1:$((OURS_PORT + 4))"
 neighbours = ["Jaquez", "Smith", "Campbell"]
 EOF
+# The same herd, each server with an admin listener.
+awk -v port="$ADMIN_PORT" '{ print } /^neighbours = / { printf "admin = \"127.0.0.1:%d\"\n", port + n++ }' \
+    "$TMP/herd.toml" >"$TMP/herd-admin.toml"
 cat >"$TMP/startup.toml" <<EOF
 [places]
 $PLACES
@@ -178,15 +198,36 @@ neighbours = []
 EOF
 
 HERD_PIDS=()
+AUX_PIDS=()
 start_ours() {
-    local i
+    local i config=${1:-$TMP/herd.toml}
     HERD_PIDS=()
     for i in 0 1 2 3 4; do
-        "$HERD" serve "${NAMES[$i]}" --config "$TMP/herd.toml" 2>>"$TMP/logs/ours.err" &
+        "$HERD" serve "${NAMES[$i]}" --config "$config" 2>>"$TMP/logs/ours.err" &
         STARTED+=($!)
         HERD_PIDS+=($!)
     done
     for i in 0 1 2 3 4; do wait_listening $((OURS_PORT + i)); done
+}
+# Our herd with admin listeners, and a scraper that reads every /metrics once a second.
+start_ours-admin() {
+    local i
+    start_ours "$TMP/herd-admin.toml"
+    for i in 0 1 2 3 4; do wait_listening $((ADMIN_PORT + i)); done
+    scrape_every_second &
+    STARTED+=($!)
+    AUX_PIDS=($!)
+}
+scrape_every_second() {
+    local i
+    while :; do
+        for i in 0 1 2 3 4; do
+            (exec 3<>"/dev/tcp/127.0.0.1/$((ADMIN_PORT + i))" &&
+                printf 'GET /metrics HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n' >&3 &&
+                cat <&3 >/dev/null) 2>/dev/null || true
+        done
+        sleep 1
+    done
 }
 start_baseline() {
     local i
@@ -224,7 +265,7 @@ run_bench() {
     local name=$1 kind=$2 servers arg args=()
     shift 2
     "start_$kind"
-    if [ "$kind" = ours ]; then servers=$OURS_SERVERS; else servers=$BASE_SERVERS; fi
+    if [ "$kind" = baseline ]; then servers=$BASE_SERVERS; else servers=$OURS_SERVERS; fi
     warm_up "$servers"
     for arg in "$@"; do
         arg=${arg//@SERVERS@/$servers}
@@ -240,7 +281,8 @@ run_bench() {
     for arg in "${HERD_PIDS[@]}"; do
         kill -0 "$arg" 2>/dev/null || echo "bench.sh: server PID $arg ($kind) exited during $name" >&2
     done
-    stop "${HERD_PIDS[@]}"
+    stop "${HERD_PIDS[@]}" "${AUX_PIDS[@]}"
+    AUX_PIDS=()
 }
 
 # startup KIND: five launches of one server of KIND, timed by `herd bench startup`.
@@ -266,27 +308,38 @@ STATS=()
 [ "$HAVE_BASELINE" = 1 ] && STATS=(--places-stats "http://127.0.0.1:$FAKE_PORT/stats")
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
+selected() { [[ "$ONLY" == *",$1,"* ]]; }
 for REP in $(seq 1 "$REPEAT"); do
     for kind in "${KINDS[@]}"; do
+        selected iamat50 || continue
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
+    if selected iamat50-admin; then
+        run_bench iamat50 ours-admin iamat --servers @SERVERS@ --connections 50 \
+            --duration "$DURATION" --pids @PIDS@
+    fi
     for kind in "${KINDS[@]}"; do
+        selected iamat1 || continue
         run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
             --duration "$DURATION" --pids @PIDS@
     done
     for kind in "${KINDS[@]}"; do
+        selected whatsat10 || continue
         run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
             --duration "$DURATION" --pids @PIDS@ "${STATS[@]}"
     done
     for kind in "${KINDS[@]}"; do
+        selected flood || continue
         run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     done
     for kind in "${KINDS[@]}"; do
+        selected conns || continue
         run_bench conns "$kind" conns --servers @SERVERS@ --at Hill --connections "$IDLE" \
             --pid @HILL@
     done
     for kind in "${KINDS[@]}"; do
+        selected startup || continue
         startup "$kind"
     done
 done
@@ -378,6 +431,45 @@ row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 
 row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
 row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
+
+# spread NAME KIND KEY: the lowest and highest of one figure over the repeats.
+spread() {
+    local f v vals=()
+    for f in "$TMP/out/$1.$2".*.json; do
+        [ -f "$f" ] || continue
+        v=$(value "$f" "$3")
+        if [ -n "$v" ] && [ "$v" != failed ]; then vals+=("$v"); fi
+    done
+    [ "${#vals[@]}" = 0 ] && { echo "-"; return 0; }
+    printf '%s\n' "${vals[@]}" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo " - " hi }'
+}
+
+# admin_row FIGURE KEY: one row of the admin listener's cost.
+admin_row() {
+    local without with
+    without=$(get iamat50 ours "$2")
+    with=$(get iamat50 ours-admin "$2")
+    awk -v f="$1" -v a="$without" -v b="$with" -v sa="$(spread iamat50 ours "$2")" \
+        -v sb="$(spread iamat50 ours-admin "$2")" 'BEGIN {
+        num = "^-?[0-9]+(\\.[0-9]+)?$"
+        ratio = (a ~ num && b ~ num && a + 0 != 0) ? sprintf("%.3f", b / a) : "-"
+        printf "| %s | %s (%s) | %s (%s) | %s |\n", f, (a == "" ? "-" : a), sa, (b == "" ? "-" : b), sb, ratio
+    }'
+}
+
+if selected iamat50-admin; then
+    echo
+    echo "The admin listener's cost: IAMAT, 50 conns over all 5, our herd without admin"
+    echo "listeners and with one on every server scraped once a second (medians, and the"
+    echo "lowest - highest of the $REPEAT runs):"
+    echo
+    echo "| figure | without admin | with admin, scraped 1/s | with / without |"
+    echo "|---|---|---|---|"
+    admin_row "check-ins/s" check_ins_per_s
+    admin_row "herd CPU us per check-in" herd_cpu_us_per_op
+    admin_row "latency p50 ms" p50_ms
+    admin_row "latency p99 ms" p99_ms
+fi
 
 echo
 echo "Raw \`herd bench --json\` lines:"
