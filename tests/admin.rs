@@ -333,3 +333,21 @@ fn herd_status_prints_every_server_and_fails_while_one_is_down() {
     );
     assert_eq!(smith["neighbours"], serde_json::json!(["Jaquez"]));
 }
+
+#[test]
+fn a_server_with_an_admin_listener_stops_cleanly_and_restarts_on_both_ports_at_once() {
+    let files = HerdFiles::with_admin(&[("Hill", &[])], "");
+    let admin = files.admin("Hill");
+    let mut server = files.serve("Hill");
+    wait_for("serving", || health(admin).filter(|(c, _)| *c == 200));
+    assert!(server.terminate().success());
+    let log = std::fs::read_to_string(files.log_path("Hill")).expect("the log");
+    assert!(
+        log.contains(&format!("admin listener on http://{admin}/")),
+        "{log}"
+    );
+    assert!(log.contains("Hill stopping on SIGTERM"), "{log}");
+
+    let _again = files.serve("Hill");
+    wait_for("serving again", || health(admin).filter(|(c, _)| *c == 200));
+}

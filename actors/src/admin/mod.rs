@@ -1,6 +1,6 @@
 //! The admin listener: what an operator asks of a running server, over HTTP.
 //!
-//! - [`metrics`]: the Prometheus registry and the handles every part of the server counts
+//! - `metrics`: the Prometheus registry and the handles every part of the server counts
 //!   into (atomics only); a leaf that imports nothing of the server.
 //! - `health`: whether the server serves (`/health`).
 //! - `status`: `/status`, one server in JSON, and the rates it reports.
