@@ -117,7 +117,12 @@ impl Database {
         let lines = rows
             .query_map([], |row| row.get::<_, String>(0))
             .map_err(damaged)?;
-        let mut table = Table::default();
+        // Sized once, so that a large table is not copied as it grows.
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM records", [], |row| row.get(0))
+            .map_err(damaged)?;
+        let mut table = Table::with_capacity(usize::try_from(rows).unwrap_or(0));
         for line in lines {
             let line = line.map_err(damaged)?;
             // A row this server wrote is a record it accepted; one that does not parse was
