@@ -10,6 +10,8 @@
 #   BENCH_DURATION   seconds of load per iamat/whatsat run (default 5)
 #   BENCH_ROUNDS     flood rounds (default 300: p99 is then the 3rd slowest)
 #   BENCH_IDLE       idle connections of the conns run (default 10000)
+#   BENCH_STORE_RECORDS  records in the store of the start-up-from-a-store run
+#                    (default 1000000)
 #   BENCH_REPEAT     runs of every scenario; the table shows medians (default 3)
 #   BENCH_BASELINE   the baseline folder (default ../shared/baseline beside the repo);
 #                    when it is absent, only our figures are printed
@@ -25,6 +27,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASELINE=${BENCH_BASELINE:-$ROOT/../shared/baseline}
 DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-300}
+STORE_RECORDS=${BENCH_STORE_RECORDS:-1000000}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
 DELAY_MS=50
@@ -145,12 +148,17 @@ else
     PLACES='provider = "embedded"'
 fi
 
-cat >"$TMP/herd.toml" <<EOF
+# Ours keeps its records in a store (the default); the `mem` kind is the same herd with the
+# store off, to show what durability costs.
+herd_toml() {
+    cat <<EOF
 secret = ""
 [places]
 $PLACES
 [log]
 dir = "$TMP/logs/ours"
+[store]
+dir = "$1"
 [servers.Hill]
 addr = "127.0.0.1:$((OURS_PORT + 0))"
 neighbours = ["Jaquez", "Smith"]
@@ -167,27 +175,36 @@ neighbours = ["Smith", "Singleton"]
 addr = "127.0.0.1:$((OURS_PORT + 4))"
 neighbours = ["Jaquez", "Smith", "Campbell"]
 EOF
+}
+herd_toml "$TMP/data" >"$TMP/herd.toml"
+herd_toml "" >"$TMP/herd-mem.toml"
 cat >"$TMP/startup.toml" <<EOF
 [places]
 $PLACES
 [log]
 dir = "$TMP/logs/startup"
+[store]
+dir = "$TMP/startup-data"
 [servers.Hill]
 addr = "127.0.0.1:$STARTUP_OURS"
 neighbours = []
 EOF
 
 HERD_PIDS=()
-start_ours() {
+# start_herd CONFIG: our five servers, each with an empty store.
+start_herd() {
     local i
     HERD_PIDS=()
+    rm -rf "$TMP/data"
     for i in 0 1 2 3 4; do
-        "$HERD" serve "${NAMES[$i]}" --config "$TMP/herd.toml" 2>>"$TMP/logs/ours.err" &
+        "$HERD" serve "${NAMES[$i]}" --config "$1" 2>>"$TMP/logs/ours.err" &
         STARTED+=($!)
         HERD_PIDS+=($!)
     done
     for i in 0 1 2 3 4; do wait_listening $((OURS_PORT + i)); done
 }
+start_ours() { start_herd "$TMP/herd.toml"; }
+start_mem() { start_herd "$TMP/herd-mem.toml"; }
 start_baseline() {
     local i
     HERD_PIDS=()
@@ -224,7 +241,7 @@ run_bench() {
     local name=$1 kind=$2 servers arg args=()
     shift 2
     "start_$kind"
-    if [ "$kind" = ours ]; then servers=$OURS_SERVERS; else servers=$BASE_SERVERS; fi
+    if [ "$kind" = baseline ]; then servers=$BASE_SERVERS; else servers=$OURS_SERVERS; fi
     warm_up "$servers"
     for arg in "$@"; do
         arg=${arg//@SERVERS@/$servers}
@@ -247,6 +264,7 @@ run_bench() {
 startup() {
     local out=$TMP/out/startup.$1.$REP.json cmd
     if [ "$1" = ours ]; then
+        rm -rf "$TMP/startup-data"
         cmd=("$HERD" serve Hill --config "$TMP/startup.toml")
         set -- "127.0.0.1:$STARTUP_OURS"
     else
@@ -260,6 +278,17 @@ startup() {
         echo '{"failed":true}' >"$out"
 }
 
+# startup_store: five launches of one of our servers over a store of $STORE_RECORDS
+# records, each timed until it answers a WHATSAT from its store.
+startup_store() {
+    local out=$TMP/out/startup_store.ours.$REP.json
+    rm -rf "$TMP/startup-data"
+    echo "bench.sh: [$REP/$REPEAT] startup with $STORE_RECORDS records in the store" >&2
+    "$HERD" bench startup --servers "127.0.0.1:$STARTUP_OURS" --runs 5 --json \
+        --fill "$STORE_RECORDS" -- "$HERD" serve Hill --config "$TMP/startup.toml" >"$out" ||
+        echo '{"failed":true}' >"$out"
+}
+
 KINDS=(ours)
 [ "$HAVE_BASELINE" = 1 ] && KINDS+=(baseline)
 STATS=()
@@ -267,11 +296,11 @@ STATS=()
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
 for REP in $(seq 1 "$REPEAT"); do
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" mem; do
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" mem; do
         run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
             --duration "$DURATION" --pids @PIDS@
     done
@@ -289,6 +318,7 @@ for REP in $(seq 1 "$REPEAT"); do
     for kind in "${KINDS[@]}"; do
         startup "$kind"
     done
+    startup_store
 done
 
 # value FILE KEY: one value of a run's flat JSON line ("failed" if the run failed).
@@ -364,6 +394,19 @@ S="IAMAT, 1 conn"
 row "$S" "check-ins/s" iamat1 check_ins_per_s info "" ""
 row "$S" "herd CPU us per check-in" iamat1 herd_cpu_us_per_op max_ratio 0.2 "<= 1/5"
 row "$S" "latency p50 ms" iamat1 p50_ms info "" ""
+# mem_row SCENARIO NAME KEY FIGURE: the same runs with the store off, for what durability
+# costs.
+mem_row() {
+    local mem
+    mem=$(get "$2" mem "$3")
+    printf '| %s, store off | %s | %s | - | - | - | - |\n' "$1" "$4" "${mem:--}"
+}
+mem_row "IAMAT, 50 conns over all 5" iamat50 check_ins_per_s "check-ins/s"
+mem_row "IAMAT, 50 conns over all 5" iamat50 herd_cpu_us_per_op "herd CPU us per check-in"
+mem_row "IAMAT, 50 conns over all 5" iamat50 p50_ms "latency p50 ms"
+mem_row "IAMAT, 1 conn" iamat1 check_ins_per_s "check-ins/s"
+mem_row "IAMAT, 1 conn" iamat1 herd_cpu_us_per_op "herd CPU us per check-in"
+mem_row "IAMAT, 1 conn" iamat1 p50_ms "latency p50 ms"
 S="WHATSAT, 10 conns, $UPSTREAM"
 row "$S" "replies/s" whatsat10 replies_per_s min_ratio 20 ">= 20x"
 row "$S" "upstream calls per WHATSAT" whatsat10 upstream_calls_per_whatsat info "" "reported"
@@ -378,6 +421,8 @@ row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 
 row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
 row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
+row "start-up, $STORE_RECORDS records in the store" "ms until answering from it, max of 5" \
+    startup_store startup_ms_max max 5000 "< 5 s"
 
 echo
 echo "Raw \`herd bench --json\` lines:"
