@@ -130,6 +130,40 @@ mod durable {
     }
 
     #[actix::test]
+    async fn records_from_neighbours_wait_a_little_to_share_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_over(open(&dir));
+        for i in 0..10 {
+            store.do_send(Merge {
+                record: record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i)),
+                from: "Jaquez".into(),
+                seen: Vec::new(),
+            });
+        }
+        // No check-in comes: the timer writes them, in one commit.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let stats = loop {
+            let stats = store.send(Stats).await.unwrap();
+            if stats.committed == 10 {
+                break stats;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{stats:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(stats.commits, 1);
+        // A check-in does not wait for the timer, and takes what waits along.
+        store.do_send(Merge {
+            record: record("Jaquez", "IAMAT rider +1+1 2000"),
+            from: "Jaquez".into(),
+            seen: Vec::new(),
+        });
+        let kiwi = record("Hill", "IAMAT kiwi +1+1 2001");
+        assert_eq!(store.send(CheckIn(kiwi)).await.unwrap(), Ok(true));
+        let stats = store.send(Stats).await.unwrap();
+        assert_eq!((stats.commits, stats.committed), (2, 12));
+    }
+
+    #[actix::test]
     async fn flush_waits_for_everything_taken() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_over(open(&dir));
