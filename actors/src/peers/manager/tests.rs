@@ -85,12 +85,14 @@ fn hill(
             neighbour: Arc::from(*name),
             addr: *addr,
             secret: secret.clone(),
+            tls: None,
         })
         .collect();
     let policy = PeerPolicy {
         me: "Hill".into(),
         neighbours: targets.iter().map(|t| t.neighbour.clone()).collect(),
         secret,
+        tls: false,
     };
     let records = Records {
         merge: store.clone().recipient(),
@@ -134,7 +136,7 @@ async fn a_link_comes_up_when_the_listener_appears_late_and_again_after_a_drop()
     };
     let (manager, store, _dir) = hill(&[("Smith", addr)], None, quick());
     let kiwi = record("Hill", "IAMAT kiwi +1+1 5");
-    store.send(CheckIn(kiwi.clone())).await.unwrap();
+    assert_eq!(store.send(CheckIn(kiwi.clone())).await.unwrap(), Ok(true));
     until_link(&manager, |l| l.last_error.is_some()).await;
     let listener = TcpListener::bind(addr).await.unwrap();
 
@@ -283,7 +285,7 @@ async fn a_pong_in_the_middle_of_the_digest_is_no_fault() {
     let addr = listener.local_addr().unwrap();
     let (manager, store, _dir) = hill(&[("Smith", addr)], None, quick());
     let kiwi = record("Hill", "IAMAT kiwi +1+1 5");
-    store.send(CheckIn(kiwi.clone())).await.unwrap();
+    assert_eq!(store.send(CheckIn(kiwi.clone())).await.unwrap(), Ok(true));
     let mut n = Neighbour::accept(&listener, "Smith", None).await;
     assert_eq!(n.raw_line().await, "SYNC");
     // The neighbour answers a PING sent before its digest was done.
