@@ -7,6 +7,8 @@
 //!   over inbound links from the sessions that found them.
 //! - [`inbound`]: InboundPeer, the listening side of a link a neighbour dialled.
 //! - [`records`]: what the peer side asks of the store, handed to it as recipients.
+//! - [`tls`]: mutual TLS on the links, when the herd has `[tls]`: loading the files, both
+//!   handshakes, and which names a neighbour's certificate proves.
 //! - [`error`]: why a link failed or a handshake was refused.
 //!
 //! `docs/peer-protocol.md` describes the protocol for operators.
@@ -17,4 +19,5 @@ pub(crate) mod inbound;
 pub(crate) mod link;
 pub(crate) mod manager;
 pub(crate) mod records;
+pub(crate) mod tls;
 pub(crate) mod wire;
