@@ -2,7 +2,7 @@
 # Benchmarks proxy-herd against the Python asyncio baseline with `herd bench`, and prints
 # one Markdown table: scenario, figure, ours, baseline, ratio, target, met?
 #
-#   scripts/bench.sh                      # about 7 minutes on 2 cores
+#   scripts/bench.sh                      # about 8 minutes on 2 cores
 #   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 2.5 minutes
 #   BENCH_DURATION=30 scripts/bench.sh    # longer load runs
 #
@@ -16,7 +16,9 @@
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
-# ours first, then the baseline's, with the same `herd bench` command line. The script
+# ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
+# flood scenarios also run against ours with TLS peer links (certificates from
+# `herd certs`), and a second table compares them with ours on plain links. The script
 # stops only the processes it started, by PID, on exit whatever happens. See
 # docs/benchmarks.md for how to read the table.
 set -euo pipefail
@@ -95,19 +97,20 @@ wait_listening() {
     return 1
 }
 
-# A block of 17 ports below the ephemeral range with nothing listening on any of them:
-# ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline).
+# A block of 22 ports below the ephemeral range with nothing listening on any of them:
+# ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline),
+# ours with TLS links 17-21.
 free_block() {
     local base p ok _
     for _ in $(seq 1 50); do
         base=$((20000 + RANDOM % 12000))
         ok=1
-        for ((p = base; p < base + 17; p++)); do
+        for ((p = base; p < base + 22; p++)); do
             if listening "$p"; then ok=0; break; fi
         done
         if [ "$ok" = 1 ]; then echo "$base"; return 0; fi
     done
-    echo "bench.sh: found no 17 free ports in a row" >&2
+    echo "bench.sh: found no 22 free ports in a row" >&2
     return 1
 }
 
@@ -123,6 +126,8 @@ servers_at() {
     (IFS=,; echo "${list[*]}")
 }
 OURS_SERVERS=$(servers_at "$OURS_PORT")
+TLS_PORT=$((BLOCK + 17))
+TLS_SERVERS=$(servers_at "$TLS_PORT")
 BASE_SERVERS=$(servers_at "$BASE_PORT")
 
 HAVE_BASELINE=0
@@ -177,7 +182,28 @@ addr = "127.0.0.1:$STARTUP_OURS"
 neighbours = []
 EOF
 
+# Ours again on its own ports, with mutual TLS on every peer link.
+sed -e "s|$TMP/logs/ours|$TMP/logs/tls|" \
+    -e "s|127.0.0.1:$((OURS_PORT + 0))\"|127.0.0.1:$((TLS_PORT + 0))\"|" \
+    -e "s|127.0.0.1:$((OURS_PORT + 1))\"|127.0.0.1:$((TLS_PORT + 1))\"|" \
+    -e "s|127.0.0.1:$((OURS_PORT + 2))\"|127.0.0.1:$((TLS_PORT + 2))\"|" \
+    -e "s|127.0.0.1:$((OURS_PORT + 3))\"|127.0.0.1:$((TLS_PORT + 3))\"|" \
+    -e "s|127.0.0.1:$((OURS_PORT + 4))\"|127.0.0.1:$((TLS_PORT + 4))\"|" \
+    "$TMP/herd.toml" >"$TMP/herd-tls.toml"
+printf '[tls]\ndir = "%s"\n' "$TMP/tls" >>"$TMP/herd-tls.toml"
+"$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
+
 HERD_PIDS=()
+start_tls() {
+    local i
+    HERD_PIDS=()
+    for i in 0 1 2 3 4; do
+        "$HERD" serve "${NAMES[$i]}" --config "$TMP/herd-tls.toml" 2>>"$TMP/logs/tls.err" &
+        STARTED+=($!)
+        HERD_PIDS+=($!)
+    done
+    for i in 0 1 2 3 4; do wait_listening $((TLS_PORT + i)); done
+}
 start_ours() {
     local i
     HERD_PIDS=()
@@ -224,7 +250,11 @@ run_bench() {
     local name=$1 kind=$2 servers arg args=()
     shift 2
     "start_$kind"
-    if [ "$kind" = ours ]; then servers=$OURS_SERVERS; else servers=$BASE_SERVERS; fi
+    case $kind in
+    ours) servers=$OURS_SERVERS ;;
+    tls) servers=$TLS_SERVERS ;;
+    *) servers=$BASE_SERVERS ;;
+    esac
     warm_up "$servers"
     for arg in "$@"; do
         arg=${arg//@SERVERS@/$servers}
@@ -271,6 +301,8 @@ for REP in $(seq 1 "$REPEAT"); do
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
+    run_bench iamat50 tls iamat --servers @SERVERS@ --connections 50 \
+        --duration "$DURATION" --pids @PIDS@
     for kind in "${KINDS[@]}"; do
         run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
             --duration "$DURATION" --pids @PIDS@
@@ -282,6 +314,7 @@ for REP in $(seq 1 "$REPEAT"); do
     for kind in "${KINDS[@]}"; do
         run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     done
+    run_bench flood tls flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     for kind in "${KINDS[@]}"; do
         run_bench conns "$kind" conns --servers @SERVERS@ --at Hill --connections "$IDLE" \
             --pid @HILL@
@@ -378,6 +411,36 @@ row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 
 row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
 row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
+
+# tls_row SCENARIO FIGURE NAME KEY: ours on plain links, ours on TLS links, and TLS / plain.
+tls_row() {
+    local plain tls
+    plain=$(get "$3" ours "$4")
+    tls=$(get "$3" tls "$4")
+    awk -v s="$1" -v f="$2" -v p="$plain" -v t="$tls" 'BEGIN {
+        num = "^-?[0-9]+(\\.[0-9]+)?$"
+        ratio = "-"
+        if (p ~ num && t ~ num && p + 0 != 0) ratio = sprintf("%.3g", t / p)
+        if (p == "") p = "-"
+        if (t == "") t = "-"
+        printf "| %s | %s | %s | %s | %s |\n", s, f, p, t, ratio
+    }'
+}
+
+echo
+echo "Peer links: ours with mutual TLS (TLS 1.3, rustls with ring) against ours with plain"
+echo "links, same run, medians of $REPEAT runs"
+echo
+echo "| scenario | figure | plain links | TLS links | TLS / plain |"
+echo "|---|---|---|---|---|"
+S="IAMAT, 50 conns over all 5"
+tls_row "$S" "check-ins/s" iamat50 check_ins_per_s
+tls_row "$S" "herd CPU us per check-in" iamat50 herd_cpu_us_per_op
+tls_row "$S" "latency p50 ms" iamat50 p50_ms
+tls_row "$S" "stale records after 5 s" iamat50 stale
+S="flood, Hill to all 4 others"
+tls_row "$S" "p50 ms" flood p50_ms
+tls_row "$S" "p99 ms" flood p99_ms
 
 echo
 echo "Raw \`herd bench --json\` lines:"
