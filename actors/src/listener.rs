@@ -22,7 +22,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::{Admission, Admit, Ticket};
-use crate::peers::tls::{take_peer, PeerTls, HANDSHAKE};
+use crate::peers::door::take_peer;
+use crate::peers::tls::{PeerTls, HANDSHAKE};
 use crate::session::{Session, SessionDeps};
 
 /// How a TLS herd's listener takes its neighbours' connections.

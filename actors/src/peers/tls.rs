@@ -17,18 +17,13 @@
 //!
 //! Clients share the port and never speak TLS: the listener tells a neighbour's TLS
 //! handshake from a client's line by its first byte ([`HANDSHAKE`]), and hands the first
-//! to [`take_peer`].
+//! to [`super::door::take_peer`].
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix::Recipient;
-use bytes::BytesMut;
-use futures::StreamExt;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -40,9 +35,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::codec::FramedRead;
 
-use super::manager::{HandedOver, Handoff};
 use crate::codec::LineCodec;
-use crate::event_log::EventLog;
 use crate::settings::{ServerSettings, TlsSettings};
 
 /// The first byte of every TLS record that opens a handshake (content type 22). No client
@@ -50,11 +43,12 @@ use crate::settings::{ServerSettings, TlsSettings};
 /// be invalid input.
 pub(crate) const HANDSHAKE: u8 = 0x16;
 
-/// The longest first line read inside TLS: a hello is a few dozen bytes.
-const MAX_HELLO: usize = 1024;
-
 /// The listening side of a TLS peer connection.
 pub(crate) type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
+/// The two halves of a TLS peer connection, as the inbound peer takes them.
+pub(crate) type ServerRead = FramedRead<ReadHalf<ServerStream>, LineCodec>;
+/// See [`ServerRead`].
+pub(crate) type ServerWrite = WriteHalf<ServerStream>;
 
 /// What a server needs for TLS peer links: its identity, and the herd's CA.
 pub(crate) struct PeerTls {
@@ -214,7 +208,10 @@ impl PeerTls {
 
     /// The listening side's handshake on `stream`: the dialler must show a certificate of
     /// the herd's CA, which is then checked against the name its hello claims.
-    async fn accept(&self, stream: TcpStream) -> io::Result<(ServerStream, PeerCertificate)> {
+    pub(crate) async fn accept(
+        &self,
+        stream: TcpStream,
+    ) -> io::Result<(ServerStream, PeerCertificate)> {
         let stream = self.acceptor.accept(stream).await?;
         let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
         let chain = chain.iter().map(|c| c.clone().into_owned()).collect();
@@ -342,49 +339,6 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Takes a connection whose first byte opened a TLS handshake: finishes the handshake and
-/// reads the first line inside it, within `limit`, then hands both to the peer side, which
-/// checks the hello against the certificate. A handshake that fails (no certificate, one
-/// of another CA, an expired one, or no hello in time) is logged and the connection closed.
-pub(crate) async fn take_peer(
-    tls: Arc<PeerTls>,
-    stream: TcpStream,
-    addr: SocketAddr,
-    limit: Duration,
-    peers: Recipient<Handoff>,
-    log: EventLog,
-) {
-    let _ = stream.set_nodelay(true);
-    let handshake = async {
-        let (stream, cert) = tls
-            .accept(stream)
-            .await
-            .map_err(|e| format!("TLS handshake failed: {}", tls_reason(&e)))?;
-        let (read, write) = tokio::io::split(stream);
-        let mut read = FramedRead::new(read, LineCodec::new(MAX_HELLO));
-        let hello: BytesMut = match read.next().await {
-            Some(Ok(line)) => line,
-            Some(Err(e)) => return Err(format!("no hello inside TLS: {e}")),
-            None => return Err("closed inside TLS before its hello".into()),
-        };
-        Ok((hello, read, write, cert))
-    };
-    match tokio::time::timeout(limit, handshake).await {
-        Ok(Ok((hello, read, write, cert))) => {
-            log.received(addr, &hello);
-            peers.do_send(Handoff {
-                addr,
-                hello,
-                conn: HandedOver::Tls { read, write, cert },
-            });
-        }
-        Ok(Err(why)) => log.note(&format!("refused peer handshake from {addr}: {why}")),
-        Err(_) => log.note(&format!(
-            "refused peer handshake from {addr}: TLS handshake and hello not done in {limit:?}"
-        )),
-    }
-}
-
 /// What a failed TLS handshake says, with a certificate error in an operator's words.
 pub(crate) fn tls_reason(e: &io::Error) -> String {
     match e
@@ -397,11 +351,6 @@ pub(crate) fn tls_reason(e: &io::Error) -> String {
         _ => e.to_string(),
     }
 }
-
-/// The two halves of a TLS peer connection, as the inbound peer takes them.
-pub(crate) type ServerRead = FramedRead<ReadHalf<ServerStream>, LineCodec>;
-/// See [`ServerRead`].
-pub(crate) type ServerWrite = WriteHalf<ServerStream>;
 
 #[cfg(test)]
 mod tests;
