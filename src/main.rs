@@ -57,7 +57,7 @@ enum Command {
     Certs {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
-        /// Where to write (default: dir under [tls] in the config, else ./tls).
+        /// Where to write (default: the config's tls.dir, else ./tls).
         #[arg(long)]
         out: Option<PathBuf>,
         /// How long each server's certificate is valid, in days.
