@@ -2,7 +2,7 @@
 # Benchmarks proxy-herd against the Python asyncio baseline with `herd bench`, and prints
 # one Markdown table: scenario, figure, ours, baseline, ratio, target, met?
 #
-#   scripts/bench.sh                      # about 8 minutes on 2 cores
+#   scripts/bench.sh                      # about 7 minutes on 2 cores
 #   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 2.5 minutes
 #   BENCH_DURATION=30 scripts/bench.sh    # longer load runs
 #
@@ -10,6 +10,8 @@
 #   BENCH_DURATION   seconds of load per iamat/whatsat run (default 5)
 #   BENCH_ROUNDS     flood rounds (default 300: p99 is then the 3rd slowest)
 #   BENCH_IDLE       idle connections of the conns run (default 10000)
+#   BENCH_STORE_RECORDS  records in the store of the start-up-from-a-store run
+#                    (default 1000000)
 #   BENCH_REPEAT     runs of every scenario; the table shows medians (default 3)
 #   BENCH_BASELINE   the baseline folder (default ../shared/baseline beside the repo);
 #                    when it is absent, only our figures are printed
@@ -17,9 +19,9 @@
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
 # ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
-# flood scenarios also run against ours with TLS peer links (certificates from
-# `herd certs`), and a second table compares them with ours on plain links. The script
-# stops only the processes it started, by PID, on exit whatever happens. See
+# flood scenarios also run against ours with mutual TLS on its peer links (`tls`, its
+# certificates from `herd certs`), and a second table compares it with ours on plain links.
+# The script stops only the processes it started, by PID, on exit whatever happens. See
 # docs/benchmarks.md for how to read the table.
 set -euo pipefail
 
@@ -27,6 +29,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASELINE=${BENCH_BASELINE:-$ROOT/../shared/baseline}
 DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-300}
+STORE_RECORDS=${BENCH_STORE_RECORDS:-1000000}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
 DELAY_MS=50
@@ -97,20 +100,19 @@ wait_listening() {
     return 1
 }
 
-# A block of 22 ports below the ephemeral range with nothing listening on any of them:
-# ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline),
-# ours with TLS links 17-21.
+# A block of 17 ports below the ephemeral range with nothing listening on any of them:
+# ours 0-4, baseline 5-9, fake places 10, start-up runs 11 (ours) and 12-16 (baseline).
 free_block() {
     local base p ok _
     for _ in $(seq 1 50); do
         base=$((20000 + RANDOM % 12000))
         ok=1
-        for ((p = base; p < base + 22; p++)); do
+        for ((p = base; p < base + 17; p++)); do
             if listening "$p"; then ok=0; break; fi
         done
         if [ "$ok" = 1 ]; then echo "$base"; return 0; fi
     done
-    echo "bench.sh: found no 22 free ports in a row" >&2
+    echo "bench.sh: found no 17 free ports in a row" >&2
     return 1
 }
 
@@ -126,8 +128,6 @@ servers_at() {
     (IFS=,; echo "${list[*]}")
 }
 OURS_SERVERS=$(servers_at "$OURS_PORT")
-TLS_PORT=$((BLOCK + 17))
-TLS_SERVERS=$(servers_at "$TLS_PORT")
 BASE_SERVERS=$(servers_at "$BASE_PORT")
 
 HAVE_BASELINE=0
@@ -150,12 +150,17 @@ else
     PLACES='provider = "embedded"'
 fi
 
-cat >"$TMP/herd.toml" <<EOF
+# Ours keeps its records in a store (the default); the `mem` kind is the same herd with the
+# store off, to show what durability costs.
+herd_toml() {
+    cat <<EOF
 secret = ""
 [places]
 $PLACES
 [log]
 dir = "$TMP/logs/ours"
+[store]
+dir = "$1"
 [servers.Hill]
 addr = "127.0.0.1:$((OURS_PORT + 0))"
 neighbours = ["Jaquez", "Smith"]
@@ -172,48 +177,43 @@ neighbours = ["Smith", "Singleton"]
 addr = "127.0.0.1:$((OURS_PORT + 4))"
 neighbours = ["Jaquez", "Smith", "Campbell"]
 EOF
+}
+herd_toml "$TMP/data" >"$TMP/herd.toml"
+herd_toml "" >"$TMP/herd-mem.toml"
+# The `tls` kind: the same herd with mutual TLS on every peer link.
+{
+    herd_toml "$TMP/data"
+    printf '[tls]\ndir = "%s"\n' "$TMP/tls"
+} >"$TMP/herd-tls.toml"
+"$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
 cat >"$TMP/startup.toml" <<EOF
 [places]
 $PLACES
 [log]
 dir = "$TMP/logs/startup"
+[store]
+dir = "$TMP/startup-data"
 [servers.Hill]
 addr = "127.0.0.1:$STARTUP_OURS"
 neighbours = []
 EOF
 
-# Ours again on its own ports, with mutual TLS on every peer link.
-sed -e "s|$TMP/logs/ours|$TMP/logs/tls|" \
-    -e "s|127.0.0.1:$((OURS_PORT + 0))\"|127.0.0.1:$((TLS_PORT + 0))\"|" \
-    -e "s|127.0.0.1:$((OURS_PORT + 1))\"|127.0.0.1:$((TLS_PORT + 1))\"|" \
-    -e "s|127.0.0.1:$((OURS_PORT + 2))\"|127.0.0.1:$((TLS_PORT + 2))\"|" \
-    -e "s|127.0.0.1:$((OURS_PORT + 3))\"|127.0.0.1:$((TLS_PORT + 3))\"|" \
-    -e "s|127.0.0.1:$((OURS_PORT + 4))\"|127.0.0.1:$((TLS_PORT + 4))\"|" \
-    "$TMP/herd.toml" >"$TMP/herd-tls.toml"
-printf '[tls]\ndir = "%s"\n' "$TMP/tls" >>"$TMP/herd-tls.toml"
-"$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
-
 HERD_PIDS=()
-start_tls() {
+# start_herd CONFIG: our five servers, each with an empty store.
+start_herd() {
     local i
     HERD_PIDS=()
+    rm -rf "$TMP/data"
     for i in 0 1 2 3 4; do
-        "$HERD" serve "${NAMES[$i]}" --config "$TMP/herd-tls.toml" 2>>"$TMP/logs/tls.err" &
-        STARTED+=($!)
-        HERD_PIDS+=($!)
-    done
-    for i in 0 1 2 3 4; do wait_listening $((TLS_PORT + i)); done
-}
-start_ours() {
-    local i
-    HERD_PIDS=()
-    for i in 0 1 2 3 4; do
-        "$HERD" serve "${NAMES[$i]}" --config "$TMP/herd.toml" 2>>"$TMP/logs/ours.err" &
+        "$HERD" serve "${NAMES[$i]}" --config "$1" 2>>"$TMP/logs/ours.err" &
         STARTED+=($!)
         HERD_PIDS+=($!)
     done
     for i in 0 1 2 3 4; do wait_listening $((OURS_PORT + i)); done
 }
+start_ours() { start_herd "$TMP/herd.toml"; }
+start_mem() { start_herd "$TMP/herd-mem.toml"; }
+start_tls() { start_herd "$TMP/herd-tls.toml"; }
 start_baseline() {
     local i
     HERD_PIDS=()
@@ -250,11 +250,7 @@ run_bench() {
     local name=$1 kind=$2 servers arg args=()
     shift 2
     "start_$kind"
-    case $kind in
-    ours) servers=$OURS_SERVERS ;;
-    tls) servers=$TLS_SERVERS ;;
-    *) servers=$BASE_SERVERS ;;
-    esac
+    if [ "$kind" = baseline ]; then servers=$BASE_SERVERS; else servers=$OURS_SERVERS; fi
     warm_up "$servers"
     for arg in "$@"; do
         arg=${arg//@SERVERS@/$servers}
@@ -277,6 +273,7 @@ run_bench() {
 startup() {
     local out=$TMP/out/startup.$1.$REP.json cmd
     if [ "$1" = ours ]; then
+        rm -rf "$TMP/startup-data"
         cmd=("$HERD" serve Hill --config "$TMP/startup.toml")
         set -- "127.0.0.1:$STARTUP_OURS"
     else
@@ -290,6 +287,17 @@ startup() {
         echo '{"failed":true}' >"$out"
 }
 
+# startup_store: five launches of one of our servers over a store of $STORE_RECORDS
+# records, each timed until it answers a WHATSAT from its store.
+startup_store() {
+    local out=$TMP/out/startup_store.ours.$REP.json
+    rm -rf "$TMP/startup-data"
+    echo "bench.sh: [$REP/$REPEAT] startup with $STORE_RECORDS records in the store" >&2
+    "$HERD" bench startup --servers "127.0.0.1:$STARTUP_OURS" --runs 5 --json \
+        --fill "$STORE_RECORDS" -- "$HERD" serve Hill --config "$TMP/startup.toml" >"$out" ||
+        echo '{"failed":true}' >"$out"
+}
+
 KINDS=(ours)
 [ "$HAVE_BASELINE" = 1 ] && KINDS+=(baseline)
 STATS=()
@@ -297,13 +305,11 @@ STATS=()
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
 for REP in $(seq 1 "$REPEAT"); do
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" mem tls; do
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
-    run_bench iamat50 tls iamat --servers @SERVERS@ --connections 50 \
-        --duration "$DURATION" --pids @PIDS@
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" mem; do
         run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
             --duration "$DURATION" --pids @PIDS@
     done
@@ -311,10 +317,9 @@ for REP in $(seq 1 "$REPEAT"); do
         run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
             --duration "$DURATION" --pids @PIDS@ "${STATS[@]}"
     done
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" tls; do
         run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     done
-    run_bench flood tls flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     for kind in "${KINDS[@]}"; do
         run_bench conns "$kind" conns --servers @SERVERS@ --at Hill --connections "$IDLE" \
             --pid @HILL@
@@ -322,6 +327,7 @@ for REP in $(seq 1 "$REPEAT"); do
     for kind in "${KINDS[@]}"; do
         startup "$kind"
     done
+    startup_store
 done
 
 # value FILE KEY: one value of a run's flat JSON line ("failed" if the run failed).
@@ -397,6 +403,19 @@ S="IAMAT, 1 conn"
 row "$S" "check-ins/s" iamat1 check_ins_per_s info "" ""
 row "$S" "herd CPU us per check-in" iamat1 herd_cpu_us_per_op max_ratio 0.2 "<= 1/5"
 row "$S" "latency p50 ms" iamat1 p50_ms info "" ""
+# mem_row SCENARIO NAME KEY FIGURE: the same runs with the store off, for what durability
+# costs.
+mem_row() {
+    local mem
+    mem=$(get "$2" mem "$3")
+    printf '| %s, store off | %s | %s | - | - | - | - |\n' "$1" "$4" "${mem:--}"
+}
+mem_row "IAMAT, 50 conns over all 5" iamat50 check_ins_per_s "check-ins/s"
+mem_row "IAMAT, 50 conns over all 5" iamat50 herd_cpu_us_per_op "herd CPU us per check-in"
+mem_row "IAMAT, 50 conns over all 5" iamat50 p50_ms "latency p50 ms"
+mem_row "IAMAT, 1 conn" iamat1 check_ins_per_s "check-ins/s"
+mem_row "IAMAT, 1 conn" iamat1 herd_cpu_us_per_op "herd CPU us per check-in"
+mem_row "IAMAT, 1 conn" iamat1 p50_ms "latency p50 ms"
 S="WHATSAT, 10 conns, $UPSTREAM"
 row "$S" "replies/s" whatsat10 replies_per_s min_ratio 20 ">= 20x"
 row "$S" "upstream calls per WHATSAT" whatsat10 upstream_calls_per_whatsat info "" "reported"
@@ -411,6 +430,8 @@ row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 
 row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
 row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
+row "start-up, $STORE_RECORDS records in the store" "ms until answering from it, max of 5" \
+    startup_store startup_ms_max max 5000 "< 5 s"
 
 # tls_row SCENARIO FIGURE NAME KEY: ours on plain links, ours on TLS links, and TLS / plain.
 tls_row() {
@@ -429,7 +450,7 @@ tls_row() {
 
 echo
 echo "Peer links: ours with mutual TLS (TLS 1.3, rustls with ring) against ours with plain"
-echo "links, same run, medians of $REPEAT runs"
+echo "links, both with the store, same run, medians of $REPEAT runs"
 echo
 echo "| scenario | figure | plain links | TLS links | TLS / plain |"
 echo "|---|---|---|---|---|"

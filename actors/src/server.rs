@@ -22,6 +22,7 @@ use crate::places::PlacesFetcher;
 use crate::session::{Limits, SessionDeps};
 use crate::settings::{self, ServerSettings, Settings, SettingsError};
 use crate::store::durable::{Database, Load, StoreError, Writer};
+use crate::store::table::Table;
 use crate::store::{Flush, LocationStore};
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
@@ -224,8 +225,8 @@ pub(crate) async fn start_with(
     })?;
     let addr = listener.local_addr().map_err(StartError::Listen)?;
     let name: Arc<str> = Arc::from(me.name.as_str());
-    let (writer, records) = match &config.store.dir {
-        None => (None, Vec::new()),
+    let (writer, table) = match &config.store.dir {
+        None => (None, Table::default()),
         Some(dir) => {
             let db = Database::open(dir, &name, config.store.fsync)?;
             #[cfg(test)]
@@ -234,17 +235,17 @@ pub(crate) async fn start_with(
             }
             let writer = Writer::start(db);
             let started = std::time::Instant::now();
-            let records = writer
+            let table = writer
                 .send(Load)
                 .await
                 .map_err(|_| StartError::WriterGone)??;
             log.note(&format!(
                 "loaded {} records from {} in {:.3}s",
-                records.len(),
+                table.len(),
                 dir.join(format!("{name}.db")).display(),
                 started.elapsed().as_secs_f64()
             ));
-            (Some(writer), records)
+            (Some(writer), table)
         }
     };
     let secret: Option<Arc<[u8]>> = config
@@ -287,7 +288,7 @@ pub(crate) async fn start_with(
     .start();
     store_ctx.run(LocationStore::new(
         peers.clone().recipient(),
-        records,
+        table,
         writer,
         config.store.max_age,
     ));

@@ -404,3 +404,27 @@ pub fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
     assert!(reply.starts_with(&format!("AT {server} ")), "{reply:?}");
     reply.trim_end().to_owned()
 }
+
+/// The next `n` replies to pipelined WHATSATs: each an AT line with its JSON and a blank
+/// line, or a `? ` line.
+pub fn whatsat_replies(conn: &mut Conn, n: usize) -> Vec<String> {
+    let mut got: Vec<u8> = Vec::new();
+    let mut replies = Vec::with_capacity(n);
+    let mut buf = [0u8; 65536];
+    while replies.len() < n {
+        let end = if got.starts_with(b"? ") {
+            got.iter().position(|&b| b == b'\n').map(|i| i + 1)
+        } else {
+            got.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+        };
+        if let Some(end) = end {
+            let reply: Vec<u8> = got.drain(..end).collect();
+            replies.push(String::from_utf8(reply).expect("utf8"));
+            continue;
+        }
+        let k = conn.0.read(&mut buf).expect("read");
+        assert!(k > 0, "EOF after {} replies", replies.len());
+        got.extend_from_slice(&buf[..k]);
+    }
+    replies
+}

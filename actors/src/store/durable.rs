@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use actix::prelude::*;
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::table::Table;
 use crate::protocol::Record;
 
 /// The schema this server writes, in `PRAGMA user_version`.
@@ -102,8 +103,9 @@ impl Database {
         Ok(Database { conn, path })
     }
 
-    /// Every record kept, as the table holds them.
-    pub(crate) fn load(&self) -> Result<Vec<Record>, StoreError> {
+    /// Every record kept, in a table, built as the rows are read (no second copy of a
+    /// large store is ever held).
+    pub(crate) fn load(&self) -> Result<Table, StoreError> {
         let damaged = |e: rusqlite::Error| StoreError::Damaged {
             path: self.path.clone(),
             why: e.to_string(),
@@ -115,17 +117,24 @@ impl Database {
         let lines = rows
             .query_map([], |row| row.get::<_, String>(0))
             .map_err(damaged)?;
-        let mut records = Vec::new();
+        // Sized once, so that a large table is not copied as it grows.
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM records", [], |row| row.get(0))
+            .map_err(damaged)?;
+        let mut table = Table::with_capacity(usize::try_from(rows).unwrap_or(0));
         for line in lines {
             let line = line.map_err(damaged)?;
             // A row this server wrote is a record it accepted; one that does not parse was
             // changed by hand, and is left out rather than trusted.
             match Record::parse_at_line(&line) {
-                Ok(record) => records.push(record),
+                Ok(record) => {
+                    table.offer(record);
+                }
                 Err(e) => log::warn!("{}: ignored a row: {e}: {line}", self.path.display()),
             }
         }
-        Ok(records)
+        Ok(table)
     }
 
     /// Writes `records` (each newer than what is kept for its client) in one transaction.
@@ -207,11 +216,11 @@ impl Writer {
 
 /// Request: every record kept, at start-up.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<Record>, StoreError>")]
+#[rtype(result = "Result<Table, StoreError>")]
 pub(crate) struct Load;
 
 impl Handler<Load> for Writer {
-    type Result = Result<Vec<Record>, StoreError>;
+    type Result = Result<Table, StoreError>;
 
     fn handle(&mut self, _: Load, _: &mut SyncContext<Self>) -> Self::Result {
         self.db.load()

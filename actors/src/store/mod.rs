@@ -13,7 +13,7 @@
 //! it and to the writer.
 
 pub(crate) mod durable;
-mod table;
+pub(crate) mod table;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,16 +71,16 @@ impl Default for Batch {
 }
 
 impl LocationStore {
-    /// A store holding `records` (loaded from `writer`'s database, if there is one), whose
-    /// new records go to `floods`.
+    /// A store holding `table` (loaded from `writer`'s database, if there is one), whose
+    /// new records go to `floods`. Records past `max_age` are dropped once it starts.
     pub(crate) fn new(
         floods: Recipient<Flood>,
-        records: Vec<Record>,
+        table: Table,
         writer: Option<Addr<Writer>>,
         max_age: Option<Duration>,
     ) -> Self {
-        let mut store = LocationStore {
-            table: Table::default(),
+        LocationStore {
+            table,
             floods,
             durable: writer.map(|writer| Durable {
                 writer,
@@ -90,13 +90,7 @@ impl LocationStore {
                 committed: 0,
             }),
             max_age,
-        };
-        for record in records {
-            if !store.too_old(&record) {
-                store.table.offer(record);
-            }
         }
-        store
     }
 
     fn too_old(&self, record: &Record) -> bool {

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::peers::handshake::PeerPolicy;
+use crate::store::table::Table;
 use crate::store::{CheckIn, LocationStore};
 use crate::test_support::{collector, record, temp_log};
 
@@ -76,7 +77,7 @@ fn hill(
     settings: LinkSettings,
 ) -> (Addr<PeerManager>, Addr<LocationStore>, tempfile::TempDir) {
     let (floods, _) = collector::<Flood>();
-    let store = LocationStore::new(floods, Vec::new(), None, None).start();
+    let store = LocationStore::new(floods, Table::default(), None, None).start();
     let secret: Option<Arc<[u8]>> = secret.map(Arc::from);
     let targets: Vec<LinkTarget> = neighbours
         .iter()
