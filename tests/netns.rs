@@ -130,6 +130,25 @@ fn wait_log(dir: &Path, name: &str, what: &str, above: usize) {
     }
 }
 
+/// How often Hill's log says Smith's link into Hill came up, and went down; with `up`, once
+/// the link is up (10 s at most).
+fn smith_in_at_hill(dir: &Path, up: bool) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = log_of(dir, "Hill");
+        let count = |what| log.matches(what).count();
+        let (ups, downs) = (
+            count("peer Smith inbound up"),
+            count("peer Smith inbound down"),
+        );
+        if !up || ups > downs {
+            return (ups, downs);
+        }
+        assert!(Instant::now() < deadline, "Smith's link to Hill stays down");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Seconds since the epoch plus `offset` s, with nine fraction digits.
 fn time(offset: u64) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
@@ -244,6 +263,7 @@ fn a_tls_herd_on_five_hosts_heals_a_partition_and_shows_the_path_nothing() {
     assert!(healed.elapsed() <= HEAL);
 
     // Act 3: what went through the relay, Smith's link to Hill, is unreadable...
+    smith_in_at_hill(&dir.0, true);
     let tapped = clients.check_in(SMITH, "tapped", &time(6));
     clients.eventually_holds(HILL, "tapped", &tapped, Duration::from_secs(5));
     let captured = relay.captured();
@@ -279,12 +299,8 @@ fn a_tls_herd_on_five_hosts_heals_a_partition_and_shows_the_path_nothing() {
         .into_iter()
         .enumerate()
     {
-        let ups = log_of(&dir.0, "Hill")
-            .matches("peer Smith inbound up")
-            .count();
-        let downs = log_of(&dir.0, "Hill")
-            .matches("peer Smith inbound down")
-            .count();
+        // Into a link that is up: the relay writes into its newest connection.
+        let (ups, downs) = smith_in_at_hill(&dir.0, true);
         relay.inject(bytes);
         wait_log(&dir.0, "Hill", "peer Smith inbound down", downs);
         wait_log(&dir.0, "Hill", "peer Smith inbound up", ups);

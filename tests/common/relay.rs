@@ -38,9 +38,10 @@ struct Shared {
     stop: AtomicBool,
     /// Every byte carried, both directions, in the order the readers got them.
     captured: Mutex<Vec<u8>>,
-    /// Bytes waiting to be written into the next dialler-to-listener stream.
+    /// Bytes waiting to be written into the newest dialler-to-listener stream.
     inject: Mutex<Vec<Vec<u8>>>,
-    /// Connections accepted so far.
+    /// Connections accepted so far; the last is the one injections go into (an older one
+    /// may linger, its dialler's close held up by a partition, with its link long given up).
     accepted: AtomicUsize,
     /// Every socket carried, to close on drop.
     sockets: Mutex<Vec<TcpStream>>,
@@ -64,8 +65,9 @@ impl Relay {
         self.shared.captured.lock().unwrap().clone()
     }
 
-    /// Writes `bytes` into the stream from the dialler to the listener, as soon as that
-    /// stream is between two TLS records (or at once, for a plain stream).
+    /// Writes `bytes` into the stream from the dialler to the listener of the newest
+    /// connection, as soon as that stream is between two TLS records (or at once, for a
+    /// plain stream).
     pub fn inject(&self, bytes: &[u8]) {
         self.shared.inject.lock().unwrap().push(bytes.to_vec());
     }
@@ -103,7 +105,7 @@ fn accept_loop(
                 else {
                     continue;
                 };
-                shared.accepted.fetch_add(1, Ordering::SeqCst);
+                let id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 let _ = client.set_nonblocking(false);
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
@@ -112,8 +114,8 @@ fn accept_loop(
                     sockets.push(client.try_clone().expect("clone"));
                     sockets.push(server.try_clone().expect("clone"));
                 }
-                pipe(&client, &server, options, true, shared);
-                pipe(&server, &client, options, false, shared);
+                pipe(&client, &server, options, Some(id), shared);
+                pipe(&server, &client, options, None, shared);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 thread::sleep(Duration::from_millis(5));
@@ -123,13 +125,13 @@ fn accept_loop(
     }
 }
 
-/// One direction, `from` -> `to`: a reader and a delaying writer. `forward` is the
-/// dialler-to-listener direction, the one injections go into.
+/// One direction, `from` -> `to`: a reader and a delaying writer. `forward` is set, to the
+/// connection's number, on the dialler-to-listener direction, the one injections go into.
 fn pipe(
     from: &TcpStream,
     to: &TcpStream,
     options: RelayOptions,
-    forward: bool,
+    forward: Option<usize>,
     shared: &Arc<Shared>,
 ) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
@@ -175,15 +177,18 @@ fn write_loop(
     rx: &Receiver<(Instant, Vec<u8>)>,
     writer: &mut TcpStream,
     options: RelayOptions,
-    forward: bool,
+    forward: Option<usize>,
     shared: &Shared,
 ) -> io::Result<()> {
+    // Only the newest connection's stream takes injections.
+    let newest = || forward == Some(shared.accepted.load(Ordering::SeqCst));
+    let tls = options.tls_records;
     let mut records = RecordTracker::default();
     // When the link is free to send the next byte: a throttled link sends a chunk slice by
     // slice, so its last byte leaves `len / rate` after its first.
     let mut free_at = Instant::now();
     loop {
-        if forward && (records.at_boundary() || !options.tls_records) {
+        if newest() && (records.at_boundary() || !tls) {
             inject_pending(writer, shared)?;
         }
         let (arrived, chunk) = match rx.recv_timeout(Duration::from_millis(20)) {
@@ -195,7 +200,7 @@ fn write_loop(
         // Whole records one by one, so that an injection can fall between any two.
         let mut rest = &chunk[..];
         while !rest.is_empty() {
-            let n = if forward && options.tls_records {
+            let n = if forward.is_some() && tls {
                 records.until_boundary(rest)
             } else {
                 rest.len()
@@ -218,7 +223,7 @@ fn write_loop(
                 };
             }
             rest = tail;
-            if forward && options.tls_records && records.at_boundary() && !rest.is_empty() {
+            if newest() && tls && records.at_boundary() && !rest.is_empty() {
                 inject_pending(writer, shared)?;
             }
         }
