@@ -18,8 +18,10 @@
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
-# ours first, then the baseline's, with the same `herd bench` command line. The script
-# stops only the processes it started, by PID, on exit whatever happens. See
+# ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
+# flood scenarios also run against ours with mutual TLS on its peer links (`tls`, its
+# certificates from `herd certs`), and a second table compares it with ours on plain links.
+# The script stops only the processes it started, by PID, on exit whatever happens. See
 # docs/benchmarks.md for how to read the table.
 set -euo pipefail
 
@@ -178,6 +180,12 @@ EOF
 }
 herd_toml "$TMP/data" >"$TMP/herd.toml"
 herd_toml "" >"$TMP/herd-mem.toml"
+# The `tls` kind: the same herd with mutual TLS on every peer link.
+{
+    herd_toml "$TMP/data"
+    printf '[tls]\ndir = "%s"\n' "$TMP/tls"
+} >"$TMP/herd-tls.toml"
+"$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
 cat >"$TMP/startup.toml" <<EOF
 [places]
 $PLACES
@@ -205,6 +213,7 @@ start_herd() {
 }
 start_ours() { start_herd "$TMP/herd.toml"; }
 start_mem() { start_herd "$TMP/herd-mem.toml"; }
+start_tls() { start_herd "$TMP/herd-tls.toml"; }
 start_baseline() {
     local i
     HERD_PIDS=()
@@ -296,7 +305,7 @@ STATS=()
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
 for REP in $(seq 1 "$REPEAT"); do
-    for kind in "${KINDS[@]}" mem; do
+    for kind in "${KINDS[@]}" mem tls; do
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
@@ -308,7 +317,7 @@ for REP in $(seq 1 "$REPEAT"); do
         run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
             --duration "$DURATION" --pids @PIDS@ "${STATS[@]}"
     done
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" tls; do
         run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     done
     for kind in "${KINDS[@]}"; do
@@ -423,6 +432,36 @@ row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
 row "start-up, $STORE_RECORDS records in the store" "ms until answering from it, max of 5" \
     startup_store startup_ms_max max 5000 "< 5 s"
+
+# tls_row SCENARIO FIGURE NAME KEY: ours on plain links, ours on TLS links, and TLS / plain.
+tls_row() {
+    local plain tls
+    plain=$(get "$3" ours "$4")
+    tls=$(get "$3" tls "$4")
+    awk -v s="$1" -v f="$2" -v p="$plain" -v t="$tls" 'BEGIN {
+        num = "^-?[0-9]+(\\.[0-9]+)?$"
+        ratio = "-"
+        if (p ~ num && t ~ num && p + 0 != 0) ratio = sprintf("%.3g", t / p)
+        if (p == "") p = "-"
+        if (t == "") t = "-"
+        printf "| %s | %s | %s | %s | %s |\n", s, f, p, t, ratio
+    }'
+}
+
+echo
+echo "Peer links: ours with mutual TLS (TLS 1.3, rustls with ring) against ours with plain"
+echo "links, both with the store, same run, medians of $REPEAT runs"
+echo
+echo "| scenario | figure | plain links | TLS links | TLS / plain |"
+echo "|---|---|---|---|---|"
+S="IAMAT, 50 conns over all 5"
+tls_row "$S" "check-ins/s" iamat50 check_ins_per_s
+tls_row "$S" "herd CPU us per check-in" iamat50 herd_cpu_us_per_op
+tls_row "$S" "latency p50 ms" iamat50 p50_ms
+tls_row "$S" "stale records after 5 s" iamat50 stale
+S="flood, Hill to all 4 others"
+tls_row "$S" "p50 ms" flood p50_ms
+tls_row "$S" "p99 ms" flood p99_ms
 
 echo
 echo "Raw \`herd bench --json\` lines:"

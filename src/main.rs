@@ -1,9 +1,12 @@
-//! `herd`: run a server of the herd, the whole herd, or a scripted client.
+//! `herd`: run a server of the herd, the whole herd, or a scripted client; make the herd's
+//! certificates.
 //!
 //! The server itself lives in the `herd-actors` library and the load generator (`herd bench`)
 //! in `herd-bench`; this binary only parses the command line, loads `herd.toml` and waits for
 //! a signal.
 
+/// `herd certs`: a CA and a certificate per server, for TLS peer links.
+mod certs;
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
 /// `herd up`: the whole herd as child processes.
@@ -50,6 +53,20 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
+    /// Make a CA and a certificate and key for each server of the config, for TLS peer links.
+    Certs {
+        #[arg(long, default_value = "herd.toml")]
+        config: PathBuf,
+        /// Where to write (default: the config's tls.dir, else ./tls).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How long each server's certificate is valid, in days.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Replace existing files: every file is made afresh, with a new CA.
+        #[arg(long)]
+        force: bool,
+    },
     /// Load a herd, this one or any that speaks the herd protocol (docs/protocol.md), and report
     /// what it sustained.
     #[command(subcommand)]
@@ -67,6 +84,17 @@ fn main() -> ExitCode {
             lines,
             config,
         } => client::run(&target, &lines, &config),
+        Command::Certs {
+            config,
+            out,
+            days,
+            force,
+        } => certs::run(&certs::Request {
+            config: &config,
+            out: out.as_deref(),
+            days,
+            force,
+        }),
         Command::Bench(scenario) => herd_bench::run(scenario).map_err(anyhow::Error::msg),
     };
     match result {

@@ -8,8 +8,9 @@
 //! - `session`: the Session actor, one per client connection.
 //! - `store`: the LocationStore actor, each client's latest record, and its durable copy
 //!   (SQLite, written by a `SyncActor` with grouped commits).
-//! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), and
-//!   the inbound peer actor a session hands a neighbour's connection to.
+//! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), the
+//!   inbound peer actor a session (or, on a TLS herd, the listener) hands a neighbour's
+//!   connection to, and mutual TLS on the links.
 //! - [`places`]: the PlacesFetcher actor, its providers (embedded, google, google-new), and
 //!   the cache, shared calls and call cap that keep Google's bill down. Public only for
 //!   its fake Google server (feature `testing`), which the black-box tests start.

@@ -11,12 +11,13 @@ use tokio::net::{TcpListener, TcpSocket};
 
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
-use crate::listener::accept_loop;
+use crate::listener::{accept_loop, TlsDoor};
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::link::LinkSettings;
 use crate::peers::manager::PeerManager;
 use crate::peers::records::Records;
+use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
 use crate::session::{Limits, SessionDeps};
 use crate::settings::{self, ServerSettings, Settings, SettingsError};
@@ -78,9 +79,23 @@ pub enum StartError {
     /// Its store's writer stopped while loading.
     #[error("the store's writer stopped while loading")]
     WriterGone,
-    /// A herd off loopback must authenticate its peer links.
-    #[error("the herd has servers off loopback and no secret: set `secret` in the config or HERD_SECRET")]
-    NoSecret,
+    /// A herd off loopback must run its peer links over TLS.
+    #[error(
+        "server '{server}' is at {addr}, off loopback, and the herd's peer links do not use \
+         TLS: set dir under [tls] in {config} (or HERD_TLS__DIR), and make the files with \
+         `herd certs`"
+    )]
+    NoTls {
+        /// The first server off loopback.
+        server: String,
+        /// Its address.
+        addr: SocketAddr,
+        /// The config file.
+        config: String,
+    },
+    /// The server's TLS files are missing or do not fit one another.
+    #[error(transparent)]
+    Tls(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<StoreError> for StartError {
@@ -103,13 +118,21 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Checks what can be checked before binding: the server exists, and a herd that leaves
-/// loopback has a secret (unauthenticated peer links are only safe on one machine).
+/// loopback runs its peer links over TLS. Between hosts a shared secret is not enough: it
+/// proves a neighbour once, then every record would cross the network in clear text, open
+/// to anyone on the path to read and to change. On one machine plain links stay allowed.
 pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSettings, StartError> {
     let me = config.server(name)?;
-    if config.secret.is_none() && !config.is_all_loopback() {
-        return Err(StartError::NoSecret);
+    if config.tls.is_some() || config.is_all_loopback() {
+        return Ok(me);
     }
-    Ok(me)
+    let away = config.servers.iter().find(|s| !s.addr.ip().is_loopback());
+    let away = away.unwrap_or(me);
+    Err(StartError::NoTls {
+        server: away.name.clone(),
+        addr: away.addr,
+        config: config.path.display().to_string(),
+    })
 }
 
 /// The soft limit on open files; the binary raises it to the hard limit at start-up.
@@ -188,6 +211,14 @@ pub(crate) async fn start_with(
     tuning: Tuning,
 ) -> Result<Server, StartError> {
     let me = preflight(config, name)?;
+    // Before anything starts: a server whose files do not fit must not run at all.
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => Some(Arc::new(
+            PeerTls::load(tls, me, &config.servers).map_err(|e| StartError::Tls(Box::new(e)))?,
+        )),
+    };
+    let handshake_timeout = tuning.links.handshake_timeout;
     let log = EventLog::open(&config.log_dir, &me.name).map_err(|source| StartError::Log {
         dir: config.log_dir.display().to_string(),
         source,
@@ -228,12 +259,14 @@ pub(crate) async fn start_with(
             neighbour: Arc::from(neighbour.as_str()),
             addr: config.server(neighbour)?.addr,
             secret: secret.clone(),
+            tls: tls.clone(),
         });
     }
     let policy = PeerPolicy {
         me: name.clone(),
         neighbours: targets.iter().map(|t| t.neighbour.clone()).collect(),
         secret,
+        tls: tls.is_some(),
     };
     // The store floods through the peer manager, and the manager asks the store for what a
     // neighbour lacks: the store's address exists before it runs, so each gets the other's.
@@ -272,7 +305,9 @@ pub(crate) async fn start_with(
         limits: tuning.limits,
         budget: budget.clone(),
     });
-    if config.secret.is_none() && !me.neighbours.is_empty() {
+    if tls.is_some() {
+        log.note("peer links use TLS: each neighbour proves its name with its certificate");
+    } else if config.secret.is_none() && !me.neighbours.is_empty() {
         log.note("no secret configured: peers are accepted by name alone (loopback herd)");
         eprintln!("herd: warning: no secret in the config; peer links are not authenticated");
     }
@@ -282,7 +317,11 @@ pub(crate) async fn start_with(
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
     };
-    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps)));
+    let door = tls.map(|tls| TlsDoor {
+        tls,
+        handshake_timeout,
+    });
+    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps), door));
     Ok(Server {
         addr,
         log,

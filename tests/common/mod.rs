@@ -2,6 +2,9 @@
 //! to a temporary folder, and raw TCP clients.
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod netns;
+pub mod relay;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -86,12 +86,14 @@ fn hill(
             neighbour: Arc::from(*name),
             addr: *addr,
             secret: secret.clone(),
+            tls: None,
         })
         .collect();
     let policy = PeerPolicy {
         me: "Hill".into(),
         neighbours: targets.iter().map(|t| t.neighbour.clone()).collect(),
         secret,
+        tls: false,
     };
     let records = Records {
         merge: store.clone().recipient(),
