@@ -2,31 +2,34 @@
 # Benchmarks proxy-herd against the Python asyncio baseline with `herd bench`, and prints
 # one Markdown table: scenario, figure, ours, baseline, ratio, target, met?
 #
-#   scripts/bench.sh                      # about 8 minutes on 2 cores
-#   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 3 minutes
+#   scripts/bench.sh                      # about 7 minutes on 2 cores
+#   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 2.5 minutes
 #   BENCH_DURATION=30 scripts/bench.sh    # longer load runs
-#   BENCH_ONLY=iamat50,iamat50-admin scripts/bench.sh   # what the admin listener costs
+#   BENCH_ONLY=iamat50 BENCH_REPEAT=5 scripts/bench.sh   # one scenario, every kind of herd
 #
 # Environment:
 #   BENCH_DURATION   seconds of load per iamat/whatsat run (default 5)
 #   BENCH_ROUNDS     flood rounds (default 300: p99 is then the 3rd slowest)
 #   BENCH_IDLE       idle connections of the conns run (default 10000)
+#   BENCH_STORE_RECORDS  records in the store of the start-up-from-a-store run
+#                    (default 1000000)
 #   BENCH_REPEAT     runs of every scenario; the table shows medians (default 3)
 #   BENCH_BASELINE   the baseline folder (default ../shared/baseline beside the repo);
 #                    when it is absent, only our figures are printed
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
-#   BENCH_HERD       the herd binary to bench as ours (default: this tree's release build),
-#                    to compare revisions
-#   BENCH_ONLY       the scenarios to run, comma-separated, of iamat50, iamat50-admin,
-#                    iamat1, whatsat10, flood, conns, startup (default: all)
-#
-# iamat50-admin is iamat50 against our herd with an admin listener on every server,
-# each scraped (GET /metrics) once a second, as Prometheus would: a second table
-# compares it with iamat50 run in the same repeats.
+#   BENCH_ONLY       the scenarios to run, comma-separated, of iamat50, iamat1, whatsat10,
+#                    flood, conns, startup, startup_store (default: all)
+#   BENCH_HERD       the herd binary to bench as ours (default: this tree's release
+#                    build), to compare revisions
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
-# ours first, then the baseline's, with the same `herd bench` command line. The script
-# stops only the processes it started, by PID, on exit whatever happens. See
+# ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
+# flood scenarios also run against ours with mutual TLS on its peer links (`tls`, its
+# certificates from `herd certs`), and a second table compares it with ours on plain links.
+# IAMAT-50 also runs against ours with an admin listener on every server, each scraped
+# (GET /metrics) once a second as Prometheus would (`admin`), and a third table compares it
+# with ours without.
+# The script stops only the processes it started, by PID, on exit whatever happens. See
 # docs/benchmarks.md for how to read the table.
 set -euo pipefail
 
@@ -34,9 +37,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASELINE=${BENCH_BASELINE:-$ROOT/../shared/baseline}
 DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-300}
+STORE_RECORDS=${BENCH_STORE_RECORDS:-1000000}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
-ONLY=,${BENCH_ONLY:-iamat50,iamat50-admin,iamat1,whatsat10,flood,conns,startup},
+ONLY=,${BENCH_ONLY:-iamat50,iamat1,whatsat10,flood,conns,startup,startup_store},
 DELAY_MS=50
 NAMES=(Hill Jaquez Smith Campbell Singleton)
 
@@ -162,12 +166,17 @@ else
     PLACES='provider = "embedded"'
 fi
 
-cat >"$TMP/herd.toml" <<EOF
+# Ours keeps its records in a store (the default); the `mem` kind is the same herd with the
+# store off, to show what durability costs.
+herd_toml() {
+    cat <<EOF
 secret = ""
 [places]
 $PLACES
 [log]
 dir = "$TMP/logs/ours"
+[store]
+dir = "$1"
 [servers.Hill]
 addr = "127.0.0.1:$((OURS_PORT + 0))"
 neighbours = ["Jaquez", "Smith"]
@@ -184,40 +193,58 @@ neighbours = ["Smith", "Singleton"]
 addr = "127.0.0.1:$((OURS_PORT + 4))"
 neighbours = ["Jaquez", "Smith", "Campbell"]
 EOF
-# The same herd, each server with an admin listener.
-awk -v port="$ADMIN_PORT" '{ print } /^neighbours = / { printf "admin = \"127.0.0.1:%d\"\n", port + n++ }' \
-    "$TMP/herd.toml" >"$TMP/herd-admin.toml"
+}
+herd_toml "$TMP/data" >"$TMP/herd.toml"
+herd_toml "" >"$TMP/herd-mem.toml"
+# The `tls` kind: the same herd with mutual TLS on every peer link.
+{
+    herd_toml "$TMP/data"
+    printf '[tls]\ndir = "%s"\n' "$TMP/tls"
+} >"$TMP/herd-tls.toml"
+"$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
+# The `admin` kind: the same herd, each server with an admin listener.
+herd_toml "$TMP/data" |
+    awk -v port="$ADMIN_PORT" '{ print } /^neighbours = / { printf "admin = \"127.0.0.1:%d\"\n", port + n++ }' \
+        >"$TMP/herd-admin.toml"
 cat >"$TMP/startup.toml" <<EOF
 [places]
 $PLACES
 [log]
 dir = "$TMP/logs/startup"
+[store]
+dir = "$TMP/startup-data"
 [servers.Hill]
 addr = "127.0.0.1:$STARTUP_OURS"
 neighbours = []
 EOF
 
 HERD_PIDS=()
+# Helpers of a herd that stop with it (the admin kind's scraper).
 AUX_PIDS=()
-start_ours() {
-    local i config=${1:-$TMP/herd.toml}
+# start_herd CONFIG: our five servers, each with an empty store.
+start_herd() {
+    local i
     HERD_PIDS=()
+    rm -rf "$TMP/data"
     for i in 0 1 2 3 4; do
-        "$HERD" serve "${NAMES[$i]}" --config "$config" 2>>"$TMP/logs/ours.err" &
+        "$HERD" serve "${NAMES[$i]}" --config "$1" 2>>"$TMP/logs/ours.err" &
         STARTED+=($!)
         HERD_PIDS+=($!)
     done
     for i in 0 1 2 3 4; do wait_listening $((OURS_PORT + i)); done
 }
-# Our herd with admin listeners, and a scraper that reads every /metrics once a second.
-start_ours-admin() {
+start_ours() { start_herd "$TMP/herd.toml"; }
+start_mem() { start_herd "$TMP/herd-mem.toml"; }
+start_tls() { start_herd "$TMP/herd-tls.toml"; }
+start_admin() {
     local i
-    start_ours "$TMP/herd-admin.toml"
+    start_herd "$TMP/herd-admin.toml"
     for i in 0 1 2 3 4; do wait_listening $((ADMIN_PORT + i)); done
     scrape_every_second &
     STARTED+=($!)
     AUX_PIDS=($!)
 }
+# Reads every admin listener's /metrics once a second, as Prometheus would.
 scrape_every_second() {
     local i
     while :; do
@@ -289,6 +316,7 @@ run_bench() {
 startup() {
     local out=$TMP/out/startup.$1.$REP.json cmd
     if [ "$1" = ours ]; then
+        rm -rf "$TMP/startup-data"
         cmd=("$HERD" serve Hill --config "$TMP/startup.toml")
         set -- "127.0.0.1:$STARTUP_OURS"
     else
@@ -302,6 +330,17 @@ startup() {
         echo '{"failed":true}' >"$out"
 }
 
+# startup_store: five launches of one of our servers over a store of $STORE_RECORDS
+# records, each timed until it answers a WHATSAT from its store.
+startup_store() {
+    local out=$TMP/out/startup_store.ours.$REP.json
+    rm -rf "$TMP/startup-data"
+    echo "bench.sh: [$REP/$REPEAT] startup with $STORE_RECORDS records in the store" >&2
+    "$HERD" bench startup --servers "127.0.0.1:$STARTUP_OURS" --runs 5 --json \
+        --fill "$STORE_RECORDS" -- "$HERD" serve Hill --config "$TMP/startup.toml" >"$out" ||
+        echo '{"failed":true}' >"$out"
+}
+
 KINDS=(ours)
 [ "$HAVE_BASELINE" = 1 ] && KINDS+=(baseline)
 STATS=()
@@ -310,16 +349,12 @@ STATS=()
 # repeat of a scenario rather than in all of them; the table shows medians.
 selected() { [[ "$ONLY" == *",$1,"* ]]; }
 for REP in $(seq 1 "$REPEAT"); do
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" mem tls admin; do
         selected iamat50 || continue
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
-    if selected iamat50-admin; then
-        run_bench iamat50 ours-admin iamat --servers @SERVERS@ --connections 50 \
-            --duration "$DURATION" --pids @PIDS@
-    fi
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" mem; do
         selected iamat1 || continue
         run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
             --duration "$DURATION" --pids @PIDS@
@@ -329,7 +364,7 @@ for REP in $(seq 1 "$REPEAT"); do
         run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
             --duration "$DURATION" --pids @PIDS@ "${STATS[@]}"
     done
-    for kind in "${KINDS[@]}"; do
+    for kind in "${KINDS[@]}" tls; do
         selected flood || continue
         run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     done
@@ -342,6 +377,7 @@ for REP in $(seq 1 "$REPEAT"); do
         selected startup || continue
         startup "$kind"
     done
+    if selected startup_store; then startup_store; fi
 done
 
 # value FILE KEY: one value of a run's flat JSON line ("failed" if the run failed).
@@ -417,6 +453,19 @@ S="IAMAT, 1 conn"
 row "$S" "check-ins/s" iamat1 check_ins_per_s info "" ""
 row "$S" "herd CPU us per check-in" iamat1 herd_cpu_us_per_op max_ratio 0.2 "<= 1/5"
 row "$S" "latency p50 ms" iamat1 p50_ms info "" ""
+# mem_row SCENARIO NAME KEY FIGURE: the same runs with the store off, for what durability
+# costs.
+mem_row() {
+    local mem
+    mem=$(get "$2" mem "$3")
+    printf '| %s, store off | %s | %s | - | - | - | - |\n' "$1" "$4" "${mem:--}"
+}
+mem_row "IAMAT, 50 conns over all 5" iamat50 check_ins_per_s "check-ins/s"
+mem_row "IAMAT, 50 conns over all 5" iamat50 herd_cpu_us_per_op "herd CPU us per check-in"
+mem_row "IAMAT, 50 conns over all 5" iamat50 p50_ms "latency p50 ms"
+mem_row "IAMAT, 1 conn" iamat1 check_ins_per_s "check-ins/s"
+mem_row "IAMAT, 1 conn" iamat1 herd_cpu_us_per_op "herd CPU us per check-in"
+mem_row "IAMAT, 1 conn" iamat1 p50_ms "latency p50 ms"
 S="WHATSAT, 10 conns, $UPSTREAM"
 row "$S" "replies/s" whatsat10 replies_per_s min_ratio 20 ">= 20x"
 row "$S" "upstream calls per WHATSAT" whatsat10 upstream_calls_per_whatsat info "" "reported"
@@ -431,6 +480,38 @@ row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 
 row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
 row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
+row "start-up, $STORE_RECORDS records in the store" "ms until answering from it, max of 5" \
+    startup_store startup_ms_max max 5000 "< 5 s"
+
+# tls_row SCENARIO FIGURE NAME KEY: ours on plain links, ours on TLS links, and TLS / plain.
+tls_row() {
+    local plain tls
+    plain=$(get "$3" ours "$4")
+    tls=$(get "$3" tls "$4")
+    awk -v s="$1" -v f="$2" -v p="$plain" -v t="$tls" 'BEGIN {
+        num = "^-?[0-9]+(\\.[0-9]+)?$"
+        ratio = "-"
+        if (p ~ num && t ~ num && p + 0 != 0) ratio = sprintf("%.3g", t / p)
+        if (p == "") p = "-"
+        if (t == "") t = "-"
+        printf "| %s | %s | %s | %s | %s |\n", s, f, p, t, ratio
+    }'
+}
+
+echo
+echo "Peer links: ours with mutual TLS (TLS 1.3, rustls with ring) against ours with plain"
+echo "links, both with the store, same run, medians of $REPEAT runs"
+echo
+echo "| scenario | figure | plain links | TLS links | TLS / plain |"
+echo "|---|---|---|---|---|"
+S="IAMAT, 50 conns over all 5"
+tls_row "$S" "check-ins/s" iamat50 check_ins_per_s
+tls_row "$S" "herd CPU us per check-in" iamat50 herd_cpu_us_per_op
+tls_row "$S" "latency p50 ms" iamat50 p50_ms
+tls_row "$S" "stale records after 5 s" iamat50 stale
+S="flood, Hill to all 4 others"
+tls_row "$S" "p50 ms" flood p50_ms
+tls_row "$S" "p99 ms" flood p99_ms
 
 # spread NAME KIND KEY: the lowest and highest of one figure over the repeats.
 spread() {
@@ -440,28 +521,28 @@ spread() {
         v=$(value "$f" "$3")
         if [ -n "$v" ] && [ "$v" != failed ]; then vals+=("$v"); fi
     done
-    [ "${#vals[@]}" = 0 ] && { echo "-"; return 0; }
+    if [ "${#vals[@]}" = 0 ]; then echo "-"; return 0; fi
     printf '%s\n' "${vals[@]}" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo " - " hi }'
 }
 
-# admin_row FIGURE KEY: one row of the admin listener's cost.
+# admin_row FIGURE KEY: IAMAT-50 without and with admin listeners, each with its spread.
 admin_row() {
     local without with
     without=$(get iamat50 ours "$2")
-    with=$(get iamat50 ours-admin "$2")
+    with=$(get iamat50 admin "$2")
     awk -v f="$1" -v a="$without" -v b="$with" -v sa="$(spread iamat50 ours "$2")" \
-        -v sb="$(spread iamat50 ours-admin "$2")" 'BEGIN {
+        -v sb="$(spread iamat50 admin "$2")" 'BEGIN {
         num = "^-?[0-9]+(\\.[0-9]+)?$"
         ratio = (a ~ num && b ~ num && a + 0 != 0) ? sprintf("%.3f", b / a) : "-"
         printf "| %s | %s (%s) | %s (%s) | %s |\n", f, (a == "" ? "-" : a), sa, (b == "" ? "-" : b), sb, ratio
     }'
 }
 
-if selected iamat50-admin; then
+if selected iamat50; then
     echo
-    echo "The admin listener's cost: IAMAT, 50 conns over all 5, our herd without admin"
-    echo "listeners and with one on every server scraped once a second (medians, and the"
-    echo "lowest - highest of the $REPEAT runs):"
+    echo "The admin listener: IAMAT, 50 conns over all 5, ours without admin listeners and"
+    echo "with one on every server scraped once a second, same run (medians, and the lowest -"
+    echo "highest of the $REPEAT runs)"
     echo
     echo "| figure | without admin | with admin, scraped 1/s | with / without |"
     echo "|---|---|---|---|"

@@ -1,10 +1,12 @@
-//! `herd`: run a server of the herd, the whole herd, a scripted client, or ask the herd how
-//! it is.
+//! `herd`: run a server of the herd, the whole herd, or a scripted client; make the herd's
+//! certificates; ask the herd how it is.
 //!
 //! The server itself lives in the `herd-actors` library and the load generator (`herd bench`)
 //! in `herd-bench`; this binary only parses the command line, loads `herd.toml` and waits for
 //! a signal.
 
+/// `herd certs`: a CA and a certificate per server, for TLS peer links.
+mod certs;
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
 /// `herd status`: every server's admin `/status`, as one table.
@@ -53,6 +55,20 @@ enum Command {
         #[arg(long, default_value = "herd.toml")]
         config: PathBuf,
     },
+    /// Make a CA and a certificate and key for each server of the config, for TLS peer links.
+    Certs {
+        #[arg(long, default_value = "herd.toml")]
+        config: PathBuf,
+        /// Where to write (default: the config's tls.dir, else ./tls).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How long each server's certificate is valid, in days.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Replace existing files: every file is made afresh, with a new CA.
+        #[arg(long)]
+        force: bool,
+    },
     /// Ask every server of the config for its status (admin listener) and print one table;
     /// exits non-zero unless every server answers, serves and has all its links up.
     Status {
@@ -79,6 +95,17 @@ fn main() -> ExitCode {
             lines,
             config,
         } => client::run(&target, &lines, &config),
+        Command::Certs {
+            config,
+            out,
+            days,
+            force,
+        } => certs::run(&certs::Request {
+            config: &config,
+            out: out.as_deref(),
+            days,
+            force,
+        }),
         Command::Status { config, watch } => status::run(&config, watch),
         Command::Bench(scenario) => herd_bench::run(scenario).map_err(anyhow::Error::msg),
     };

@@ -6,11 +6,14 @@
 //! - `outbox`: a bounded per-socket write queue (actix's `FramedWrite` has no backpressure).
 //! - `listener` and `admission`: the accept loop, and which connections it takes.
 //! - `session`: the Session actor, one per client connection.
-//! - `store`: the LocationStore actor, each client's latest record.
-//! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), and
-//!   the inbound peer actor a session hands a neighbour's connection to.
-//! - `places`: the PlacesFetcher actor, its providers (embedded, google, google-new), and
-//!   the cache, shared calls and call cap that keep Google's bill down.
+//! - `store`: the LocationStore actor, each client's latest record, and its durable copy
+//!   (SQLite, written by a `SyncActor` with grouped commits).
+//! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), the
+//!   inbound peer actor a session (or, on a TLS herd, the listener) hands a neighbour's
+//!   connection to, and mutual TLS on the links.
+//! - [`places`]: the PlacesFetcher actor, its providers (embedded, google, google-new), and
+//!   the cache, shared calls and call cap that keep Google's bill down. Public only for
+//!   its fake Google server (feature `testing`), which the black-box tests start.
 //! - `event_log`: the per-server event log, written off the serving path.
 //! - [`admin`]: the admin listener (actix-web): Prometheus metrics, health, status and the
 //!   live page; its `metrics` handles are what every part above counts into.

@@ -1,12 +1,37 @@
-//! The accept loop: each connection the server takes becomes a [`Session`].
+//! The accept loop: each connection the server takes becomes a [`Session`], or, on a TLS
+//! herd, a neighbour's TLS link.
+//!
+//! Neighbours dial the port clients use (`docs/peer-protocol.md`). On a herd without TLS
+//! every connection starts as a session, which hands a neighbour's over when its first line
+//! is a peer hello: nothing looks at a connection before its session reads it.
+//!
+//! On a TLS herd the listener first waits for each new connection's first byte, without
+//! taking it ([`TcpStream::peek`]). A TLS handshake record (`0x16`) is a neighbour dialling
+//! in: it goes to the TLS peer side. Anything else is a client, whose session reads the byte
+//! as the start of its first line, exactly as without TLS. One port serves both because
+//! the herd promises its operators a server listens on one address (`addr`), which is also
+//! what neighbours dial: one address to open in a firewall, and no second port to
+//! configure per server. No client line can usefully start with `0x16`, a control
+//! character.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::admission::{Admission, Admit};
+use crate::admission::{Admission, Admit, Ticket};
+use crate::peers::door::take_peer;
+use crate::peers::tls::{PeerTls, HANDSHAKE};
 use crate::session::{Session, SessionDeps};
+
+/// How a TLS herd's listener takes its neighbours' connections.
+pub(crate) struct TlsDoor {
+    pub(crate) tls: Arc<PeerTls>,
+    /// A neighbour must finish the TLS handshake and send its hello within this.
+    pub(crate) handshake_timeout: Duration,
+}
 
 /// Accepts connections for as long as the server runs. A connection past the caps is closed
 /// at once (and logged); a failed accept (out of file descriptors, which the caps keep from
@@ -15,13 +40,23 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     deps: Rc<SessionDeps>,
     admission: Admission,
+    door: Option<TlsDoor>,
 ) {
+    let door = door.map(Rc::new);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => match admission.admit(peer.ip()) {
                 Admit::Client(ticket) | Admit::Probation(ticket) => {
                     let _ = stream.set_nodelay(true);
-                    Session::start(Rc::clone(&deps), stream, peer, ticket);
+                    match &door {
+                        None => {
+                            Session::start(Rc::clone(&deps), stream, peer, ticket);
+                        }
+                        Some(door) => {
+                            let door = Rc::clone(door);
+                            actix_rt::spawn(sort(door, Rc::clone(&deps), stream, peer, ticket));
+                        }
+                    }
                 }
                 // Dropping the stream closes it.
                 Admit::Refused(why) => {
@@ -33,6 +68,49 @@ pub(crate) async fn accept_loop(
                 deps.log.note(&format!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+/// On a TLS herd: waits for the connection's first byte, then gives the connection to the
+/// TLS peer side or to a client session. The connection keeps its place under the caps
+/// (`ticket`) until then; and a connection that sends nothing is held no longer than a
+/// session holds an idle client, or, let in past the caps, than a neighbour has to prove
+/// itself.
+async fn sort(
+    door: Rc<TlsDoor>,
+    deps: Rc<SessionDeps>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+) {
+    let limit = match ticket.on_probation() {
+        true => Some(deps.limits.probation_timeout),
+        false => deps.limits.idle_timeout,
+    };
+    let mut first = [0u8; 1];
+    let peeked = match limit {
+        Some(limit) => tokio::time::timeout(limit, stream.peek(&mut first))
+            .await
+            .ok(),
+        None => Some(stream.peek(&mut first).await),
+    };
+    match peeked {
+        None => {
+            let waited = limit.unwrap_or_default().as_secs_f64();
+            deps.log
+                .dropped(peer, &format!("nothing sent in {waited}s"));
+        }
+        Some(Ok(1)) if first[0] == HANDSHAKE => {
+            let peers = deps.peers.clone();
+            let (tls, limit) = (Arc::clone(&door.tls), door.handshake_timeout);
+            take_peer(tls, stream, peer, limit, peers, deps.log.clone()).await;
+            drop(ticket);
+        }
+        // A client's first byte, or the end of its input, or an error: the session meets
+        // them as it would have without TLS.
+        Some(_) => {
+            Session::start(deps, stream, peer, ticket);
         }
     }
 }

@@ -16,16 +16,18 @@ use crate::admin::metrics::Metrics;
 use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
-use crate::listener::accept_loop;
+use crate::listener::{accept_loop, TlsDoor};
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::link::LinkSettings;
 use crate::peers::manager::PeerManager;
 use crate::peers::records::Records;
+use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
 use crate::session::{Limits, SessionDeps};
 use crate::settings::{self, ServerSettings, Settings, SettingsError};
 use crate::store::durable::{Database, Load, StoreError, Writer};
+use crate::store::table::Table;
 use crate::store::{Flush, LocationStore};
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
@@ -90,9 +92,23 @@ pub enum StartError {
     /// Its store's writer stopped while loading.
     #[error("the store's writer stopped while loading")]
     WriterGone,
-    /// A herd off loopback must authenticate its peer links.
-    #[error("the herd has servers off loopback and no secret: set `secret` in the config or HERD_SECRET")]
-    NoSecret,
+    /// A herd off loopback must run its peer links over TLS.
+    #[error(
+        "server '{server}' is at {addr}, off loopback, and the herd's peer links do not use \
+         TLS: set dir under [tls] in {config} (or HERD_TLS__DIR), and make the files with \
+         `herd certs`"
+    )]
+    NoTls {
+        /// The first server off loopback.
+        server: String,
+        /// Its address.
+        addr: SocketAddr,
+        /// The config file.
+        config: String,
+    },
+    /// The server's TLS files are missing or do not fit one another.
+    #[error(transparent)]
+    Tls(Box<dyn std::error::Error + Send + Sync>),
     /// An admin listener off loopback must ask for the herd's secret.
     #[error(
         "server '{server}' has its admin listener off loopback ({addr}) and the herd has no \
@@ -135,22 +151,31 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Checks what can be checked before binding: the server exists, and a herd that leaves
-/// loopback has a secret (unauthenticated peer links are only safe on one machine), as
-/// does an admin listener off loopback (which then asks for it).
+/// loopback runs its peer links over TLS. Between hosts a shared secret is not enough: it
+/// proves a neighbour once, then every record would cross the network in clear text, open
+/// to anyone on the path to read and to change. On one machine plain links stay allowed.
+/// An admin listener off loopback needs the herd's secret, which it then asks of every
+/// request but `/health`.
 pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSettings, StartError> {
     let me = config.server(name)?;
-    if config.secret.is_none() && !config.is_all_loopback() {
-        return Err(StartError::NoSecret);
-    }
-    match me.admin {
-        Some(addr) if config.secret.is_none() && !addr.ip().is_loopback() => {
-            Err(StartError::AdminNoSecret {
+    if let Some(addr) = me.admin {
+        if config.secret.is_none() && !addr.ip().is_loopback() {
+            return Err(StartError::AdminNoSecret {
                 server: me.name.clone(),
                 addr,
-            })
+            });
         }
-        _ => Ok(me),
     }
+    if config.tls.is_some() || config.is_all_loopback() {
+        return Ok(me);
+    }
+    let away = config.servers.iter().find(|s| !s.addr.ip().is_loopback());
+    let away = away.unwrap_or(me);
+    Err(StartError::NoTls {
+        server: away.name.clone(),
+        addr: away.addr,
+        config: config.path.display().to_string(),
+    })
 }
 
 /// The soft limit on open files; the binary raises it to the hard limit at start-up.
@@ -229,6 +254,14 @@ pub(crate) async fn start_with(
     tuning: Tuning,
 ) -> Result<Server, StartError> {
     let me = preflight(config, name)?;
+    // Before anything starts: a server whose files do not fit must not run at all.
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => Some(Arc::new(
+            PeerTls::load(tls, me, &config.servers).map_err(|e| StartError::Tls(Box::new(e)))?,
+        )),
+    };
+    let handshake_timeout = tuning.links.handshake_timeout;
     let log = EventLog::open(&config.log_dir, &me.name).map_err(|source| StartError::Log {
         dir: config.log_dir.display().to_string(),
         source,
@@ -264,8 +297,8 @@ pub(crate) async fn start_with(
             Some(admin)
         }
     };
-    let (writer, records) = match &config.store.dir {
-        None => (None, Vec::new()),
+    let (writer, table) = match &config.store.dir {
+        None => (None, Table::default()),
         Some(dir) => {
             readiness.set(Phase::LoadingStore);
             let db = Database::open(dir, &name, config.store.fsync)?;
@@ -275,17 +308,17 @@ pub(crate) async fn start_with(
             }
             let writer = Writer::start(db);
             let started = std::time::Instant::now();
-            let records = writer
+            let table = writer
                 .send(Load)
                 .await
                 .map_err(|_| StartError::WriterGone)??;
             log.note(&format!(
                 "loaded {} records from {} in {:.3}s",
-                records.len(),
+                table.len(),
                 dir.join(format!("{name}.db")).display(),
                 started.elapsed().as_secs_f64()
             ));
-            (Some(writer), records)
+            (Some(writer), table)
         }
     };
     let secret: Option<Arc<[u8]>> = config
@@ -299,12 +332,14 @@ pub(crate) async fn start_with(
             neighbour: Arc::from(neighbour.as_str()),
             addr: config.server(neighbour)?.addr,
             secret: secret.clone(),
+            tls: tls.clone(),
         });
     }
     let policy = PeerPolicy {
         me: name.clone(),
         neighbours: targets.iter().map(|t| t.neighbour.clone()).collect(),
         secret,
+        tls: tls.is_some(),
     };
     // The store floods through the peer manager, and the manager asks the store for what a
     // neighbour lacks: the store's address exists before it runs, so each gets the other's.
@@ -327,7 +362,7 @@ pub(crate) async fn start_with(
     .start();
     store_ctx.run(LocationStore::new(
         peers.clone().recipient(),
-        records,
+        table,
         writer,
         config.store.max_age,
     ));
@@ -353,7 +388,9 @@ pub(crate) async fn start_with(
         budget: budget.clone(),
         metrics: metrics.clients.clone(),
     });
-    if config.secret.is_none() && !me.neighbours.is_empty() {
+    if tls.is_some() {
+        log.note("peer links use TLS: each neighbour proves its name with its certificate");
+    } else if config.secret.is_none() && !me.neighbours.is_empty() {
         log.note("no secret configured: peers are accepted by name alone (loopback herd)");
         eprintln!("herd: warning: no secret in the config; peer links are not authenticated");
     }
@@ -363,7 +400,11 @@ pub(crate) async fn start_with(
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
     };
-    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps)));
+    let door = tls.map(|tls| TlsDoor {
+        tls,
+        handshake_timeout,
+    });
+    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps), door));
     readiness.set(Phase::Serving);
     Ok(Server {
         addr,

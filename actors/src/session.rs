@@ -34,7 +34,7 @@ use crate::admission::Ticket;
 use crate::codec::{LineCodec, LineError};
 use crate::event_log::EventLog;
 use crate::outbox::{Outbox, ReplyBudget};
-use crate::peers::manager::Handoff;
+use crate::peers::manager::{HandedOver, Handoff};
 use crate::peers::wire;
 use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
@@ -252,8 +252,7 @@ impl Session {
                 self.deps.peers.do_send(Handoff {
                     addr: self.peer,
                     hello: line,
-                    read,
-                    write,
+                    conn: HandedOver::Plain { read, write },
                 });
             }
             self.ending = Ending::HandedOff;

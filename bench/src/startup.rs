@@ -1,10 +1,14 @@
-//! `herd bench startup -- COMMAND...`: time from exec of a server until it accepts.
+//! `herd bench startup -- COMMAND...`: time from exec of a server until it accepts, or,
+//! with `--fill N`, until it answers from a store of N records.
 //!
 //! Spawns the command, tries to connect to the server's address every millisecond, and
 //! stops the command once a connection succeeds; the figure is the slowest of the runs.
-//! Only the process this spawned is stopped, by its PID.
+//! With `--fill N`, a first launch (not timed) is given N check-ins and stopped with
+//! SIGTERM; each timed launch then counts until a WHATSAT for one of those clients is
+//! answered, which a server with a store does only once it has loaded it. Only the
+//! processes this spawned are stopped, by their PIDs.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +32,10 @@ pub struct Args {
     /// Launches to time; the slowest is the figure.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
+    /// First give the server this many clients' check-ins (a store to load), then time
+    /// until it answers a WHATSAT for one of them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    fill: Option<u32>,
     /// The server command and its arguments, after `--`; it must listen on the address of
     /// --at (or the first server).
     #[arg(last = true, required = true)]
@@ -38,6 +46,9 @@ pub(crate) fn run(args: Args) -> Result<Report, String> {
     let targets = args.common.targets()?;
     let addr = args.common.at(&targets)?.addr;
     let shown = args.command.join(" ");
+    if let Some(n) = args.fill {
+        fill(&args.command, addr, n, &shown)?;
+    }
     let mut times = Vec::new();
     for run in 1..=args.runs {
         if TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok() {
@@ -54,7 +65,13 @@ pub(crate) fn run(args: Args) -> Result<Report, String> {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run {shown}: {e}"))?;
-        let took = wait_until_accepting(&mut child, addr, start, &shown);
+        let took =
+            wait_until_accepting(&mut child, addr, start, &shown).and_then(|took| {
+                match args.fill {
+                    Some(_) => wait_until_answering(addr, start),
+                    None => Ok(took),
+                }
+            });
         // Kill, not SIGTERM: a graceful stop is not what is measured, and this is the
         // process this run spawned, by PID.
         let _ = child.kill();
@@ -72,6 +89,9 @@ pub(crate) fn run(args: Args) -> Result<Report, String> {
     r.text("command", "command", shown);
     r.text("addr", "address polled", addr.to_string());
     r.count("runs", "runs", args.runs.into());
+    if let Some(n) = args.fill {
+        r.count("records", "records in the store", n.into());
+    }
     r.text("startup_ms_each", "each run (ms)", each.join(","));
     r.figure(
         "startup_ms_max",
@@ -112,5 +132,87 @@ fn wait_until_accepting(
             ));
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// Client names of the filled store.
+fn filled(i: u32) -> String {
+    format!("fill{i}")
+}
+
+/// Runs the server once and checks `n` clients in over one pipelined connection, then
+/// stops it with SIGTERM (which writes out what it took).
+fn fill(command: &[String], addr: SocketAddr, n: u32, shown: &str) -> Result<(), String> {
+    let started = Instant::now();
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let filled_in = wait_until_accepting(&mut child, addr, started, shown).and_then(|_| {
+        let stream =
+            TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let reader = stream.try_clone().map_err(|e| format!("{addr}: {e}"))?;
+        let writer = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stream);
+            for i in 0..n {
+                writeln!(
+                    out,
+                    "IAMAT {} +34.068930-118.445127 {}",
+                    filled(i),
+                    1_600_000_000 + i
+                )?;
+            }
+            out.flush()
+        });
+        let mut lines = BufReader::new(reader);
+        let mut line = String::new();
+        for i in 0..n {
+            line.clear();
+            let got = lines
+                .read_line(&mut line)
+                .map_err(|e| format!("{addr}: {e}"))?;
+            if got == 0 || !line.starts_with("AT ") {
+                return Err(format!("check-in {i} at {addr} got {line:?}"));
+            }
+        }
+        writer
+            .join()
+            .map_err(|_| "the filling thread panicked".to_owned())?
+            .map_err(|e| format!("cannot send to {addr}: {e}"))
+    });
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    filled_in?;
+    stopped.map_err(|e| format!("cannot stop {shown}: {e}"))?;
+    eprintln!(
+        "herd bench startup: filled {n} records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Waits until the server answers a WHATSAT for the first filled client with its record.
+fn wait_until_answering(addr: SocketAddr, start: Instant) -> Result<Duration, String> {
+    let stream = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(LAUNCH_LIMIT))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut writer = stream.try_clone().map_err(|e| format!("{addr}: {e}"))?;
+    writeln!(writer, "WHATSAT {} 1 1", filled(0)).map_err(|e| format!("{addr}: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("no answer from {addr}: {e}"))?;
+    if line.starts_with("AT ") {
+        Ok(start.elapsed())
+    } else {
+        Err(format!(
+            "{addr} answered {line:?}: the store was not loaded"
+        ))
     }
 }

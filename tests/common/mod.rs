@@ -2,6 +2,9 @@
 //! to a temporary folder, and raw TCP clients.
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod netns;
+pub mod relay;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -456,4 +459,28 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "never: {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The next `n` replies to pipelined WHATSATs: each an AT line with its JSON and a blank
+/// line, or a `? ` line.
+pub fn whatsat_replies(conn: &mut Conn, n: usize) -> Vec<String> {
+    let mut got: Vec<u8> = Vec::new();
+    let mut replies = Vec::with_capacity(n);
+    let mut buf = [0u8; 65536];
+    while replies.len() < n {
+        let end = if got.starts_with(b"? ") {
+            got.iter().position(|&b| b == b'\n').map(|i| i + 1)
+        } else {
+            got.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+        };
+        if let Some(end) = end {
+            let reply: Vec<u8> = got.drain(..end).collect();
+            replies.push(String::from_utf8(reply).expect("utf8"));
+            continue;
+        }
+        let k = conn.0.read(&mut buf).expect("read");
+        assert!(k > 0, "EOF after {} replies", replies.len());
+        got.extend_from_slice(&buf[..k]);
+    }
+    replies
 }

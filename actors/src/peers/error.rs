@@ -16,6 +16,8 @@ pub(crate) enum LinkError {
         #[source]
         source: io::Error,
     },
+    #[error("TLS handshake with {addr}: {reason}")]
+    Tls { addr: SocketAddr, reason: String },
     #[error("handshake timed out after {0:?}")]
     HandshakeTimeout(Duration),
     #[error("handshake refused: {0}")]
@@ -55,4 +57,8 @@ pub(crate) enum Refusal {
     WrongSecret(String),
     #[error("no proof within {0:?}")]
     NoProof(Duration),
+    #[error("this herd's peer links use TLS: a hello in plain text is refused")]
+    PlainOnTls,
+    #[error("the certificate shown is not valid for {from}: {why}")]
+    NotTheirCertificate { from: String, why: String },
 }

@@ -1,22 +1,24 @@
 //! The peer handshake, both ends: who may become a peer link, and how a dialler proves it.
 //!
 //! A connection whose first line is a `HERD-PEER` hello asks to become a peer link. It
-//! becomes one only if it names a configured neighbour and this server, and, when the herd
-//! has a secret, answers a fresh challenge with the right HMAC. Until then (and on every
-//! other connection) `AT` lines are just invalid client input: a client can never inject a
-//! record. The exchange is in `docs/peer-protocol.md`; the lines are in [`super::wire`].
+//! becomes one only if it names a configured neighbour and this server, and proves the name
+//! it claims: on a TLS herd with a certificate of the herd's CA for that name (and a plain
+//! hello is refused there); otherwise, when the herd has a secret, by answering a fresh
+//! challenge with the right HMAC. Until then (and on every other connection) `AT` lines are
+//! just invalid client input: a client can never inject a record. The exchange is in
+//! `docs/peer-protocol.md`; the lines are in [`super::wire`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::error::{LinkError, Refusal};
+use super::tls::{tls_reason, PeerCertificate, PeerTls};
 use super::wire;
 use crate::codec::LineCodec;
 
@@ -26,20 +28,29 @@ pub(crate) struct PeerPolicy {
     pub(crate) me: Arc<str>,
     pub(crate) neighbours: Vec<Arc<str>>,
     pub(crate) secret: Option<Arc<[u8]>>,
+    /// The herd's links use TLS: a neighbour proves its name with its certificate, and a
+    /// hello that came in plain text is refused.
+    pub(crate) tls: bool,
 }
 
 /// The listener's answer to a hello it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Greeting {
-    /// Accepted without a secret: the connection is now a link from this neighbour.
+    /// Accepted (by its certificate, or with no secret to ask for): the connection is now a
+    /// link from this neighbour.
     Welcome(Arc<str>),
     /// The dialler must prove it holds the secret for this nonce.
     Challenge { from: Arc<str>, nonce: String },
 }
 
 impl PeerPolicy {
-    /// What to answer to the hello `line`.
-    pub(crate) fn answer_hello(&self, line: &str) -> Result<Greeting, Refusal> {
+    /// What to answer to the hello `line`, which came over TLS with `cert` or, if `None`, in
+    /// plain text.
+    pub(crate) fn answer_hello(
+        &self,
+        line: &str,
+        cert: Option<&PeerCertificate>,
+    ) -> Result<Greeting, Refusal> {
         let (from, to) = wire::parse_hello(line).ok_or(Refusal::MalformedHello)?;
         if to != &*self.me {
             return Err(Refusal::WrongServer {
@@ -53,6 +64,17 @@ impl PeerPolicy {
                 me: self.me.to_string(),
             });
         };
+        if self.tls {
+            // Mutual TLS proved the certificate is the herd's; it must also be this name's.
+            let cert = cert.ok_or(Refusal::PlainOnTls)?;
+            return match cert.is_for(from) {
+                Ok(()) => Ok(Greeting::Welcome(from.clone())),
+                Err(why) => Err(Refusal::NotTheirCertificate {
+                    from: from.to_string(),
+                    why,
+                }),
+            };
+        }
         if self.secret.is_none() {
             return Ok(Greeting::Welcome(from.clone()));
         }
@@ -83,12 +105,19 @@ pub(crate) struct LinkTarget {
     pub(crate) neighbour: Arc<str>,
     pub(crate) addr: SocketAddr,
     pub(crate) secret: Option<Arc<[u8]>>,
+    /// Set on a TLS herd: the link runs inside TLS, and the listener must prove its name.
+    pub(crate) tls: Option<Arc<PeerTls>>,
 }
+
+/// Either side of a link's connection: plain TCP or TLS over it.
+pub(crate) type LinkRead = Box<dyn AsyncRead + Unpin>;
+/// See [`LinkRead`].
+pub(crate) type LinkWrite = Box<dyn AsyncWrite + Unpin>;
 
 /// A link whose handshake is done: lines from the neighbour, and the sending side.
 pub(crate) struct Connected {
-    pub(crate) read: FramedRead<OwnedReadHalf, LineCodec>,
-    pub(crate) write: OwnedWriteHalf,
+    pub(crate) read: FramedRead<LinkRead, LineCodec>,
+    pub(crate) write: LinkWrite,
 }
 
 /// Connects to `t` and completes the handshake as the dialling side, within `limit`.
@@ -102,7 +131,23 @@ pub(crate) async fn dial(t: &LinkTarget, limit: Duration) -> Result<Connected, L
             })?;
         let _ = stream.set_nodelay(true);
         let _ = keep_alive(&stream);
-        let (read, mut write) = stream.into_split();
+        let (read, mut write): (LinkRead, LinkWrite) = match &t.tls {
+            None => {
+                let (read, write) = stream.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            Some(tls) => {
+                let stream =
+                    tls.connect(stream, &t.neighbour)
+                        .await
+                        .map_err(|e| LinkError::Tls {
+                            addr: t.addr,
+                            reason: tls_reason(&e),
+                        })?;
+                let (read, write) = tokio::io::split(stream);
+                (Box::new(read), Box::new(write))
+            }
+        };
         let mut read = FramedRead::new(read, LineCodec::peer(wire::MAX_LINE));
         write
             .write_all(wire::hello(&t.me, &t.neighbour).as_bytes())
@@ -129,7 +174,7 @@ pub(crate) async fn dial(t: &LinkTarget, limit: Duration) -> Result<Connected, L
 }
 
 /// The next whole line from a neighbour, as text.
-async fn next_line(read: &mut FramedRead<OwnedReadHalf, LineCodec>) -> Result<String, LinkError> {
+async fn next_line(read: &mut FramedRead<LinkRead, LineCodec>) -> Result<String, LinkError> {
     match read.next().await {
         None => Err(LinkError::Closed),
         Some(Err(e)) => Err(e.into()),
@@ -156,6 +201,7 @@ mod tests {
             me: "Smith".into(),
             neighbours: vec!["Hill".into(), "Campbell".into()],
             secret: secret.map(Arc::from),
+            tls: false,
         }
     }
 
@@ -163,26 +209,26 @@ mod tests {
     fn without_a_secret_only_neighbours_naming_this_server_get_in() {
         let p = policy(None);
         assert_eq!(
-            p.answer_hello("HERD-PEER 1 Hill Smith"),
+            p.answer_hello("HERD-PEER 1 Hill Smith", None),
             Ok(Greeting::Welcome("Hill".into()))
         );
         assert_eq!(
-            p.answer_hello("HERD-PEER 1 Jaquez Smith"),
+            p.answer_hello("HERD-PEER 1 Jaquez Smith", None),
             Err(Refusal::NotNeighbour {
                 from: "Jaquez".into(),
                 me: "Smith".into()
             })
         );
         assert_eq!(
-            p.answer_hello("HERD-PEER 1 Hill Campbell"),
+            p.answer_hello("HERD-PEER 1 Hill Campbell", None),
             Err(Refusal::WrongServer {
                 me: "Smith".into(),
                 to: "Campbell".into()
             })
         );
-        assert!(p.answer_hello("HERD-PEER 1 hill Smith").is_err());
+        assert!(p.answer_hello("HERD-PEER 1 hill Smith", None).is_err());
         assert_eq!(
-            p.answer_hello("HERD-PEER Hill Smith"),
+            p.answer_hello("HERD-PEER Hill Smith", None),
             Err(Refusal::MalformedHello)
         );
     }
@@ -190,7 +236,8 @@ mod tests {
     #[test]
     fn with_a_secret_the_dialler_must_answer_the_challenge() {
         let p = policy(Some(b"k"));
-        let Ok(Greeting::Challenge { from, nonce }) = p.answer_hello("HERD-PEER 1 Hill Smith")
+        let Ok(Greeting::Challenge { from, nonce }) =
+            p.answer_hello("HERD-PEER 1 Hill Smith", None)
         else {
             panic!("expected a challenge");
         };

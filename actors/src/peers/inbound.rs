@@ -1,9 +1,11 @@
 //! The listening side of a peer link: one actor per connection a neighbour dialled.
 //!
-//! A connection starts as a client [`Session`](crate::session::Session); when its first
-//! line is a `HERD-PEER` hello, the session hands the connection (and whatever it has read
-//! past the hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
-//! [`InboundPeer`] on it. The inbound peer finishes the handshake, then takes the dialler's
+//! A plain connection starts as a client [`Session`](crate::session::Session); when its
+//! first line is a `HERD-PEER` hello, the session hands the connection (and whatever it has
+//! read past the hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
+//! [`InboundPeer`] on it. On a TLS herd a neighbour's connection opens with a TLS handshake
+//! instead, and [`super::tls::take_peer`] hands it over once the hello has come inside TLS,
+//! with the certificate the hello's name is checked against. The inbound peer finishes the handshake, then takes the dialler's
 //! lines: `SYNC` is answered with this server's digest, records are merged into the store,
 //! `PING` is answered with `PONG`. It sends no records: records travel from dialler to
 //! listener only, so each server floods over the links it dialled.
@@ -21,6 +23,7 @@ use super::error::Refusal;
 use super::handshake::{Greeting, PeerPolicy};
 use super::link::LinkSettings;
 use super::records::{Fingerprints, Merge, Records};
+use super::tls::PeerCertificate;
 use super::wire;
 use crate::admin::metrics::{LinkMetrics, PeerMetrics};
 use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
@@ -72,14 +75,14 @@ pub(crate) struct InboundPeer {
 
 impl InboundPeer {
     /// Takes over a connection whose first line was `hello`; `read` holds whatever came
-    /// after it.
+    /// after it. `cert` is what the dialler showed, if the connection is TLS.
     pub(crate) fn start<R, W>(
         deps: Rc<InboundDeps>,
         dialled_in: Recipient<DialedIn>,
         addr: SocketAddr,
         hello: &[u8],
-        read: FramedRead<R, LineCodec>,
-        write: W,
+        (read, write): (FramedRead<R, LineCodec>, W),
+        cert: Option<PeerCertificate>,
     ) -> Addr<InboundPeer>
     where
         R: AsyncRead + Unpin + 'static,
@@ -113,7 +116,7 @@ impl InboundPeer {
                 last_heard: Instant::now(),
                 metrics: LinkMetrics::default(),
             };
-            match peer.deps.policy.answer_hello(&hello) {
+            match peer.deps.policy.answer_hello(&hello, cert.as_ref()) {
                 Ok(Greeting::Welcome(from)) => peer.welcome(from),
                 Ok(Greeting::Challenge { from, nonce }) => {
                     peer.send_line(&format!("{} {nonce}", wire::CHALLENGE));

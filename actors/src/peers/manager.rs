@@ -21,10 +21,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
 
 use super::error::LinkError;
-use super::handshake::{self, Connected, LinkTarget, PeerPolicy};
+use super::handshake::{self, Connected, LinkRead, LinkTarget, LinkWrite, PeerPolicy};
 use super::inbound::{DialedIn, InboundDeps, InboundPeer};
 use super::link::{Link, LinkSettings, LinkState, UpLink};
 use super::records::{Missing, Records};
+use super::tls::{PeerCertificate, ServerRead, ServerWrite};
 use super::wire;
 use crate::admin::metrics::PeerMetrics;
 use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
@@ -146,7 +147,7 @@ impl PeerManager {
         &mut self,
         i: usize,
         generation: u64,
-        read: FramedRead<OwnedReadHalf, LineCodec>,
+        read: FramedRead<LinkRead, LineCodec>,
         ctx: &mut Context<Self>,
     ) -> SpawnHandle {
         let lines = PeerLines::new(read, wire::MAX_LINE)
@@ -166,7 +167,7 @@ impl PeerManager {
         i: usize,
         generation: u64,
         queue: Outbox,
-        write: OwnedWriteHalf,
+        write: LinkWrite,
         ctx: &mut Context<Self>,
     ) -> SpawnHandle {
         let writer = queue.drain_into(write);
@@ -404,23 +405,38 @@ impl Handler<DialedIn> for PeerManager {
 pub(crate) struct Handoff {
     pub(crate) addr: SocketAddr,
     pub(crate) hello: BytesMut,
-    /// The rest of the input, with whatever was read past the hello.
-    pub(crate) read: FramedRead<OwnedReadHalf, LineCodec>,
-    pub(crate) write: OwnedWriteHalf,
+    pub(crate) conn: HandedOver,
+}
+
+/// The connection a [`Handoff`] hands over: the rest of its input, with whatever was read
+/// past the hello, and its sending side.
+pub(crate) enum HandedOver {
+    /// Plain TCP, found by a client session.
+    Plain {
+        read: FramedRead<OwnedReadHalf, LineCodec>,
+        write: OwnedWriteHalf,
+    },
+    /// TLS, and the certificate the dialler showed, which chains to the herd's CA.
+    Tls {
+        read: ServerRead,
+        write: ServerWrite,
+        cert: PeerCertificate,
+    },
 }
 
 impl Handler<Handoff> for PeerManager {
     type Result = ();
 
-    fn handle(&mut self, handoff: Handoff, ctx: &mut Context<Self>) {
-        InboundPeer::start(
-            Rc::clone(&self.inbound),
-            ctx.address().recipient(),
-            handoff.addr,
-            &handoff.hello,
-            handoff.read,
-            handoff.write,
-        );
+    fn handle(&mut self, Handoff { addr, hello, conn }: Handoff, ctx: &mut Context<Self>) {
+        let (deps, dialled_in) = (Rc::clone(&self.inbound), ctx.address().recipient());
+        match conn {
+            HandedOver::Plain { read, write } => {
+                InboundPeer::start(deps, dialled_in, addr, &hello, (read, write), None);
+            }
+            HandedOver::Tls { read, write, cert } => {
+                InboundPeer::start(deps, dialled_in, addr, &hello, (read, write), Some(cert));
+            }
+        }
     }
 }
 

@@ -7,14 +7,19 @@
 //!   over inbound links from the sessions that found them.
 //! - [`inbound`]: InboundPeer, the listening side of a link a neighbour dialled.
 //! - [`records`]: what the peer side asks of the store, handed to it as recipients.
+//! - [`tls`]: mutual TLS on the links, when the herd has `[tls]`: loading the files, both
+//!   handshakes, and which names a neighbour's certificate proves.
+//! - [`door`]: how a neighbour's TLS connection comes in and reaches the manager.
 //! - [`error`]: why a link failed or a handshake was refused.
 //!
 //! `docs/peer-protocol.md` describes the protocol for operators.
 
+pub(crate) mod door;
 pub(crate) mod error;
 pub(crate) mod handshake;
 pub(crate) mod inbound;
 pub(crate) mod link;
 pub(crate) mod manager;
 pub(crate) mod records;
+pub(crate) mod tls;
 pub(crate) mod wire;

@@ -28,19 +28,19 @@ const ENTRY_OVERHEAD: usize = 128;
 
 /// The most decimal places `precision` may have: 7 places is about a centimetre, finer
 /// than any client's fix, so more would only make a cache that never hits.
-pub const MAX_PRECISION: u8 = 7;
+pub(crate) const MAX_PRECISION: u8 = 7;
 
 /// How the cache of one fetcher behaves, validated by `config`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CacheSettings {
+pub(crate) struct CacheSettings {
     /// How long an answer is served; zero turns the cache off.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// The most answers kept.
-    pub entries: usize,
+    pub(crate) entries: usize,
     /// The most bytes of answer text kept.
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
     /// Decimal places of latitude and longitude kept in the key, 0..=[`MAX_PRECISION`].
-    pub precision: u8,
+    pub(crate) precision: u8,
 }
 
 impl Default for CacheSettings {

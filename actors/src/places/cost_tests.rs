@@ -10,10 +10,9 @@ use serde_json::Value;
 
 use super::fake::{FakeGoogle, Mode};
 use super::fetcher::CacheClock;
+use super::fetcher::{PlacesStats, Stats};
 use super::tests::{ask, fetcher, north_of_ucla, settings, ucla};
-use super::{
-    LastFailure, Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, PlacesStats, Provider, Stats,
-};
+use super::{LastFailure, Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, Provider};
 use crate::admin::metrics::PlacesMetrics;
 
 const SLOW: Mode = Mode::Delay(Duration::from_millis(300));

@@ -34,7 +34,7 @@ const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// The places within `q.radius_m` of the query's point, nearest first, at most `q.bound`,
 /// as a Nearby Search response (`ZERO_RESULTS` when the circle holds none).
-pub fn nearby(q: &NearbyQuery) -> Value {
+pub(crate) fn nearby(q: &NearbyQuery) -> Value {
     let index = index();
     let results: Vec<Value> = index
         .within(q.lat, q.lng, q.radius_m)
@@ -51,7 +51,7 @@ pub fn nearby(q: &NearbyQuery) -> Value {
 }
 
 /// Parses the data set now rather than on the first query, which would otherwise pay for it.
-pub fn preload() {
+pub(crate) fn preload() {
     index();
 }
 

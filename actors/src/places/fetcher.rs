@@ -36,12 +36,12 @@ const STATS_EVERY: Duration = Duration::from_secs(60);
 /// failure is a reply with a non-OK `status` and an `error_message`.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "String")]
-pub struct Nearby(pub NearbyQuery);
+pub(crate) struct Nearby(pub(crate) NearbyQuery);
 
 /// Request: what the cache and the upstream calls have done since the fetcher started.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "PlacesStats")]
-pub struct Stats;
+pub(crate) struct Stats;
 
 /// Request: the last failure of an upstream call, and when it came, if there was one.
 #[derive(Debug, Clone, Copy, Message)]
@@ -51,18 +51,18 @@ pub(crate) struct LastFailure;
 /// Counts of Google questions (the embedded provider's are not counted): each is a hit, a
 /// coalesced question or a miss.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PlacesStats {
+pub(crate) struct PlacesStats {
     /// Answered from the cache.
-    pub hits: u64,
+    pub(crate) hits: u64,
     /// Answered by a call that another question had started.
-    pub coalesced: u64,
+    pub(crate) coalesced: u64,
     /// Started a call.
-    pub misses: u64,
+    pub(crate) misses: u64,
     /// Calls that got a slot and went upstream (a miss that timed out in the queue did
     /// not).
-    pub upstream_calls: u64,
+    pub(crate) upstream_calls: u64,
     /// Answers in the cache now.
-    pub cached: usize,
+    pub(crate) cached: usize,
 }
 
 /// Where the fetcher reads the time its cache goes by. Tests turn it forward past a TTL
@@ -89,7 +89,7 @@ impl CacheClock {
 }
 
 /// Fetches places from the provider chosen in `herd.toml`.
-pub struct PlacesFetcher {
+pub(crate) struct PlacesFetcher {
     settings: Arc<PlacesSettings>,
     /// Built on first use inside the actor's runtime, as `awc::Client` must be; shared by
     /// every call so connections to Google are kept alive and reused.
@@ -110,7 +110,7 @@ pub struct PlacesFetcher {
 
 impl PlacesFetcher {
     /// A fetcher for `settings`; start it with [`Actor::start`] inside an actix system.
-    pub fn new(settings: PlacesSettings) -> Self {
+    pub(crate) fn new(settings: PlacesSettings) -> Self {
         Self::with_clock(settings, CacheClock::default())
     }
 

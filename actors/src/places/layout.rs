@@ -28,7 +28,7 @@ use serde_json::ser::{Formatter, PrettyFormatter, Serializer};
 ///
 /// A newline is only ever written before an indented line, so the text never holds an empty
 /// line (a JSON string's own newlines are escaped as `\n`).
-pub fn to_google_json(v: &serde_json::Value) -> String {
+pub(crate) fn to_google_json(v: &serde_json::Value) -> String {
     let mut out = Vec::new();
     let mut ser = Serializer::with_formatter(&mut out, GoogleFormatter::new());
     // Serializing a `Value` into a `Vec` cannot fail: every map key is a string and writing

@@ -12,29 +12,28 @@ use std::time::Duration;
 mod cache;
 #[cfg(test)]
 mod cost_tests;
-pub mod embedded;
+pub(crate) mod embedded;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 mod fetcher;
 mod flight;
 mod google;
 mod google_new;
-pub mod layout;
+pub(crate) mod layout;
 #[cfg(test)]
 mod tests;
 mod upstream;
 
-pub use cache::{CacheSettings, MAX_PRECISION};
-pub(crate) use fetcher::LastFailure;
-pub use fetcher::{Nearby, PlacesFetcher, PlacesStats, Stats};
+pub(crate) use cache::{CacheSettings, MAX_PRECISION};
+pub(crate) use fetcher::{LastFailure, Nearby, PlacesFetcher};
 
 /// WHATSAT's largest bound (docs/protocol.md), which is also the size of the legacy API's
 /// one page of results.
-pub const MAX_BOUND: usize = 20;
+pub(crate) const MAX_BOUND: usize = 20;
 
 /// Which service answers places queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
+pub(crate) enum Provider {
     /// The bundled GeoNames data set: no network, no key.
     Embedded,
     /// Google's legacy Places Nearby Search web API.
@@ -45,16 +44,16 @@ pub enum Provider {
 
 /// An API key: kept out of every `Debug` and log line.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+pub(crate) struct ApiKey(String);
 
 impl ApiKey {
     /// Wraps a key read from the environment or the config file.
-    pub fn new(key: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>) -> Self {
         ApiKey(key.into())
     }
 
     /// The key itself, for the one place that sends it upstream.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -67,41 +66,41 @@ impl std::fmt::Debug for ApiKey {
 
 /// What the places fetcher needs to know, validated by `config`.
 #[derive(Debug, Clone)]
-pub struct PlacesSettings {
+pub(crate) struct PlacesSettings {
     /// Which service answers.
-    pub provider: Provider,
+    pub(crate) provider: Provider,
     /// Scheme, host and optional port, no trailing slash: `https://maps.googleapis.com`.
-    pub base_url: String,
+    pub(crate) base_url: String,
     /// Sent to Google only; without one, the Google providers answer `REQUEST_DENIED`.
-    pub api_key: Option<ApiKey>,
+    pub(crate) api_key: Option<ApiKey>,
     /// The longest a question waits for a Google provider, from its arrival at the
     /// fetcher to its reply: time queued for a free call counts, so no reply ever takes
     /// longer, however busy the upstream.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Which Google answers are kept, and for how long.
-    pub cache: CacheSettings,
+    pub(crate) cache: CacheSettings,
     /// The most upstream calls in flight at once; more wait their turn, first come first
     /// served, within `timeout`.
-    pub max_concurrent: usize,
+    pub(crate) max_concurrent: usize,
 }
 
 /// One places question: a circle and how many results at most.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NearbyQuery {
+pub(crate) struct NearbyQuery {
     /// The centre's latitude in degrees, for distances (the embedded provider).
-    pub lat: f64,
+    pub(crate) lat: f64,
     /// The centre's longitude in degrees.
-    pub lng: f64,
+    pub(crate) lng: f64,
     /// The location as Google's `location=` wants it: `34.068930,-118.445127` (the client's
     /// own digits, without a `+` sign, which a query string would read as a space).
-    pub location_param: String,
+    pub(crate) location_param: String,
     /// The radius in metres.
-    pub radius_m: f64,
+    pub(crate) radius_m: f64,
     /// The radius in metres as exact decimal text (`10500`, `0.5`), shifted from the client's
     /// kilometres without floating point.
-    pub radius_param: String,
+    pub(crate) radius_param: String,
     /// The most results to return, 1..=20.
-    pub bound: usize,
+    pub(crate) bound: usize,
 }
 
 /// The `status` word of a reply in the Nearby Search shape (`""` if it has none).
@@ -114,6 +113,6 @@ pub(crate) fn status_of(reply: &serde_json::Value) -> &str {
 
 /// A reply in the Nearby Search shape that says why there are no places, for failures
 /// outside any provider (the fetcher itself gone while the server shuts down).
-pub fn failure_json(status: &'static str, message: &str) -> String {
+pub(crate) fn failure_json(status: &'static str, message: &str) -> String {
     layout::to_google_json(&upstream::Failure::new(status, message).into_reply())
 }

@@ -300,3 +300,40 @@ async fn a_line_sent_a_byte_at_a_time_is_cut_off_at_the_line_time_out() {
     assert_eq!(got, b"");
     dribble.abort();
 }
+
+#[actix::test]
+async fn a_check_in_that_cannot_be_stored_closes_the_connection_after_the_replies_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herd.toml");
+    let toml = format!(
+        "[store]\ndir = \"{}\"\n[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n",
+        dir.path().join("data").display(),
+        dir.path().join("logs").display()
+    );
+    std::fs::write(&path, toml).unwrap();
+    let cfg = Settings::load_with_env(&path, Vec::new()).unwrap();
+    let tuning = Tuning {
+        store_fails: true,
+        ..Default::default()
+    };
+    let addr = serve(&cfg, tuning).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // Too big for the room left in the store's file, which may not grow.
+    let big = format!("IAMAT {} +1+1 2\n", "b".repeat(8000));
+    s.write_all(format!("bogus\n{big}IAMAT after +1+1 3\n").as_bytes())
+        .await
+        .unwrap();
+    // The protocol has no reply for a valid check-in the server could not keep: the line
+    // before it is answered, then the connection closes, and nothing after it is answered.
+    assert_eq!(until_closed(&mut s).await, b"? bogus\n");
+    // And the operator reads why.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(dir.path().join("logs/Hill.log")).unwrap_or_default();
+        if log.contains(": check-in not stored: cannot write ") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -149,6 +149,22 @@ impl Raw {
     }
 }
 
+/// A string, `None` if unset or empty. Any other value is refused by its kind alone, as
+/// this may be the secret.
+pub(super) fn string<'r>(key: &str, raw: &'r Option<Raw>) -> Result<Option<&'r str>, Fault> {
+    match raw {
+        None => Ok(None),
+        Some(Raw::Text(text)) => Ok(Some(text.as_str()).filter(|text| !text.is_empty())),
+        Some(other) => Err(Fault::BadValue(key.into(), other.kind(), "a string".into())),
+    }
+}
+
+/// `raw`, the value of `key`, is not what it should be. Never for a secret.
+pub(super) fn bad(key: &str, raw: Option<&Raw>, expected: &str) -> Fault {
+    let value = raw.map(Raw::shown).unwrap_or_default();
+    Fault::BadValue(key.into(), value, expected.into())
+}
+
 impl HerdFile {
     /// `layers` as typed structs. serde itself refuses only an unknown key or a table that is
     /// not a table, since a [`Raw`] takes any value.

@@ -46,7 +46,6 @@ pub struct Settings {
     pub(crate) limits: Limits,
     pub(crate) store: StoreSettings,
     /// `None`: no TLS. When set, every server has a cert and key.
-    #[cfg_attr(not(test), expect(dead_code, reason = "for the coming TLS"))]
     pub(crate) tls: Option<TlsSettings>,
     /// Sorted by name, each with its symmetric neighbour set.
     pub servers: Vec<ServerSettings>,
@@ -181,8 +180,13 @@ impl Settings {
             .map(|secret| format!("Bearer {}", secret.expose()))
     }
 
+    /// `[tls] dir`, where `herd certs` writes by default; `None` when it is not set.
+    pub fn tls_dir(&self) -> Option<&Path> {
+        self.tls.as_ref().and_then(|tls| tls.dir.as_deref())
+    }
+
     /// Whether every server listens on a loopback address: a herd that never leaves this
-    /// machine may run without a secret.
+    /// machine may run its peer links without TLS.
     pub(crate) fn is_all_loopback(&self) -> bool {
         self.servers.iter().all(|s| s.addr.ip().is_loopback())
     }

@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::error::Fault;
-use super::file::{Raw, ServerTable, Table};
-use super::validate::{bad, string};
+use super::file::{bad, string, Raw, ServerTable, Table};
 use super::TlsSettings;
 
 /// One server of the herd, as every member sees it.

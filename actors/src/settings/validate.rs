@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::env::EnvKeys;
 use super::error::Fault;
-use super::file::{HerdFile, LimitsTable, PlacesTable, Raw, StoreTable, TlsTable};
+use super::file::{bad, string, HerdFile, LimitsTable, PlacesTable, Raw, StoreTable, TlsTable};
 use super::{servers, Limits, Secret, Settings, StoreSettings, TlsSettings};
 use crate::places::{ApiKey, CacheSettings, PlacesSettings, Provider, MAX_PRECISION};
 
@@ -64,16 +64,6 @@ pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Set
     })
 }
 
-/// A string, `None` if unset or empty. Any other value is refused by its kind alone, as
-/// this may be the secret.
-pub(super) fn string<'r>(key: &str, raw: &'r Option<Raw>) -> Result<Option<&'r str>, Fault> {
-    match raw {
-        None => Ok(None),
-        Some(Raw::Text(text)) => Ok(Some(text.as_str()).filter(|text| !text.is_empty())),
-        Some(other) => Err(Fault::BadValue(key.into(), other.kind(), "a string".into())),
-    }
-}
-
 /// A whole number in range (the default if unset or empty): an integer, or digits.
 fn whole<T: TryFrom<u64>>(whole: &Whole, raw: &Option<Raw>) -> Result<T, Fault> {
     let Whole(key, range, default) = whole;
@@ -110,12 +100,6 @@ fn unit(key: &str) -> &'static str {
 /// `n`, unless it is 0, which turns a limit off.
 fn unless_zero<T: Default + PartialEq>(n: T) -> Option<T> {
     (n != T::default()).then_some(n)
-}
-
-/// `raw`, the value of `key`, is not what it should be. Never for a secret.
-pub(super) fn bad(key: &str, raw: Option<&Raw>, expected: &str) -> Fault {
-    let value = raw.map(Raw::shown).unwrap_or_default();
-    Fault::BadValue(key.into(), value, expected.into())
 }
 
 fn places(table: &PlacesTable) -> Result<PlacesSettings, Fault> {

@@ -13,6 +13,13 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// An empty table with room for `n` clients.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Table {
+            records: HashMap::with_capacity(n),
+        }
+    }
+
     /// Stores `record` if it is newer than what is held for its client; says whether it did.
     pub(crate) fn offer(&mut self, record: Record) -> bool {
         match self.records.get_mut(record.client().as_ref()) {

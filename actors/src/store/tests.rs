@@ -1,12 +1,13 @@
 //! The store's actor behaviour: which records it keeps, and which it hands on as floods.
 
 use super::*;
+use crate::store::table::Table;
 use crate::test_support::{collector, record};
 
 #[actix::test]
 async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
     let (floods, mut flooded) = collector::<Flood>();
-    let store = LocationStore::new(floods, Vec::new(), None, None).start();
+    let store = LocationStore::new(floods, Table::default(), None, None).start();
 
     let first = record("Hill", "IAMAT kiwi +1+1 20");
     assert_eq!(store.send(CheckIn(first.clone())).await.unwrap(), Ok(true));
@@ -52,7 +53,7 @@ async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
 #[actix::test]
 async fn a_neighbours_digest_gets_back_what_it_lacks() {
     let (floods, _flooded) = collector::<Flood>();
-    let store = LocationStore::new(floods, Vec::new(), None, None).start();
+    let store = LocationStore::new(floods, Table::default(), None, None).start();
     let kiwi = record("Hill", "IAMAT kiwi +1+1 20");
     let pear = record("Hill", "IAMAT pear +1+1 20");
     for record in [&kiwi, &pear] {
@@ -86,7 +87,7 @@ mod durable {
 
     fn store_over(db: Database) -> Addr<LocationStore> {
         let (floods, _) = collector::<Flood>();
-        LocationStore::new(floods, Vec::new(), Some(Writer::start(db)), None).start()
+        LocationStore::new(floods, Table::default(), Some(Writer::start(db)), None).start()
     }
 
     #[actix::test]
@@ -124,8 +125,42 @@ mod durable {
             let kept = store.send(CheckIn(kiwi)).await.unwrap();
             let fault = kept.expect_err("no acknowledgement without a commit");
             assert!(fault.contains("cannot write"), "{fault}");
-            assert!(open(&dir).load().unwrap().is_empty());
+            assert_eq!(open(&dir).load().unwrap().len(), 0);
         }
+    }
+
+    #[actix::test]
+    async fn records_from_neighbours_wait_a_little_to_share_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_over(open(&dir));
+        for i in 0..10 {
+            store.do_send(Merge {
+                record: record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i)),
+                from: "Jaquez".into(),
+                seen: Vec::new(),
+            });
+        }
+        // No check-in comes: the timer writes them, in one commit.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let stats = loop {
+            let stats = store.send(Stats).await.unwrap();
+            if stats.committed == 10 {
+                break stats;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{stats:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(stats.commits, 1);
+        // A check-in does not wait for the timer, and takes what waits along.
+        store.do_send(Merge {
+            record: record("Jaquez", "IAMAT rider +1+1 2000"),
+            from: "Jaquez".into(),
+            seen: Vec::new(),
+        });
+        let kiwi = record("Hill", "IAMAT kiwi +1+1 2001");
+        assert_eq!(store.send(CheckIn(kiwi)).await.unwrap(), Ok(true));
+        let stats = store.send(Stats).await.unwrap();
+        assert_eq!((stats.commits, stats.committed), (2, 12));
     }
 
     #[actix::test]

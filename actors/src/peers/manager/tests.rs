@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::peers::handshake::PeerPolicy;
+use crate::store::table::Table;
 use crate::store::{CheckIn, LocationStore};
 use crate::test_support::{collector, record, temp_log};
 
@@ -76,7 +77,7 @@ fn hill(
     settings: LinkSettings,
 ) -> (Addr<PeerManager>, Addr<LocationStore>, tempfile::TempDir) {
     let (floods, _) = collector::<Flood>();
-    let store = LocationStore::new(floods, Vec::new(), None, None).start();
+    let store = LocationStore::new(floods, Table::default(), None, None).start();
     let secret: Option<Arc<[u8]>> = secret.map(Arc::from);
     let targets: Vec<LinkTarget> = neighbours
         .iter()
@@ -85,12 +86,14 @@ fn hill(
             neighbour: Arc::from(*name),
             addr: *addr,
             secret: secret.clone(),
+            tls: None,
         })
         .collect();
     let policy = PeerPolicy {
         me: "Hill".into(),
         neighbours: targets.iter().map(|t| t.neighbour.clone()).collect(),
         secret,
+        tls: false,
     };
     let records = Records {
         merge: store.clone().recipient(),
@@ -134,8 +137,7 @@ async fn a_link_comes_up_when_the_listener_appears_late_and_again_after_a_drop()
     };
     let (manager, store, _dir) = hill(&[("Smith", addr)], None, quick());
     let kiwi = record("Hill", "IAMAT kiwi +1+1 5");
-    let kept = store.send(CheckIn(kiwi.clone())).await.unwrap();
-    assert_eq!(kept, Ok(true));
+    assert_eq!(store.send(CheckIn(kiwi.clone())).await.unwrap(), Ok(true));
     until_link(&manager, |l| l.last_error.is_some()).await;
     let listener = TcpListener::bind(addr).await.unwrap();
 
@@ -284,8 +286,7 @@ async fn a_pong_in_the_middle_of_the_digest_is_no_fault() {
     let addr = listener.local_addr().unwrap();
     let (manager, store, _dir) = hill(&[("Smith", addr)], None, quick());
     let kiwi = record("Hill", "IAMAT kiwi +1+1 5");
-    let kept = store.send(CheckIn(kiwi.clone())).await.unwrap();
-    assert_eq!(kept, Ok(true));
+    assert_eq!(store.send(CheckIn(kiwi.clone())).await.unwrap(), Ok(true));
     let mut n = Neighbour::accept(&listener, "Smith", None).await;
     assert_eq!(n.raw_line().await, "SYNC");
     // The neighbour answers a PING sent before its digest was done.
