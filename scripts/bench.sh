@@ -21,6 +21,9 @@
 #                    flood, conns, startup, startup_store (default: all)
 #   BENCH_HERD       the herd binary to bench as ours (default: this tree's release
 #                    build), to compare revisions
+#   BENCH_KINDS      the variants of ours that run beside it, of mem, tls, admin
+#                    (default: all three); BENCH_KINDS=admin BENCH_ONLY=iamat50 pairs ours
+#                    with admin and nothing else
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
 # ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
@@ -41,6 +44,7 @@ STORE_RECORDS=${BENCH_STORE_RECORDS:-1000000}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
 ONLY=,${BENCH_ONLY:-iamat50,iamat1,whatsat10,flood,conns,startup,startup_store},
+read -r -a EXTRA_KINDS <<<"${BENCH_KINDS-mem tls admin}"
 DELAY_MS=50
 NAMES=(Hill Jaquez Smith Campbell Singleton)
 
@@ -348,13 +352,20 @@ STATS=()
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
 selected() { [[ "$ONLY" == *",$1,"* ]]; }
+# with KIND...: those of the variants BENCH_KINDS asks for.
+with() {
+    local k
+    for k in "$@"; do
+        if [[ " ${EXTRA_KINDS[*]-} " == *" $k "* ]]; then echo "$k"; fi
+    done
+}
 for REP in $(seq 1 "$REPEAT"); do
-    for kind in "${KINDS[@]}" mem tls admin; do
+    for kind in "${KINDS[@]}" $(with mem tls admin); do
         selected iamat50 || continue
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
-    for kind in "${KINDS[@]}" mem; do
+    for kind in "${KINDS[@]}" $(with mem); do
         selected iamat1 || continue
         run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
             --duration "$DURATION" --pids @PIDS@
@@ -364,7 +375,7 @@ for REP in $(seq 1 "$REPEAT"); do
         run_bench whatsat10 "$kind" whatsat --servers @SERVERS@ --connections 10 \
             --duration "$DURATION" --pids @PIDS@ "${STATS[@]}"
     done
-    for kind in "${KINDS[@]}" tls; do
+    for kind in "${KINDS[@]}" $(with tls); do
         selected flood || continue
         run_bench flood "$kind" flood --servers @SERVERS@ --at Hill --rounds "$ROUNDS"
     done
