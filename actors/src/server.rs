@@ -28,7 +28,7 @@ use crate::session::{Limits, SessionDeps};
 use crate::settings::{self, ServerSettings, Settings, SettingsError};
 use crate::store::durable::{Database, Load, StoreError, Writer};
 use crate::store::table::Table;
-use crate::store::{Flush, LocationStore};
+use crate::store::{Flush, LocationStore, Stats};
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
 pub struct Server {
@@ -64,6 +64,12 @@ impl Server {
     pub async fn shut_down(&self, why: &str) -> io::Result<()> {
         self.readiness.set(Phase::Stopping);
         let _ = self.store.send(Flush).await;
+        if let Ok(stats) = self.store.send(Stats).await {
+            self.log.note(&format!(
+                "store: {} records held; {} commits of {} records since start",
+                stats.records, stats.commits, stats.committed
+            ));
+        }
         self.log.note(why);
         self.log.flush_and_close()
     }

@@ -60,6 +60,8 @@ struct Durable {
     writing: Option<Shared<oneshot::Receiver<Outcome>>>,
     /// A timer will start the next commit, for records that wait for no check-in.
     timer: Option<SpawnHandle>,
+    /// The next commit starts once the messages already here are handled.
+    soon: bool,
     /// Commits written, and the records in them.
     commits: u64,
     committed: u64,
@@ -106,6 +108,7 @@ impl LocationStore {
                 next: Batch::default(),
                 writing: None,
                 timer: None,
+                soon: false,
                 commits: 0,
                 committed: 0,
             }),
@@ -136,8 +139,25 @@ impl LocationStore {
             durable.next.awaited |= awaited;
             durable.next.outcome.clone()
         });
-        self.write_next(ctx);
+        self.write_soon(ctx);
         Some(committed)
+    }
+
+    /// Starts the next commit once the messages already here are handled: the check-ins
+    /// that arrived together go into one commit, for the cost of none of their time.
+    fn write_soon(&mut self, ctx: &mut Context<Self>) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
+        if !durable.soon {
+            durable.soon = true;
+            ctx.run_later(Duration::ZERO, |act, ctx| {
+                if let Some(durable) = &mut act.durable {
+                    durable.soon = false;
+                }
+                act.write_next(ctx);
+            });
+        }
     }
 
     /// Starts the next commit, unless one is being written (it starts the next when done).
