@@ -15,15 +15,16 @@
 //!   the cache, shared calls and call cap that keep Google's bill down. Public only for
 //!   its fake Google server (feature `testing`), which the black-box tests start.
 //! - `event_log`: the per-server event log, written off the serving path.
-//! - [`admin`]: the admin listener (actix-web): Prometheus metrics, health, status and the
-//!   live page; its `metrics` handles are what every part above counts into.
+//! - `metrics`: the Prometheus registry and the handles every part above counts into
+//!   (atomics only, no lock on the serving path); a leaf.
+//! - [`admin`]: the admin listener (actix-web): `/metrics`, health, status and the live
+//!   page; it reads the metrics and asks the actors.
 //! - [`settings`]: `herd.toml` -> typed serde structs -> one validated [`settings::Settings`].
 //! - `server`: the wiring of one server.
 //!
 //! Records flow one way through the imports: session -> store -> peers. The peers reach
 //! the store only through recipients they are handed at start-up. Every part counts into
-//! `admin::metrics`, a leaf; the rest of `admin` reads the actors and only the wiring
-//! imports it.
+//! `metrics`, a leaf; `admin` reads the actors, and only the wiring imports it.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
@@ -31,6 +32,7 @@ mod admission;
 mod codec;
 mod event_log;
 mod listener;
+mod metrics;
 mod outbox;
 mod peers;
 pub mod places;

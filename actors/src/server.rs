@@ -12,11 +12,11 @@ use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::admin::health::{Phase, Readiness};
-use crate::admin::metrics::Metrics;
 use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
 use crate::listener::{accept_loop, TlsDoor};
+use crate::metrics::Metrics;
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::link::LinkSettings;

@@ -29,10 +29,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use crate::admin::metrics::{CheckIn as CheckInOutcome, ClientMetrics, OpenConnection};
 use crate::admission::Ticket;
 use crate::codec::{LineCodec, LineError};
 use crate::event_log::EventLog;
+use crate::metrics::{CheckIn as CheckInOutcome, ClientMetrics, OpenConnection};
 use crate::outbox::{Outbox, ReplyBudget};
 use crate::peers::manager::{HandedOver, Handoff};
 use crate::peers::wire;

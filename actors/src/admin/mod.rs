@@ -1,17 +1,14 @@
 //! The admin listener: what an operator asks of a running server, over HTTP.
 //!
-//! - `metrics`: the Prometheus registry and the handles every part of the server counts
-//!   into (atomics only); a leaf that imports nothing of the server.
 //! - `health`: whether the server serves (`/health`).
 //! - `status`: `/status`, one server in JSON, and the rates it reports.
 //! - `page`: the live picture of the herd (`/`) and the herd view it draws (`/herd`).
-//! - `process`: the process's memory, descriptors and CPU, read at scrape time.
 //! - `auth`: the secret an admin listener off loopback asks for.
 //! - `server`: the actix-web app, on the server's own actix system.
 //!
-//! Imports run one way: every part writes to `metrics`; the rest of this module reads
-//! the actors (by message, with a short time-out) and is imported by nothing but the
-//! wiring.
+//! The counters it serves are in [`crate::metrics`], which every part of the server writes
+//! to; this module only reads them and asks the actors (by message, with a short time-out),
+//! and nothing but the wiring imports it.
 //!
 //! ```text
 //! GET /          the live page          GET /status   this server, JSON
@@ -21,9 +18,7 @@
 
 mod auth;
 pub(crate) mod health;
-pub(crate) mod metrics;
 mod page;
-mod process;
 mod server;
 mod status;
 #[cfg(test)]
@@ -37,12 +32,12 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::Addr;
 
 use crate::event_log::EventLog;
+use crate::metrics::Metrics;
 use crate::peers::manager::{LinkStatus, LinkStatuses, PeerManager};
 use crate::places::{LastFailure, PlacesFetcher};
 use crate::settings::{ServerSettings, Settings};
 use crate::store::{LocationStore, Stats};
 use health::{Health, Phase, Readiness};
-use metrics::Metrics;
 use status::{RateWindow, Sample};
 
 pub(crate) use server::Admin;

@@ -7,8 +7,8 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::metrics::{CheckIn, Metrics, PlacesAnswer, PLACES_STATUSES};
 use super::Status;
+use crate::metrics::{CheckIn, Metrics, PlacesAnswer, PLACES_STATUSES};
 use crate::server::{bind, preflight, start_with, StartError, Tuning};
 use crate::settings::Settings;
 

@@ -25,9 +25,9 @@ use super::link::LinkSettings;
 use super::records::{Fingerprints, Merge, Records};
 use super::tls::PeerCertificate;
 use super::wire;
-use crate::admin::metrics::{LinkMetrics, PeerMetrics};
 use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
 use crate::event_log::EventLog;
+use crate::metrics::{LinkMetrics, PeerMetrics};
 use crate::outbox::Outbox;
 use crate::protocol::Record;
 

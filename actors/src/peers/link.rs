@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::SpawnHandle;
 
 use super::handshake::LinkTarget;
-use crate::admin::metrics::LinkMetrics;
+use crate::metrics::LinkMetrics;
 use crate::outbox::Outbox;
 use crate::protocol::Fingerprint;
 

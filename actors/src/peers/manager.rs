@@ -27,9 +27,9 @@ use super::link::{Link, LinkSettings, LinkState, UpLink};
 use super::records::{Missing, Records};
 use super::tls::{PeerCertificate, ServerRead, ServerWrite};
 use super::wire;
-use crate::admin::metrics::PeerMetrics;
 use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
 use crate::event_log::EventLog;
+use crate::metrics::PeerMetrics;
 use crate::outbox::Outbox;
 use crate::protocol::Record;
 

@@ -13,7 +13,7 @@ use super::fetcher::CacheClock;
 use super::fetcher::{PlacesStats, Stats};
 use super::tests::{ask, fetcher, north_of_ucla, settings, ucla};
 use super::{LastFailure, Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, Provider};
-use crate::admin::metrics::PlacesMetrics;
+use crate::metrics::PlacesMetrics;
 
 const SLOW: Mode = Mode::Delay(Duration::from_millis(300));
 

@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::cache::{CacheKey, ReplyCache};
 use super::flight::{self, Flight, Landing, Slots, Upstream};
 use super::{embedded, layout, status_of, NearbyQuery, PlacesSettings, Provider};
-use crate::admin::metrics::{PlacesAnswer, PlacesMetrics};
+use crate::metrics::{PlacesAnswer, PlacesMetrics};
 
 /// How often the counts are logged, when they have changed.
 const STATS_EVERY: Duration = Duration::from_secs(60);

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::upstream::{self, Failure};
 use super::{google, google_new, NearbyQuery, PlacesSettings, Provider, MAX_BOUND};
-use crate::admin::metrics::PlacesMetrics;
+use crate::metrics::PlacesMetrics;
 
 /// The answer of a flight, once for every question that waits on it.
 pub(crate) type Landing = Shared<LocalBoxFuture<'static, Rc<Value>>>;

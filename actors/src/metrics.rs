@@ -17,6 +17,7 @@
 
 mod handles;
 mod histogram;
+mod process;
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,13 +28,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::process::ProcessCollector;
 pub(crate) use handles::{
     CheckIn, ClientMetrics, LinkMetrics, OpenConnection, PeerMetrics, PlacesAnswer, PlacesMetrics,
     WhatsatCounters, PLACES_STATUSES,
 };
 use handles::{PlacesHandles, WHATSAT_LABELS};
 use histogram::LatencyHistogram;
+use process::ProcessCollector;
 
 /// One label and its value: every labelled family here has exactly one label.
 type Label = [(&'static str, &'static str); 1];
