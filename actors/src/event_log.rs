@@ -39,12 +39,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
+mod format;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use format::push_timestamp;
+use format::{event, lost_notice, with_reason};
 
 /// Bytes of events that may wait for the writer: bounded so a stalled disk costs lost log
 /// lines, not memory. The writer wakes early at half of it, so a burst of big replies is
@@ -351,122 +355,5 @@ fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
         if closing {
             return first_error.map_or(Ok(()), Err);
         }
-    }
-}
-
-/// Appends an event line's start: timestamp, kind, then `peer` and the escaped `text` if
-/// present (no newline: [`EventLog::push`] adds it).
-fn event(out: &mut Vec<u8>, kind: &str, peer: Option<SocketAddr>, text: &[u8]) {
-    push_timestamp(out, SystemTime::now());
-    out.push(b' ');
-    out.extend_from_slice(kind.as_bytes());
-    if let Some(peer) = peer {
-        // Writing into a `Vec` cannot fail.
-        let _ = write!(out, " {peer}");
-    }
-    if !text.is_empty() {
-        out.push(b' ');
-        push_escaped(out, text);
-    }
-}
-
-fn with_reason(out: &mut Vec<u8>, reason: &str) {
-    out.extend_from_slice(b": ");
-    push_escaped(out, reason.as_bytes());
-}
-
-fn lost_notice(out: &mut Vec<u8>, lost: u64) {
-    let text = format!("{lost} events not logged: the log writer fell behind");
-    event(out, "note", None, text.as_bytes());
-    out.push(b'\n');
-}
-
-/// Appends `at` as `2026-11-26T05:52:55.123456Z`. By hand, because it runs for every line a
-/// server receives and sends, and the civil date is a few integer operations.
-pub(crate) fn push_timestamp(out: &mut Vec<u8>, at: SystemTime) {
-    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let in_day = secs % 86_400;
-    push_padded(out, year, 4);
-    out.push(b'-');
-    push_padded(out, month, 2);
-    out.push(b'-');
-    push_padded(out, day, 2);
-    out.push(b'T');
-    push_padded(out, in_day / 3600, 2);
-    out.push(b':');
-    push_padded(out, in_day / 60 % 60, 2);
-    out.push(b':');
-    push_padded(out, in_day % 60, 2);
-    out.push(b'.');
-    push_padded(out, u64::from(since_epoch.subsec_micros()), 6);
-    out.push(b'Z');
-}
-
-/// Year, month (1..=12) and day (1..=31) of the `days`th day after 1970-01-01, in the
-/// proleptic Gregorian calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-/// `value` in decimal, zero-padded to at least `width` digits.
-fn push_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    let len = digits.len() - start;
-    out.resize(out.len() + width.saturating_sub(len), b'0');
-    out.extend_from_slice(&digits[start..]);
-}
-
-/// Appends `text` so that it stays on one line and every byte of it can be recovered.
-fn push_escaped(out: &mut Vec<u8>, text: &[u8]) {
-    for chunk in text.utf8_chunks() {
-        let valid = chunk.valid().as_bytes();
-        let mut plain_from = 0;
-        for (i, &byte) in valid.iter().enumerate() {
-            if byte == b'\\' || byte < 0x20 || byte == 0x7f {
-                out.extend_from_slice(&valid[plain_from..i]);
-                push_escape(out, byte);
-                plain_from = i + 1;
-            }
-        }
-        out.extend_from_slice(&valid[plain_from..]);
-        for &byte in chunk.invalid() {
-            push_escape(out, byte);
-        }
-    }
-}
-
-fn push_escape(out: &mut Vec<u8>, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    match byte {
-        b'\\' => out.extend_from_slice(b"\\\\"),
-        b'\n' => out.extend_from_slice(b"\\n"),
-        b'\r' => out.extend_from_slice(b"\\r"),
-        b'\t' => out.extend_from_slice(b"\\t"),
-        _ => out.extend_from_slice(&[
-            b'\\',
-            b'x',
-            HEX[usize::from(byte >> 4)],
-            HEX[usize::from(byte & 0xf)],
-        ]),
     }
 }

@@ -19,16 +19,19 @@ use crate::listener::{accept_loop, TlsDoor};
 use crate::metrics::Metrics;
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
-use crate::peers::link::LinkSettings;
 use crate::peers::manager::PeerManager;
 use crate::peers::records::Records;
 use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
-use crate::session::{Limits, SessionDeps};
-use crate::settings::{self, ServerSettings, Settings, SettingsError};
+use crate::session::SessionDeps;
+use crate::settings::{ServerSettings, Settings, SettingsError};
 use crate::store::durable::{Database, Load, StoreError, Writer};
 use crate::store::table::Table;
 use crate::store::{Flush, LocationStore, Stats};
+
+mod tuning;
+
+pub(crate) use tuning::Tuning;
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
 pub struct Server {
@@ -187,59 +190,6 @@ pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSetti
 /// The soft limit on open files; the binary raises it to the hard limit at start-up.
 fn open_files_limit() -> u64 {
     rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
-}
-
-/// How the server's parts behave: `[limits]` of `herd.toml` in the units each part uses,
-/// and what is not in the file (link backoff); tests tighten these.
-#[derive(Debug, Clone)]
-pub(crate) struct Tuning {
-    pub(crate) limits: Limits,
-    /// Open client connections; more are accepted and closed at once. Never more than the
-    /// open-files limit allows.
-    pub(crate) max_connections: Option<usize>,
-    /// Open client connections from one address.
-    pub(crate) max_connections_per_ip: Option<usize>,
-    /// Bytes of replies unsent to all clients together before no client is read.
-    pub(crate) reply_budget: usize,
-    pub(crate) links: LinkSettings,
-    /// Every write to the store fails, as on a full disk.
-    #[cfg(test)]
-    pub(crate) store_fails: bool,
-}
-
-impl Tuning {
-    /// What `[limits]` says.
-    pub(crate) fn from_limits(limits: &settings::Limits) -> Tuning {
-        Tuning {
-            limits: Limits {
-                max_line: limits.max_line,
-                reply_window: limits.reply_window,
-                max_pending: limits.max_pending,
-                idle_timeout: limits.idle_timeout,
-                line_timeout: limits.line_timeout,
-                probation_timeout: limits.peer_handshake_timeout,
-                ..Limits::default()
-            },
-            max_connections: limits.max_connections,
-            max_connections_per_ip: limits.max_connections_per_ip,
-            reply_budget: limits.reply_budget,
-            links: LinkSettings {
-                handshake_timeout: limits.peer_handshake_timeout,
-                max_queued: limits.peer_queue,
-                heartbeat: limits.peer_heartbeat,
-                ..LinkSettings::default()
-            },
-            #[cfg(test)]
-            store_fails: false,
-        }
-    }
-}
-
-#[cfg(test)]
-impl Default for Tuning {
-    fn default() -> Self {
-        Tuning::from_limits(&settings::Limits::default())
-    }
 }
 
 /// Starts server `name` of `config` on `listener`: loads its store, then starts its actors

@@ -12,20 +12,19 @@
 //! is a neighbour, not a client: the session hands the connection, with whatever it has read
 //! past the hello, to the peer side ([`Handoff`]) and ends.
 
+mod input;
+mod limits;
 mod replies;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use futures::Stream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
@@ -39,58 +38,9 @@ use crate::peers::wire;
 use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore, Lookup};
+use input::{Awaited, Input, Lines};
+pub(crate) use limits::Limits;
 use replies::{Reply, ReplyQueue};
-
-/// What one client may hold of the server, and for how long.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    /// Longest line accepted; a longer one closes the connection after earlier replies.
-    pub(crate) max_line: usize,
-    /// First size of each connection's read buffer; it grows only for long input.
-    pub(crate) read_buffer: usize,
-    /// Reading pauses while this many bytes of the client's replies are unsent, so a client
-    /// that does not read is held back by TCP itself and costs about this much.
-    pub(crate) reply_window: usize,
-    /// Reading also pauses while this many commands await their replies.
-    pub(crate) max_pending: usize,
-    /// The last resort: a client whose unsent replies pass this is dropped. Flow control
-    /// keeps a client far below it; only replies already asked for can get it there.
-    pub(crate) max_queued: usize,
-    /// A connection with no line in (nor on its way) and no reply taken for this long is
-    /// closed.
-    pub(crate) idle_timeout: Option<Duration>,
-    /// A line that has begun must end within this.
-    pub(crate) line_timeout: Option<Duration>,
-    /// A connection let in past the caps must send a peer hello within this.
-    pub(crate) probation_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_line: 8 * 1024,
-            read_buffer: 256,
-            reply_window: 64 * 1024,
-            max_pending: 16,
-            max_queued: 4 * 1024 * 1024,
-            idle_timeout: Some(Duration::from_secs(300)),
-            line_timeout: Some(Duration::from_secs(30)),
-            probation_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-impl Limits {
-    /// How often a session checks its time-outs: often enough that none is overrun by
-    /// more than half.
-    fn check_every(&self) -> Option<Duration> {
-        let shortest = match (self.idle_timeout, self.line_timeout) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
-        Some((shortest / 2).max(Duration::from_millis(10)))
-    }
-}
 
 /// What every session of one server uses.
 pub(crate) struct SessionDeps {
@@ -106,51 +56,6 @@ pub(crate) struct SessionDeps {
     pub(crate) budget: ReplyBudget,
     /// What `/metrics` counts of clients: connections, check-ins, WHATSATs, `?` replies.
     pub(crate) metrics: ClientMetrics,
-}
-
-type Lines = FramedRead<OwnedReadHalf, LineCodec>;
-
-/// Commands read and not yet answered, shared by the session and its input.
-#[derive(Debug, Default)]
-struct Awaited {
-    count: Cell<usize>,
-    /// The input, waiting for the count to fall.
-    waker: RefCell<Option<Waker>>,
-}
-
-/// The connection's lines, as the session's stream.
-///
-/// Reading pauses (the stream is pending) while the client's unsent replies fill the reply
-/// window, while too many of its commands await replies, or while the server's reply
-/// budget is spent: TCP's own flow control then holds the client back. The session can also
-/// take the lines back whole, with what was read ahead, to hand the connection over.
-struct Input {
-    lines: Rc<RefCell<Option<Lines>>>,
-    out: Outbox,
-    budget: ReplyBudget,
-    awaited: Rc<Awaited>,
-    window: usize,
-    max_pending: usize,
-}
-
-impl Stream for Input {
-    type Item = Result<BytesMut, LineError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        if self.out.poll_unsent_below(cx, self.window).is_pending()
-            || self.budget.poll_room(cx).is_pending()
-        {
-            return Poll::Pending;
-        }
-        if self.awaited.count.get() >= self.max_pending {
-            *self.awaited.waker.borrow_mut() = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        match self.lines.borrow_mut().as_mut() {
-            Some(lines) => Pin::new(lines).poll_next(cx),
-            None => Poll::Ready(None),
-        }
-    }
 }
 
 /// How the connection ends, as far as it is decided.

@@ -5,7 +5,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{push_escaped, push_timestamp, EventLog};
+use super::format::{push_escaped, push_timestamp};
+use super::EventLog;
 
 /// `2026-11-26T05:52:55.123456Z` and the space after it.
 const STAMP: usize = 28;
