@@ -151,12 +151,17 @@ impl LocationStore {
         };
         if !durable.soon {
             durable.soon = true;
-            ctx.run_later(Duration::ZERO, |act, ctx| {
-                if let Some(durable) = &mut act.durable {
-                    durable.soon = false;
-                }
-                act.write_next(ctx);
-            });
+            // Yielding once lets the tasks already woken run first (sessions with check-ins
+            // of their own); a timer, even of zero, would wait for the next millisecond tick.
+            tokio::task::yield_now()
+                .into_actor(self)
+                .map(|(), act, ctx| {
+                    if let Some(durable) = &mut act.durable {
+                        durable.soon = false;
+                    }
+                    act.write_next(ctx);
+                })
+                .spawn(ctx);
         }
     }
 
