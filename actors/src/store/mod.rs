@@ -9,7 +9,8 @@
 //! check-in. A check-in is acknowledged (its AT reply sent) only once its commit is done;
 //! its flood leaves at once, before, as the herd promises.
 //!
-//! A check-in's commit starts as soon as the writer is free. Records from neighbours, which
+//! A check-in's commit starts as soon as the writer is free and the lines already read by
+//! the event loop have joined it (a few turns of the loop, no timer). Records from neighbours, which
 //! nobody here waits on (their AT reply was sent by the server that took them, from its own
 //! store), ride along in the next check-in's commit, or go on their own once
 //! [`MERGE_BATCH`] of them wait or the oldest has waited [`MERGE_WAIT`]: on a busy herd,
@@ -41,6 +42,10 @@ pub(crate) const MERGE_BATCH: usize = 256;
 
 /// The longest a record from a neighbour waits for its commit.
 pub(crate) const MERGE_WAIT: Duration = Duration::from_millis(10);
+
+/// How many times in a row a commit waits for one more turn of the event loop while its
+/// batch keeps growing; it bounds the wait under a steady stream of records.
+const SETTLE_YIELDS: u32 = 16;
 
 /// The actor that owns the table. Records that are new here are handed on as floods.
 pub(crate) struct LocationStore {
@@ -143,26 +148,41 @@ impl LocationStore {
         Some(committed)
     }
 
-    /// Starts the next commit once the messages already here are handled: the check-ins
-    /// that arrived together go into one commit, for the cost of none of their time.
+    /// Starts the next commit once the check-ins already on their way are in it: the
+    /// check-ins that arrived together go into one commit, for the cost of none of their time.
     fn write_soon(&mut self, ctx: &mut Context<Self>) {
         let Some(durable) = &mut self.durable else {
             return;
         };
         if !durable.soon {
             durable.soon = true;
-            // Yielding once lets the tasks already woken run first (sessions with check-ins
-            // of their own); a timer, even of zero, would wait for the next millisecond tick.
-            tokio::task::yield_now()
-                .into_actor(self)
-                .map(|(), act, ctx| {
-                    if let Some(durable) = &mut act.durable {
-                        durable.soon = false;
-                    }
-                    act.write_next(ctx);
-                })
-                .spawn(ctx);
+            let seen = durable.next.records.len();
+            self.settle(seen, 0, ctx);
         }
+    }
+
+    /// Yields to the event loop, then starts the next commit unless the batch grew meanwhile
+    /// (then yields again, at most [`SETTLE_YIELDS`] times). A yield runs the tasks already
+    /// woken and polls the sockets once without waiting, so sessions whose lines are already
+    /// here join this commit instead of costing one of their own; when nothing more comes,
+    /// the commit starts at once. A timer, even of zero, would wait for the next
+    /// millisecond tick.
+    fn settle(&mut self, seen: usize, yields: u32, ctx: &mut Context<Self>) {
+        tokio::task::yield_now()
+            .into_actor(self)
+            .map(move |(), act, ctx| {
+                let Some(durable) = &mut act.durable else {
+                    return;
+                };
+                let now = durable.next.records.len();
+                if now > seen && yields < SETTLE_YIELDS {
+                    act.settle(now, yields + 1, ctx);
+                    return;
+                }
+                durable.soon = false;
+                act.write_next(ctx);
+            })
+            .spawn(ctx);
     }
 
     /// Starts the next commit, unless one is being written (it starts the next when done).
@@ -209,7 +229,7 @@ impl LocationStore {
                 if let Some(durable) = &mut act.durable {
                     durable.writing = None;
                 }
-                act.write_next(ctx);
+                act.write_soon(ctx);
             })
             .spawn(ctx);
     }
