@@ -3,7 +3,7 @@
 //! A session reads lines, turns each into a command and answers it. Commands run
 //! concurrently (a WHATSAT may wait on the network while a later IAMAT does not), but the
 //! replies leave in the order the lines arrived: each line takes a slot in a
-//! [`ReplyQueue`](replies::ReplyQueue) and replies are written as the front slots fill.
+//! [`replies::ReplyQueue`] and replies are written as the front slots fill.
 //!
 //! When the client half-closes, every line received is still answered before the session
 //! shuts its own sending side and ends.

@@ -6,9 +6,9 @@
 //! - `auth`: the secret an admin listener off loopback asks for.
 //! - `server`: the actix-web app, on the server's own actix system.
 //!
-//! The counters it serves are in [`crate::metrics`], which every part of the server writes
-//! to; this module only reads them and asks the actors (by message, with a short time-out),
-//! and nothing but the wiring imports it.
+//! The counters it serves are in the crate's `metrics` module, which every part of the
+//! server writes to; this module only reads them and asks the actors (by message, with a
+//! short time-out), and nothing but the wiring imports it.
 //!
 //! ```text
 //! GET /          the live page          GET /status   this server, JSON

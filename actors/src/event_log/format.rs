@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Appends an event line's start: timestamp, kind, then `peer` and the escaped `text` if
-/// present (no newline: [`EventLog::push`] adds it).
+/// present (no newline: [`EventLog::push`](super::EventLog::push) adds it).
 pub(super) fn event(out: &mut Vec<u8>, kind: &str, peer: Option<SocketAddr>, text: &[u8]) {
     push_timestamp(out, SystemTime::now());
     out.push(b' ');

@@ -4,11 +4,12 @@
 //! first line is a `HERD-PEER` hello, the session hands the connection (and whatever it has
 //! read past the hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
 //! [`InboundPeer`] on it. On a TLS herd a neighbour's connection opens with a TLS handshake
-//! instead, and [`super::tls::take_peer`] hands it over once the hello has come inside TLS,
-//! with the certificate the hello's name is checked against. The inbound peer finishes the handshake, then takes the dialler's
-//! lines: `SYNC` is answered with this server's digest, records are merged into the store,
-//! `PING` is answered with `PONG`. It sends no records: records travel from dialler to
-//! listener only, so each server floods over the links it dialled.
+//! instead, and [`super::door::take_peer`] hands it over once the hello has come inside TLS,
+//! with the certificate the hello's name is checked against. The inbound peer finishes the
+//! handshake, then takes the dialler's lines: `SYNC` is answered with this server's digest,
+//! records are merged into the store, `PING` is answered with `PONG`. It sends no records:
+//! records travel from dialler to listener only, so each server floods over the links it
+//! dialled.
 
 use std::net::SocketAddr;
 use std::rc::Rc;

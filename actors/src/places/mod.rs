@@ -1,11 +1,12 @@
 //! Places near a location, from the provider chosen in `herd.toml`.
 //!
 //! Every provider answers in the shape of Google's Places Nearby Search response, printed in
-//! Google's own layout (see [`layout`]), so clients see one format whichever provider serves.
+//! Google's own layout (the `layout` module), so clients see one format whichever provider
+//! serves.
 //!
-//! The Google providers cost money per call, so the fetcher keeps their answers in a
-//! [`cache`], lets concurrent identical questions share one call, and caps the calls in
-//! flight ([`flight`]). The embedded provider answers from memory and goes around all that.
+//! The Google providers cost money per call, so the fetcher keeps their answers in a cache
+//! (`cache`), lets concurrent identical questions share one call, and caps the calls in
+//! flight (`flight`). The embedded provider answers from memory and goes around all that.
 
 use std::time::Duration;
 

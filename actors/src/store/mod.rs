@@ -2,7 +2,7 @@
 //!
 //! Check-ins from this server's clients and records from neighbours both come here; a record
 //! that is newer than what is held replaces it, goes on to the peers as a [`Flood`], and, when
-//! the server keeps a store, into the next commit of its [durable](durable) copy.
+//! the server keeps a store, into the next commit of its [`durable`] copy.
 //!
 //! Commits are grouped: one is written at a time, and records that arrive meanwhile wait for
 //! the next, so a busy server commits a batch per round trip to the disk, not a row per
@@ -10,12 +10,12 @@
 //! its flood leaves at once, before, as the herd promises.
 //!
 //! A check-in's commit starts as soon as the writer is free and the lines already read by
-//! the event loop have joined it (a few turns of the loop, no timer). Records from neighbours, which
-//! nobody here waits on (their AT reply was sent by the server that took them, from its own
-//! store), ride along in the next check-in's commit, or go on their own once
-//! [`MERGE_BATCH`] of them wait or the oldest has waited [`MERGE_WAIT`]: on a busy herd,
-//! where every server writes every record, that is most of the rows for a fraction of the
-//! commits. A crash can lose at most that wait's worth of them here, and the sync with
+//! the event loop have joined it (a few turns of the loop, no timer). Records from
+//! neighbours, which nobody here waits on (their AT reply was sent by the server that took
+//! them, from its own store), ride along in the next check-in's commit, or go on their own
+//! once [`MERGE_BATCH`] of them wait or the oldest has waited [`MERGE_WAIT`]: on a busy
+//! herd, where every server writes every record, that is most of the rows for a fraction of
+//! the commits. A crash can lose at most that wait's worth of them here, and the sync with
 //! their origin brings them back.
 //!
 //! The table itself is a plain type ([`table::Table`]); the actor only serialises access to
