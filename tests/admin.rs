@@ -118,6 +118,10 @@ fn metrics_count_exactly_the_traffic_that_was_sent() {
                 0.0,
             ),
             ("herd_records", &[], 2.0),
+            // Each new check-in was acknowledged after its own commit: one record each.
+            ("herd_store_commit_duration_seconds", &[], 2.0),
+            ("herd_store_committed_records_total", &[], 2.0),
+            ("herd_store_commit_failures_total", &[], 0.0),
             ("herd_floods_sent_total", &[("neighbour", "Jaquez")], 2.0),
             ("herd_link_up", &[("neighbour", "Jaquez")], 1.0),
             ("herd_link_queued_bytes", &[("neighbour", "Jaquez")], 0.0),
@@ -130,6 +134,11 @@ fn metrics_count_exactly_the_traffic_that_was_sent() {
     assert!(value(&hill, "process_resident_memory_bytes", &[]) > 1e6);
     assert!(value(&hill, "process_open_fds", &[]) > 3.0);
     assert!(value(&hill, "process_cpu_seconds_total", &[]) >= 0.0);
+    // Jaquez writes the floods too, within the wait of records nobody waits on.
+    wait_for("Jaquez to commit both floods", || {
+        let n = value(&scrape(jaquez), "herd_store_committed_records_total", &[]);
+        (n == 2.0).then_some(())
+    });
     assert_series(
         "Jaquez",
         &scrape(jaquez),

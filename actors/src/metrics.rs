@@ -30,7 +30,7 @@ use prometheus_client::registry::Registry;
 
 pub(crate) use handles::{
     CheckIn, ClientMetrics, LinkMetrics, OpenConnection, PeerMetrics, PlacesAnswer, PlacesMetrics,
-    WhatsatCounters, PLACES_STATUSES,
+    StoreMetrics, WhatsatCounters, PLACES_STATUSES,
 };
 use handles::{PlacesHandles, WHATSAT_LABELS};
 use histogram::LatencyHistogram;
@@ -47,6 +47,7 @@ pub(crate) struct Metrics {
     pub(crate) clients: ClientMetrics,
     pub(crate) places: PlacesMetrics,
     pub(crate) peers: PeerMetrics,
+    pub(crate) store: StoreMetrics,
     records: Gauge,
     serving: Gauge,
     event_log_failing: Gauge,
@@ -133,6 +134,25 @@ impl Metrics {
                 .collect(),
         );
 
+        let store = StoreMetrics::default();
+        r.register(
+            "herd_store_commit_duration_seconds",
+            "Time of each commit to the store, from its hand-off to the writer thread until \
+             it was written (a check-in's AT reply waits for it)",
+            store.commits.clone(),
+        );
+        r.register(
+            "herd_store_committed_records",
+            "Records written to the store, the server's own check-ins and its neighbours'",
+            store.records.clone(),
+        );
+        r.register(
+            "herd_store_commit_failures",
+            "Commits that failed (a full disk, a file no longer writable): their check-ins \
+             were not acknowledged",
+            store.failures.clone(),
+        );
+
         let records = Gauge::default();
         r.register(
             "herd_records",
@@ -162,6 +182,7 @@ impl Metrics {
             clients,
             places,
             peers,
+            store,
             records,
             serving,
             event_log_failing,

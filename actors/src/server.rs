@@ -69,8 +69,8 @@ impl Server {
         let _ = self.store.send(Flush).await;
         if let Ok(stats) = self.store.send(Stats).await {
             self.log.note(&format!(
-                "store: {} records held; {} commits of {} records since start",
-                stats.records, stats.commits, stats.committed
+                "store: {} records held; {} commits of {} records since start, {} failed",
+                stats.records, stats.commits, stats.committed, stats.failed
             ));
         }
         self.log.note(why);
@@ -316,12 +316,15 @@ pub(crate) async fn start_with(
     )
     .with_metrics(metrics.peers.clone())
     .start();
-    store_ctx.run(LocationStore::new(
-        peers.clone().recipient(),
-        table,
-        writer,
-        config.store.max_age,
-    ));
+    store_ctx.run(
+        LocationStore::new(
+            peers.clone().recipient(),
+            table,
+            writer,
+            config.store.max_age,
+        )
+        .with_metrics(metrics.store.clone()),
+    );
     // Descriptors for all but clients: a link to each neighbour and one from it, calls to
     // the places provider, and a margin for the listener, the log, the store and the rest.
     let reserved = 2 * me.neighbours.len() + config.places.max_concurrent + 64;

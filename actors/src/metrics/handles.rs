@@ -7,7 +7,7 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::histogram::LatencyHistogram;
+use super::histogram::{LatencyHistogram, COMMIT_BOUNDS};
 
 /// What became of a check-in (an `IAMAT` line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,5 +315,45 @@ impl PeerMetrics {
             .find(|(name, _)| &**name == neighbour)
             .map(|(_, m)| m.clone())
             .unwrap_or_default()
+    }
+}
+
+/// What the store counts of its commits to disk.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreMetrics {
+    pub(super) commits: LatencyHistogram,
+    pub(super) records: Counter,
+    pub(super) failures: Counter,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        StoreMetrics {
+            commits: LatencyHistogram::with_bounds(COMMIT_BOUNDS),
+            records: Counter::default(),
+            failures: Counter::default(),
+        }
+    }
+}
+
+impl StoreMetrics {
+    /// A commit of `records` records was written, `took` after it was handed to the writer.
+    pub(crate) fn committed(&self, records: usize, took: Duration) {
+        self.commits.observe(took);
+        self.records.inc_by(records as u64);
+    }
+
+    /// A commit failed: none of its records is on disk.
+    pub(crate) fn failed(&self) {
+        self.failures.inc();
+    }
+
+    /// Commits written, records in them, and commits that failed.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.commits.count(),
+            self.records.get(),
+            self.failures.get(),
+        )
     }
 }

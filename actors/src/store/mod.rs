@@ -25,12 +25,13 @@ pub(crate) mod durable;
 pub(crate) mod table;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
 
+use crate::metrics::StoreMetrics;
 use crate::peers::manager::Flood;
 use crate::peers::records::{Fingerprints, Merge, Missing};
 use crate::protocol::{Record, Timestamp};
@@ -54,6 +55,7 @@ pub(crate) struct LocationStore {
     durable: Option<Durable>,
     /// Records whose client time is older than this are dropped, here and on disk.
     max_age: Option<Duration>,
+    metrics: StoreMetrics,
 }
 
 /// The way to the durable copy, and the commits in progress.
@@ -67,9 +69,6 @@ struct Durable {
     timer: Option<SpawnHandle>,
     /// The next commit starts once the messages already here are handled.
     soon: bool,
-    /// Commits written, and the records in them.
-    commits: u64,
-    committed: u64,
 }
 
 /// How a commit went, as every check-in in it learns.
@@ -114,11 +113,16 @@ impl LocationStore {
                 writing: None,
                 timer: None,
                 soon: false,
-                commits: 0,
-                committed: 0,
             }),
             max_age,
+            metrics: StoreMetrics::default(),
         }
+    }
+
+    /// Counts its commits into `metrics` (else into handles of its own).
+    pub(crate) fn with_metrics(mut self, metrics: StoreMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn too_old(&self, record: &Record) -> bool {
@@ -211,8 +215,8 @@ impl LocationStore {
         }
         let batch = std::mem::take(&mut durable.next);
         durable.writing = Some(batch.outcome.clone());
-        durable.commits += 1;
-        durable.committed += batch.records.len() as u64;
+        let records = batch.records.len();
+        let started = Instant::now();
         let commit = durable.writer.send(Commit(batch.records));
         commit
             .into_actor(self)
@@ -222,8 +226,12 @@ impl LocationStore {
                     Ok(Err(e)) => Err(e.to_string().into()),
                     Err(_) => Err("the store's writer stopped".into()),
                 };
-                if let Err(e) = &outcome {
-                    log::error!("store: commit failed: {e}");
+                match &outcome {
+                    Ok(()) => act.metrics.committed(records, started.elapsed()),
+                    Err(e) => {
+                        act.metrics.failed();
+                        log::error!("store: commit failed: {e}");
+                    }
                 }
                 let _ = batch.done.send(outcome);
                 if let Some(durable) = &mut act.durable {
@@ -358,23 +366,22 @@ pub(crate) struct Stats;
 pub(crate) struct StoreStats {
     /// Clients held.
     pub(crate) records: usize,
-    /// Commits started, and the records in them.
+    /// Commits written, the records in them, and commits that failed.
     pub(crate) commits: u64,
     pub(crate) committed: u64,
+    pub(crate) failed: u64,
 }
 
 impl Handler<Stats> for LocationStore {
     type Result = MessageResult<Stats>;
 
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
-        let (commits, committed) = self
-            .durable
-            .as_ref()
-            .map_or((0, 0), |d| (d.commits, d.committed));
+        let (commits, committed, failed) = self.metrics.counts();
         MessageResult(StoreStats {
             records: self.table.len(),
             commits,
             committed,
+            failed,
         })
     }
 }

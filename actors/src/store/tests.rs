@@ -125,6 +125,8 @@ mod durable {
             let kept = store.send(CheckIn(kiwi)).await.unwrap();
             let fault = kept.expect_err("no acknowledgement without a commit");
             assert!(fault.contains("cannot write"), "{fault}");
+            let stats = store.send(Stats).await.unwrap();
+            assert_eq!((stats.commits, stats.committed, stats.failed), (0, 0, 1));
             assert_eq!(open(&dir).load().unwrap().len(), 0);
         }
     }
