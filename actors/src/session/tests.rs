@@ -124,6 +124,7 @@ async fn a_client_that_stops_reading_is_held_back_then_gets_every_reply() {
     });
     // Nothing is read for a while; the server stops reading once the replies it cannot
     // send fill the kernel's buffers and its window.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // Once the client reads, every reply comes, in order, and nothing was dropped.
     let mut got = 0usize;
     let mut tail = Vec::new();
