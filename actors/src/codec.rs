@@ -12,7 +12,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures::Stream;
@@ -52,6 +52,9 @@ pub(crate) struct LineCodec {
     skipped: usize,
     /// When the line now in the buffer began to arrive, if one has begun.
     begun: Option<Instant>,
+    /// Since when the server has not been reading (flow control held the input back): the
+    /// rest of a begun line may be waiting in the kernel, so that time is not the line's.
+    held_since: Option<Instant>,
 }
 
 /// After this many lines a connection is busy (a peer link, a pipelining client): its read
@@ -71,6 +74,7 @@ impl LineCodec {
             skipping: false,
             skipped: 0,
             begun: None,
+            held_since: None,
         }
     }
 
@@ -96,6 +100,28 @@ impl LineCodec {
     /// When the unfinished line in the buffer began to arrive, if there is one.
     pub(crate) fn line_begun_at(&self) -> Option<Instant> {
         self.begun
+    }
+
+    /// How long the unfinished line in the buffer has been arriving while the server was
+    /// reading, if there is one: the time the input was held back does not count.
+    pub(crate) fn line_age(&self) -> Option<Duration> {
+        let begun = self.line_begun_at()?;
+        let until = self.held_since.unwrap_or_else(Instant::now);
+        Some(until.saturating_duration_since(begun))
+    }
+
+    /// The server stops reading for now (its input is held back by flow control).
+    pub(crate) fn hold(&mut self) {
+        self.held_since.get_or_insert_with(Instant::now);
+    }
+
+    /// The server reads again: the line begun before the hold resumes its clock.
+    pub(crate) fn release(&mut self) {
+        if let Some(since) = self.held_since.take() {
+            if let Some(begun) = &mut self.begun {
+                *begun += since.elapsed();
+            }
+        }
     }
 
     /// A line too long for the cap: a client's input ends; a peer's line is skipped.
@@ -361,5 +387,23 @@ mod tests {
         buf.extend_from_slice(b" +1+1 1\n");
         assert!(codec.decode(&mut buf).unwrap().is_some());
         assert_eq!(codec.line_begun_at(), None);
+    }
+
+    #[test]
+    fn time_the_server_held_its_input_back_is_not_a_lines_age() {
+        let mut codec = LineCodec::new(100);
+        let mut buf = BytesMut::from(&b"IAM"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        codec.hold();
+        let held = codec.line_age().expect("a line has begun");
+        let pause = Duration::from_millis(100);
+        std::thread::sleep(pause);
+        assert_eq!(codec.line_age(), Some(held), "frozen while held");
+        codec.release();
+        let age = codec.line_age().expect("still the same line");
+        assert!(
+            age < held + pause,
+            "{age:?} after {held:?} and a hold of {pause:?}"
+        );
     }
 }

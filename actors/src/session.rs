@@ -295,20 +295,20 @@ impl Session {
             self.sent_at_check = sent;
             self.last_active = Instant::now();
         }
-        let begun = self
+        let line_age = self
             .input
             .borrow()
             .as_ref()
-            .and_then(|l| l.decoder().line_begun_at());
+            .and_then(|l| l.decoder().line_age());
         // A line on its way is not idleness: the line time-out is its bound.
-        if let (Some(idle), None) = (limits.idle_timeout, begun) {
+        if let (Some(idle), None) = (limits.idle_timeout, line_age) {
             if self.replies.is_empty() && self.last_active.elapsed() >= idle {
                 self.drop_connection(&format!("idle for {}s", idle.as_secs_f64()), ctx);
                 return;
             }
         }
-        if let (Some(limit), Some(begun)) = (limits.line_timeout, begun) {
-            if begun.elapsed() >= limit {
+        if let (Some(limit), Some(age)) = (limits.line_timeout, line_age) {
+            if age >= limit {
                 let why = format!("a line unfinished after {}s", limit.as_secs_f64());
                 self.drop_connection(&why, ctx);
             }
