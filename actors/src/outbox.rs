@@ -7,8 +7,8 @@
 //! pile up under load leave in batches.
 //!
 //! The cap is the last resort. Before it, whoever fills an outbox can wait for it to drain
-//! below a level ([`Outbox::poll_unsent_below`]), and outboxes can share a [`ReplyBudget`]:
-//! a server stops reading a client whose replies it cannot send, and stops reading every
+//! below a level, and outboxes can share a [`ReplyBudget`] ([`Outbox::poll_room`]): a
+//! server stops reading a client whose replies it cannot send, and stops reading every
 //! client while all of their unsent replies together pass the budget.
 
 use std::cell::{Cell, RefCell};
@@ -73,7 +73,7 @@ impl Drop for State {
     /// Bytes never sent (the connection ended first) give their share of the budget back.
     fn drop(&mut self) {
         if let Some(budget) = &self.budget {
-            budget.release(self.queued.len() + self.in_flight);
+            budget.release(self.unsent());
         }
     }
 }
@@ -100,13 +100,21 @@ impl Outbox {
         out
     }
 
+    /// Ready once fewer than `window` bytes are unsent here and the budget this outbox
+    /// shares, if any, has room; until then the caller is woken when that may have changed.
+    pub(crate) fn poll_room(&self, cx: &mut std::task::Context<'_>, window: usize) -> Poll<()> {
+        if self.poll_unsent_below(cx, window).is_pending() {
+            return Poll::Pending;
+        }
+        match &self.0.borrow().budget {
+            Some(budget) => budget.poll_room(cx),
+            None => Poll::Ready(()),
+        }
+    }
+
     /// Ready once fewer than `level` bytes are unsent; until then the writer wakes the
     /// caller when it has sent enough.
-    pub(crate) fn poll_unsent_below(
-        &self,
-        cx: &mut std::task::Context<'_>,
-        level: usize,
-    ) -> Poll<()> {
+    fn poll_unsent_below(&self, cx: &mut std::task::Context<'_>, level: usize) -> Poll<()> {
         let mut s = self.0.borrow_mut();
         if s.unsent() < level {
             s.drain_waiter = None;
@@ -145,7 +153,7 @@ impl Outbox {
     fn push_parts(&self, parts: &[&[u8]], cap: usize) -> Result<(), Overflow> {
         let mut s = self.0.borrow_mut();
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if (s.queued.len() + s.in_flight).saturating_add(len) > cap {
+        if s.unsent().saturating_add(len) > cap {
             s.overflowed = true;
             if let Some(w) = s.waker.take() {
                 w.wake();
@@ -171,8 +179,7 @@ impl Outbox {
 
     /// Bytes queued or being written.
     pub(crate) fn pending(&self) -> usize {
-        let s = self.0.borrow();
-        s.queued.len() + s.in_flight
+        self.0.borrow().unsent()
     }
 
     /// Asks the writer to write what is queued, shut the socket's sending side and end.

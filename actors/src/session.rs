@@ -38,9 +38,9 @@ use crate::peers::wire;
 use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore, Lookup};
-use input::{Awaited, Input, Lines};
-pub(crate) use limits::Limits;
-use replies::{Reply, ReplyQueue};
+use input::{Input, Lines};
+pub(crate) use limits::{Limits, MAX_QUEUED, READ_BUFFER};
+use replies::{Awaited, Reply, ReplyQueue};
 
 /// What every session of one server uses.
 pub(crate) struct SessionDeps {
@@ -78,8 +78,6 @@ pub(crate) struct Session {
     write: Option<OwnedWriteHalf>,
     out: Outbox,
     replies: ReplyQueue,
-    /// The count of `replies`, as the input sees it.
-    awaited: Rc<Awaited>,
     input_done: bool,
     ending: Ending,
     /// When the client last sent a line or took a reply.
@@ -110,14 +108,12 @@ impl Session {
             );
             let lines = Rc::new(RefCell::new(Some(lines)));
             let out = Outbox::with_budget(limits.max_queued, deps.budget.clone());
-            let awaited = Rc::new(Awaited::default());
+            let awaited = Rc::new(Awaited::new(limits.max_pending));
             ctx.add_stream(Input {
                 lines: Rc::clone(&lines),
                 out: out.clone(),
-                budget: deps.budget.clone(),
                 awaited: Rc::clone(&awaited),
                 window: limits.reply_window,
-                max_pending: limits.max_pending,
             });
             if let Some(every) = limits.check_every() {
                 ctx.run_interval(every, |act, ctx| act.check_time_outs(ctx));
@@ -137,8 +133,7 @@ impl Session {
                 peer,
                 input: lines,
                 write: Some(write),
-                replies: ReplyQueue::default(),
-                awaited,
+                replies: ReplyQueue::new(awaited),
                 input_done: false,
                 ending: Ending::Open,
                 last_active: Instant::now(),
@@ -186,7 +181,6 @@ impl Session {
             return;
         }
         let seq = self.replies.reserve();
-        self.awaited.count.set(self.replies.len());
         let command = match parsed {
             Ok(Some(command)) => command,
             Ok(None) | Err(_) => {
@@ -258,7 +252,8 @@ impl Session {
         if self.ending != Ending::Open {
             return;
         }
-        for reply in self.replies.fill(seq, reply) {
+        self.replies.fill(seq, reply);
+        while let Some(reply) = self.replies.pop_ready() {
             match reply {
                 Reply::Send(reply) => {
                     self.deps.log.sent(self.peer, &reply);
@@ -275,13 +270,6 @@ impl Session {
                     self.out.close();
                     return;
                 }
-            }
-        }
-        let awaited = self.replies.len();
-        self.awaited.count.set(awaited);
-        if awaited < self.deps.limits.max_pending {
-            if let Some(waker) = self.awaited.waker.borrow_mut().take() {
-                waker.wake();
             }
         }
         self.finish_if_done(ctx);

@@ -2,7 +2,7 @@
 //! and what is not in the file (link backoff), which tests tighten.
 
 use crate::peers::link::LinkSettings;
-use crate::session::Limits;
+use crate::session::{Limits, MAX_QUEUED, READ_BUFFER};
 use crate::settings;
 
 /// How the server's parts behave: `[limits]` of `herd.toml` in the units each part uses,
@@ -29,12 +29,13 @@ impl Tuning {
         Tuning {
             limits: Limits {
                 max_line: limits.max_line,
+                read_buffer: READ_BUFFER,
                 reply_window: limits.reply_window,
                 max_pending: limits.max_pending,
+                max_queued: MAX_QUEUED,
                 idle_timeout: limits.idle_timeout,
                 line_timeout: limits.line_timeout,
                 probation_timeout: limits.peer_handshake_timeout,
-                ..Limits::default()
             },
             max_connections: limits.max_connections,
             max_connections_per_ip: limits.max_connections_per_ip,

@@ -1,28 +1,21 @@
 //! A session's input: the connection's lines, read only while the client's replies can be
 //! sent.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use futures::Stream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 
+use super::replies::Awaited;
 use crate::codec::{LineCodec, LineError};
-use crate::outbox::{Outbox, ReplyBudget};
+use crate::outbox::Outbox;
 
 pub(super) type Lines = FramedRead<OwnedReadHalf, LineCodec>;
-
-/// Commands read and not yet answered, shared by the session and its input.
-#[derive(Debug, Default)]
-pub(super) struct Awaited {
-    pub(super) count: Cell<usize>,
-    /// The input, waiting for the count to fall.
-    pub(super) waker: RefCell<Option<Waker>>,
-}
 
 /// The connection's lines, as the session's stream.
 ///
@@ -33,26 +26,15 @@ pub(super) struct Awaited {
 pub(super) struct Input {
     pub(super) lines: Rc<RefCell<Option<Lines>>>,
     pub(super) out: Outbox,
-    pub(super) budget: ReplyBudget,
     pub(super) awaited: Rc<Awaited>,
     pub(super) window: usize,
-    pub(super) max_pending: usize,
 }
 
 impl Input {
     /// Whether reading must wait: for the client to take replies, for the server's reply
     /// budget, or for commands to be answered. Registers `cx` to be woken when it may go on.
     fn held_back(&self, cx: &mut Context<'_>) -> bool {
-        if self.out.poll_unsent_below(cx, self.window).is_pending()
-            || self.budget.poll_room(cx).is_pending()
-        {
-            return true;
-        }
-        if self.awaited.count.get() >= self.max_pending {
-            *self.awaited.waker.borrow_mut() = Some(cx.waker().clone());
-            return true;
-        }
-        false
+        self.out.poll_room(cx, self.window).is_pending() || !self.awaited.has_room(cx)
     }
 }
 
@@ -104,10 +86,8 @@ mod tests {
                 LineCodec::new(100),
             )))),
             out: out.clone(),
-            budget: ReplyBudget::new(1 << 20),
-            awaited: Rc::default(),
+            awaited: Rc::new(Awaited::new(16)),
             window: 10,
-            max_pending: 16,
         };
         (input, client)
     }

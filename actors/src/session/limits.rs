@@ -27,20 +27,12 @@ pub(crate) struct Limits {
     pub(crate) probation_timeout: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_line: 8 * 1024,
-            read_buffer: 256,
-            reply_window: 64 * 1024,
-            max_pending: 16,
-            max_queued: 4 * 1024 * 1024,
-            idle_timeout: Some(Duration::from_secs(300)),
-            line_timeout: Some(Duration::from_secs(30)),
-            probation_timeout: Duration::from_secs(2),
-        }
-    }
-}
+/// First size of a connection's read buffer (see [`Limits::read_buffer`]): what lets a
+/// server hold 10,000 idle clients in little memory.
+pub(crate) const READ_BUFFER: usize = 256;
+
+/// The unsent replies past which a client is dropped (see [`Limits::max_queued`]).
+pub(crate) const MAX_QUEUED: usize = 4 * 1024 * 1024;
 
 impl Limits {
     /// How often a session checks its time-outs: often enough that none is overrun by

@@ -99,7 +99,7 @@ async fn a_client_that_stops_reading_is_held_back_then_gets_every_reply() {
     let tuning = Tuning {
         limits: Limits {
             reply_window: 16 * 1024,
-            ..Default::default()
+            ..Tuning::default().limits
         },
         ..Default::default()
     };
@@ -187,7 +187,7 @@ async fn lines_behind_a_slow_reply_wait_unread_and_are_all_answered_in_order() {
     let tuning = Tuning {
         limits: Limits {
             max_pending: 8,
-            ..Default::default()
+            ..Tuning::default().limits
         },
         ..Default::default()
     };
@@ -237,7 +237,7 @@ async fn impatient(
         limits: Limits {
             idle_timeout: Some(idle),
             line_timeout: Some(line),
-            ..Default::default()
+            ..Tuning::default().limits
         },
         ..Default::default()
     };
