@@ -135,13 +135,19 @@ mod durable {
     async fn records_from_neighbours_wait_a_little_to_share_a_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_over(open(&dir));
+        // The floods trickle in, each handled before the next comes, all within the wait of
+        // the first (on a clock that moves only when the test moves it, so this is exact).
+        tokio::time::pause();
         for i in 0..10 {
             store.do_send(Merge {
                 record: record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i)),
                 from: "Jaquez".into(),
                 seen: Vec::new(),
             });
+            tokio::time::advance(MERGE_WAIT / 20).await;
+            let _ = store.send(Stats).await;
         }
+        tokio::time::resume();
         // No check-in comes: the timer writes them, in one commit.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let stats = loop {
