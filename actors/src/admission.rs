@@ -43,17 +43,6 @@ pub(crate) struct Admission {
     counts: Rc<RefCell<Counts>>,
 }
 
-/// What a new connection gets.
-#[derive(Debug)]
-pub(crate) enum Admit {
-    /// A client's place.
-    Client(Ticket),
-    /// Past the caps: it may only become a peer link.
-    Probation(Ticket),
-    /// No place: close it now. Says which cap was reached.
-    Refused(&'static str),
-}
-
 /// One admitted connection's place.
 #[derive(Debug)]
 pub(crate) struct Ticket {
@@ -70,8 +59,9 @@ impl Admission {
         }
     }
 
-    /// A place for a connection from `ip`, if there is one.
-    pub(crate) fn admit(&self, ip: IpAddr) -> Admit {
+    /// A place for a connection from `ip` (past the caps, one on probation: it may only
+    /// become a peer link), or which cap was reached: close it now.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<Ticket, &'static str> {
         let mut counts = self.counts.borrow_mut();
         let from_ip = counts.by_ip.get(&ip).copied().unwrap_or(0);
         let full = if counts.open >= self.caps.total {
@@ -84,13 +74,13 @@ impl Admission {
         let Some(why) = full else {
             counts.open += 1;
             counts.by_ip.insert(ip, from_ip + 1);
-            return Admit::Client(self.ticket(ip, false));
+            return Ok(self.ticket(ip, false));
         };
         if counts.on_probation < self.caps.probation {
             counts.on_probation += 1;
-            return Admit::Probation(self.ticket(ip, true));
+            return Ok(self.ticket(ip, true));
         }
-        Admit::Refused(why)
+        Err(why)
     }
 
     fn ticket(&self, ip: IpAddr, probation: bool) -> Ticket {
@@ -144,9 +134,9 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
-    fn client(admit: Admit) -> Ticket {
+    fn client(admit: Result<Ticket, &'static str>) -> Ticket {
         match admit {
-            Admit::Client(ticket) => ticket,
+            Ok(ticket) if !ticket.on_probation() => ticket,
             other => panic!("expected a client's place, got {other:?}"),
         }
     }
@@ -160,13 +150,10 @@ mod tests {
         });
         let a = client(admission.admit(A));
         let b = client(admission.admit(A));
-        assert!(matches!(
-            admission.admit(A),
-            Admit::Refused("too many connections")
-        ));
+        assert!(matches!(admission.admit(A), Err("too many connections")));
         drop(a);
         let c = client(admission.admit(A));
-        assert!(matches!(admission.admit(B), Admit::Refused(_)));
+        assert!(matches!(admission.admit(B), Err(_)));
         drop((b, c));
         client(admission.admit(A));
     }
@@ -181,7 +168,7 @@ mod tests {
         let _a = [client(admission.admit(A)), client(admission.admit(A))];
         assert!(matches!(
             admission.admit(A),
-            Admit::Refused("too many connections from this address")
+            Err("too many connections from this address")
         ));
         client(admission.admit(B));
     }
@@ -195,11 +182,11 @@ mod tests {
         });
         let _held = client(admission.admit(A));
         let first = admission.admit(A);
-        assert!(matches!(&first, Admit::Probation(t) if t.on_probation()));
+        assert!(matches!(&first, Ok(t) if t.on_probation()));
         let _second = admission.admit(B);
-        assert!(matches!(admission.admit(A), Admit::Refused(_)));
+        assert!(matches!(admission.admit(A), Err(_)));
         drop(first);
-        assert!(matches!(admission.admit(A), Admit::Probation(_)));
+        assert!(matches!(admission.admit(A), Ok(t) if t.on_probation()));
     }
 
     #[test]

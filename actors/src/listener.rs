@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admission::{Admission, Admit, Ticket};
+use crate::admission::{Admission, Ticket};
 use crate::peers::door::take_peer;
 use crate::peers::tls::{PeerTls, HANDSHAKE};
 use crate::session::{Session, SessionDeps};
@@ -46,7 +46,7 @@ pub(crate) async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => match admission.admit(peer.ip()) {
-                Admit::Client(ticket) | Admit::Probation(ticket) => {
+                Ok(ticket) => {
                     let _ = stream.set_nodelay(true);
                     match &door {
                         None => {
@@ -59,7 +59,7 @@ pub(crate) async fn accept_loop(
                     }
                 }
                 // Dropping the stream closes it.
-                Admit::Refused(why) => {
+                Err(why) => {
                     deps.metrics.refused();
                     deps.log.dropped(peer, why);
                 }
