@@ -125,11 +125,15 @@ impl LocationStore {
         self
     }
 
+    /// The client time before which records are too old to keep, if there is an age bound.
+    fn cutoff(&self) -> Option<i64> {
+        let age = i64::try_from(self.max_age?.as_nanos()).unwrap_or(i64::MAX);
+        Some(Timestamp::now().nanos().saturating_sub(age))
+    }
+
     fn too_old(&self, record: &Record) -> bool {
-        self.max_age.is_some_and(|age| {
-            let age = i64::try_from(age.as_nanos()).unwrap_or(i64::MAX);
-            record.time().nanos() < Timestamp::now().nanos().saturating_sub(age)
-        })
+        self.cutoff()
+            .is_some_and(|cutoff| record.time().nanos() < cutoff)
     }
 
     /// Keeps `record` if it is newer than what is held, for the next commit too. `None`
@@ -242,12 +246,16 @@ impl LocationStore {
             .spawn(ctx);
     }
 
-    /// Drops the records older than the age bound, here and on disk.
+    /// Drops the records older than the age bound, here and on disk. The disk holds what
+    /// the table holds, so when the table had none to drop, the disk is not scanned.
     fn forget_old(&mut self, ctx: &mut Context<Self>) {
-        let Some(age) = self.max_age else { return };
-        let age = i64::try_from(age.as_nanos()).unwrap_or(i64::MAX);
-        let cutoff = Timestamp::now().nanos().saturating_sub(age);
+        let Some(cutoff) = self.cutoff() else { return };
         let dropped = self.table.forget_before(cutoff);
+        if dropped == 0 {
+            return;
+        }
+        let age = self.max_age.map_or(0, |age| age.as_nanos());
+        log::info!("store: forgot {dropped} records older than {age} ns");
         if let Some(durable) = &self.durable {
             durable
                 .writer
@@ -259,9 +267,6 @@ impl LocationStore {
                     Err(_) => log::error!("store: the writer stopped"),
                 })
                 .spawn(ctx);
-        }
-        if dropped > 0 {
-            log::info!("store: forgot {dropped} records older than {age} ns");
         }
     }
 }
