@@ -238,6 +238,16 @@ impl PlacesMetrics {
         self.0.upstream[places_status(status)].observe(took);
     }
 
+    /// Answers that came from `from`.
+    pub(crate) fn answers_from(&self, from: PlacesAnswer) -> u64 {
+        self.0.answers[from as usize].get()
+    }
+
+    /// Calls that went upstream, whatever they brought.
+    pub(crate) fn upstream_total(&self) -> u64 {
+        self.0.upstream.iter().map(LatencyHistogram::count).sum()
+    }
+
     /// Answers by where they came from.
     pub(crate) fn answers(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         PlacesAnswer::ALL

@@ -99,7 +99,6 @@ pub(crate) struct PlacesFetcher {
     flights: HashMap<CacheKey, Flight>,
     next_flight: u64,
     slots: Rc<Slots>,
-    stats: PlacesStats,
     /// The counts last logged, so an idle server logs nothing.
     logged: PlacesStats,
     clock: CacheClock,
@@ -123,7 +122,6 @@ impl PlacesFetcher {
             client: None,
             flights: HashMap::new(),
             next_flight: 0,
-            stats: PlacesStats::default(),
             logged: PlacesStats::default(),
             clock,
             metrics: PlacesMetrics::default(),
@@ -144,11 +142,15 @@ impl PlacesFetcher {
             .clone()
     }
 
+    /// What the metrics have counted of Google questions, and the cache's size.
     fn stats(&self) -> PlacesStats {
+        let m = &self.metrics;
         PlacesStats {
-            upstream_calls: self.slots.calls(),
+            hits: m.answers_from(PlacesAnswer::CacheHit),
+            coalesced: m.answers_from(PlacesAnswer::SharedCall),
+            misses: m.answers_from(PlacesAnswer::UpstreamCall),
+            upstream_calls: m.upstream_total(),
             cached: self.cache.len(),
-            ..self.stats
         }
     }
 
@@ -284,7 +286,6 @@ impl Handler<Nearby> for PlacesFetcher {
                 .map(|reply| cut_to_bound(reply, bound))
         });
         if let Some(text) = kept {
-            self.stats.hits += 1;
             self.metrics
                 .answered(PlacesAnswer::CacheHit, cached_status(&text));
             log::debug!("places: cache hit for {key:?}, bound {bound}");
@@ -293,12 +294,10 @@ impl Handler<Nearby> for PlacesFetcher {
         }
         let (landing, from) = match self.flights.get(&key) {
             Some(flight) if flight.covers >= bound => {
-                self.stats.coalesced += 1;
                 log::debug!("places: joined the call in flight for {key:?}, bound {bound}");
                 (flight.landing.clone(), PlacesAnswer::SharedCall)
             }
             _ => {
-                self.stats.misses += 1;
                 log::info!("places: cache miss for {key:?}, bound {bound}: calling upstream");
                 let covers = upstream.fetch_bound(bound);
                 let landing = self.launch(upstream, key, q, covers, ctx);

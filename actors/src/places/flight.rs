@@ -9,7 +9,6 @@
 //! Time in the queue counts against it, and a question that joins later has a later
 //! deadline of its own, so every reply arrives within the timeout of its question.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -39,8 +38,6 @@ pub(crate) struct Slots {
     /// Tokio's semaphore queues waiters in order of arrival.
     free: Semaphore,
     max: usize,
-    /// Calls that got a slot and went upstream.
-    calls: Cell<u64>,
 }
 
 impl Slots {
@@ -48,12 +45,7 @@ impl Slots {
         Slots {
             free: Semaphore::new(max),
             max,
-            calls: Cell::new(0),
         }
-    }
-
-    pub(crate) fn calls(&self) -> u64 {
-        self.calls.get()
     }
 }
 
@@ -109,7 +101,6 @@ pub(crate) async fn call(
         }
         Err(_) => return queue_timeout(&settings, slots.max).into_reply(),
     };
-    slots.calls.set(slots.calls.get() + 1);
     let started = Instant::now();
     let reply = match upstream {
         Upstream::Google => google::nearby(&client, &settings, key, &q, deadline).await,
@@ -147,6 +138,7 @@ mod tests {
         let timeout = Duration::from_millis(100);
         let settings = Arc::new(settings(Provider::GoogleNew, google.base_url(), timeout));
         let slots = Rc::new(Slots::new(1));
+        let metrics = PlacesMetrics::default();
         let busy = slots.free.try_acquire();
         assert!(busy.is_ok());
         let client = upstream::client(timeout);
@@ -158,7 +150,7 @@ mod tests {
             Upstream::GoogleNew,
             ucla(5).0,
             deadline,
-            PlacesMetrics::default(),
+            metrics.clone(),
         )
         .await;
         assert_eq!(reply["status"], upstream::TIMEOUT);
@@ -167,7 +159,7 @@ mod tests {
             message.contains("all 1 allowed calls (places.max_concurrent) were busy"),
             "{message}"
         );
-        assert_eq!(slots.calls(), 0);
+        assert_eq!(metrics.upstream_total(), 0);
         assert_eq!(google.count(), 0, "nothing went upstream");
     }
 }
