@@ -124,9 +124,12 @@ impl HttpAnswer {
 ///
 /// A request that met a connection already closed is sent once more, on a new one. The
 /// client keeps connections alive for the next call, and a server may close one just as it
-/// is reused (an HTTP/1.0 server closes every connection after its answer): the request
-/// then fails before the server has read it. A places search only reads, so sending it
-/// again is safe even in the rare case where the server did see it.
+/// is reused. One case is not a race at all: the client (actix-http) keeps alive an
+/// HTTP/1.0 answer that has a `Content-Length` and no `Connection` header, though such a
+/// server (Python's `http.server`) closes every connection after its answer, so the next
+/// request on it always fails before the server has read it. A places search only reads,
+/// so sending it again is safe even in the rare case where the server did see it; the
+/// second send is timed and counted with the first, as one call.
 pub(crate) async fn exchange(
     request: impl Fn() -> awc::SendClientRequest,
     deadline: Instant,
@@ -241,15 +244,15 @@ const SHORTEST_KEY_LOOKED_FOR: usize = 8;
 /// between might): such an answer is refused whole, since the key must never reach a
 /// client or a log, and an answer is never rewritten.
 fn quotes_key(value: &Value, key: &str) -> bool {
-    if key.len() < SHORTEST_KEY_LOOKED_FOR {
-        return false;
-    }
+    key.len() >= SHORTEST_KEY_LOOKED_FOR && holds(value, key)
+}
+
+/// Whether `text` is in any string or name of `value`, at any depth.
+fn holds(value: &Value, text: &str) -> bool {
     match value {
-        Value::String(s) => s.contains(key),
-        Value::Array(items) => items.iter().any(|v| quotes_key(v, key)),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.contains(key) || quotes_key(v, key)),
+        Value::String(s) => s.contains(text),
+        Value::Array(items) => items.iter().any(|v| holds(v, text)),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains(text) || holds(v, text)),
         _ => false,
     }
 }
