@@ -262,6 +262,7 @@ pub(crate) async fn start_with(
             if tuning.store_fails {
                 db.fail_writes(true);
             }
+            let path = db.path().to_owned();
             let writer = Writer::start(db);
             let started = std::time::Instant::now();
             let table = writer
@@ -271,7 +272,7 @@ pub(crate) async fn start_with(
             log.note(&format!(
                 "loaded {} records from {} in {:.3}s",
                 table.len(),
-                dir.join(format!("{name}.db")).display(),
+                path.display(),
                 started.elapsed().as_secs_f64()
             ));
             (Some(writer), table)

@@ -113,6 +113,11 @@ impl Database {
         Ok(Database { conn, path })
     }
 
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Every record kept, in a table, built as the rows are read (no second copy of a
     /// large store is ever held).
     pub(crate) fn load(&self) -> Result<Table, StoreError> {
