@@ -26,13 +26,6 @@ use crate::peers::door::take_peer;
 use crate::peers::tls::{PeerTls, HANDSHAKE};
 use crate::session::{Session, SessionDeps};
 
-/// How a TLS herd's listener takes its neighbours' connections.
-pub(crate) struct TlsDoor {
-    pub(crate) tls: Arc<PeerTls>,
-    /// A neighbour must finish the TLS handshake and send its hello within this.
-    pub(crate) handshake_timeout: Duration,
-}
-
 /// Accepts connections for as long as the server runs. A connection past the caps is closed
 /// at once (and logged); a failed accept (out of file descriptors, which the caps keep from
 /// happening) makes the loop wait a little for some to close.
@@ -40,21 +33,20 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     deps: Rc<SessionDeps>,
     admission: Admission,
-    door: Option<TlsDoor>,
+    tls: Option<Arc<PeerTls>>,
 ) {
-    let door = door.map(Rc::new);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => match admission.admit(peer.ip()) {
                 Ok(ticket) => {
                     let _ = stream.set_nodelay(true);
-                    match &door {
+                    match &tls {
                         None => {
                             Session::start(Rc::clone(&deps), stream, peer, ticket);
                         }
-                        Some(door) => {
-                            let door = Rc::clone(door);
-                            actix_rt::spawn(sort(door, Rc::clone(&deps), stream, peer, ticket));
+                        Some(tls) => {
+                            let tls = Arc::clone(tls);
+                            actix_rt::spawn(sort(tls, Rc::clone(&deps), stream, peer, ticket));
                         }
                     }
                 }
@@ -78,7 +70,7 @@ pub(crate) async fn accept_loop(
 /// session holds an idle client, or, let in past the caps, than a neighbour has to prove
 /// itself.
 async fn sort(
-    door: Rc<TlsDoor>,
+    tls: Arc<PeerTls>,
     deps: Rc<SessionDeps>,
     stream: TcpStream,
     peer: SocketAddr,
@@ -103,7 +95,9 @@ async fn sort(
         }
         Some(Ok(1)) if first[0] == HANDSHAKE => {
             let peers = deps.peers.clone();
-            let (tls, limit) = (Arc::clone(&door.tls), door.handshake_timeout);
+            // A neighbour proves itself within the time any connection let in on
+            // probation has.
+            let limit = deps.limits.probation_timeout;
             take_peer(tls, stream, peer, limit, peers, deps.log.clone()).await;
             drop(ticket);
         }

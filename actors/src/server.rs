@@ -15,7 +15,7 @@ use crate::admin::health::{Phase, Readiness};
 use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
-use crate::listener::{accept_loop, TlsDoor};
+use crate::listener::accept_loop;
 use crate::metrics::Metrics;
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
@@ -217,7 +217,6 @@ pub(crate) async fn start_with(
             PeerTls::load(tls, me, &config.servers).map_err(|e| StartError::Tls(Box::new(e)))?,
         )),
     };
-    let handshake_timeout = tuning.links.handshake_timeout;
     let log = EventLog::open(&config.log_dir, &me.name).map_err(|source| StartError::Log {
         dir: config.log_dir.display().to_string(),
         source,
@@ -360,11 +359,7 @@ pub(crate) async fn start_with(
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
     };
-    let door = tls.map(|tls| TlsDoor {
-        tls,
-        handshake_timeout,
-    });
-    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps), door));
+    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps), tls));
     readiness.set(Phase::Serving);
     Ok(Server {
         addr,

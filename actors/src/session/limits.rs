@@ -23,7 +23,8 @@ pub(crate) struct Limits {
     pub(crate) idle_timeout: Option<Duration>,
     /// A line that has begun must end within this.
     pub(crate) line_timeout: Option<Duration>,
-    /// A connection let in past the caps must send a peer hello within this.
+    /// A connection let in past the caps must send a peer hello within this, and a TLS
+    /// neighbour finish its handshake and hello (both are `peer_handshake_timeout_ms`).
     pub(crate) probation_timeout: Duration,
 }
 
