@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
@@ -20,7 +20,7 @@ use tokio_util::codec::FramedRead;
 use super::error::{LinkError, Refusal};
 use super::tls::{tls_reason, PeerCertificate, PeerTls};
 use super::wire;
-use crate::codec::LineCodec;
+use crate::codec::{LineCodec, LineError, PeerInput};
 
 /// Who may dial this server.
 #[derive(Debug, Clone)]
@@ -113,6 +113,12 @@ pub(crate) struct LinkTarget {
 pub(crate) type LinkRead = Box<dyn AsyncRead + Unpin>;
 /// See [`LinkRead`].
 pub(crate) type LinkWrite = Box<dyn AsyncWrite + Unpin>;
+
+/// The lines of a connection a neighbour dialled, plain or TLS, as the listening side
+/// takes them over: the inbound counterpart of [`LinkRead`].
+pub(crate) type InboundLines = Box<dyn Stream<Item = Result<PeerInput, LineError>> + Unpin + Send>;
+/// The sending side of a connection a neighbour dialled, plain or TLS.
+pub(crate) type InboundWrite = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// A link whose handshake is done: lines from the neighbour, and the sending side.
 pub(crate) struct Connected {

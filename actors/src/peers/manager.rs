@@ -16,16 +16,13 @@ use std::time::SystemTime;
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::FramedRead;
 
-use super::handshake::{LinkTarget, PeerPolicy};
+use super::handshake::{InboundLines, InboundWrite, LinkTarget, PeerPolicy};
 use super::inbound::{DialedIn, InboundDeps, InboundPeer};
 use super::link::{Link, LinkSettings, LinkState};
 use super::records::Records;
-use super::tls::{PeerCertificate, ServerRead, ServerWrite};
+use super::tls::PeerCertificate;
 use super::wire;
-use crate::codec::LineCodec;
 use crate::event_log::EventLog;
 use crate::metrics::PeerMetrics;
 use crate::outbox::Outbox;
@@ -180,38 +177,27 @@ impl Handler<DialedIn> for PeerManager {
 pub(crate) struct Handoff {
     pub(crate) addr: SocketAddr,
     pub(crate) hello: BytesMut,
-    pub(crate) conn: HandedOver,
-}
-
-/// The connection a [`Handoff`] hands over: the rest of its input, with whatever was read
-/// past the hello, and its sending side.
-pub(crate) enum HandedOver {
-    /// Plain TCP, found by a client session.
-    Plain {
-        read: FramedRead<OwnedReadHalf, LineCodec>,
-        write: OwnedWriteHalf,
-    },
-    /// TLS, and the certificate the dialler showed, which chains to the herd's CA.
-    Tls {
-        read: ServerRead,
-        write: ServerWrite,
-        cert: PeerCertificate,
-    },
+    /// The rest of its input, with whatever was read past the hello.
+    pub(crate) lines: InboundLines,
+    /// Its sending side.
+    pub(crate) write: InboundWrite,
+    /// The certificate the dialler showed, if it came over TLS.
+    pub(crate) cert: Option<PeerCertificate>,
 }
 
 impl Handler<Handoff> for PeerManager {
     type Result = ();
 
-    fn handle(&mut self, Handoff { addr, hello, conn }: Handoff, ctx: &mut Context<Self>) {
+    fn handle(&mut self, handoff: Handoff, ctx: &mut Context<Self>) {
+        let Handoff {
+            addr,
+            hello,
+            lines,
+            write,
+            cert,
+        } = handoff;
         let (deps, dialled_in) = (Rc::clone(&self.inbound), ctx.address().recipient());
-        match conn {
-            HandedOver::Plain { read, write } => {
-                InboundPeer::start(deps, dialled_in, addr, &hello, (read, write), None);
-            }
-            HandedOver::Tls { read, write, cert } => {
-                InboundPeer::start(deps, dialled_in, addr, &hello, (read, write), Some(cert));
-            }
-        }
+        InboundPeer::start(deps, dialled_in, addr, &hello, lines, write, cert);
     }
 }
 

@@ -30,12 +30,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{CertificateError, ClientConfig, RootCertStore, ServerConfig};
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tokio_util::codec::FramedRead;
 
-use crate::codec::LineCodec;
 use crate::settings::{ServerSettings, TlsSettings};
 
 /// The first byte of every TLS record that opens a handshake (content type 22). No client
@@ -45,10 +42,6 @@ pub(crate) const HANDSHAKE: u8 = 0x16;
 
 /// The listening side of a TLS peer connection.
 pub(crate) type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
-/// The two halves of a TLS peer connection, as the inbound peer takes them.
-pub(crate) type ServerRead = FramedRead<ReadHalf<ServerStream>, LineCodec>;
-/// See [`ServerRead`].
-pub(crate) type ServerWrite = WriteHalf<ServerStream>;
 
 /// What a server needs for TLS peer links: its identity, and the herd's CA.
 pub(crate) struct PeerTls {
