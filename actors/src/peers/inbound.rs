@@ -36,7 +36,7 @@ use crate::protocol::Record;
 #[rtype(result = "()")]
 pub(crate) struct DialedIn(pub(crate) Arc<str>);
 
-/// What every inbound peer of one server uses.
+/// What every inbound peer of one server uses, and the manager that starts them.
 pub(crate) struct InboundDeps {
     pub(crate) policy: PeerPolicy,
     pub(crate) records: Records,

@@ -124,8 +124,8 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// A link that has not dialled yet.
-    pub(crate) fn new(target: LinkTarget, settings: &LinkSettings) -> Self {
+    /// A link that has not dialled yet, counting into `metrics`.
+    pub(crate) fn new(target: LinkTarget, settings: &LinkSettings, metrics: LinkMetrics) -> Self {
         Link {
             target: Arc::new(target),
             state: LinkState::Dialling,
@@ -134,7 +134,7 @@ impl Link {
             since: SystemTime::now(),
             last_error: None,
             last_error_at: None,
-            metrics: LinkMetrics::default(),
+            metrics,
         }
     }
 

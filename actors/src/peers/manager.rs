@@ -30,54 +30,40 @@ use crate::protocol::Record;
 
 /// The outbound links of one server, and the door for its inbound ones.
 pub(crate) struct PeerManager {
-    me: Arc<str>,
     links: Vec<Link>,
-    settings: LinkSettings,
-    records: Records,
-    log: EventLog,
-    /// What each inbound peer is started with.
-    inbound: Rc<InboundDeps>,
+    /// This server's name, settings, store and log, for its links and for every inbound
+    /// peer it starts.
+    deps: Rc<InboundDeps>,
 }
 
 impl PeerManager {
-    /// A manager with a link to each of `targets`; the links dial once it is started.
+    /// A manager with a link to each of `targets`, each link (and each inbound link)
+    /// counting into `metrics`; the links dial once it is started.
     pub(crate) fn new(
-        me: Arc<str>,
         targets: Vec<LinkTarget>,
         policy: PeerPolicy,
         settings: LinkSettings,
         records: Records,
         log: EventLog,
+        metrics: PeerMetrics,
     ) -> Self {
+        let links = targets
+            .into_iter()
+            .map(|target| {
+                let link_metrics = metrics.link(&target.neighbour);
+                Link::new(target, &settings, link_metrics)
+            })
+            .collect();
         PeerManager {
-            me,
-            links: targets
-                .into_iter()
-                .map(|target| Link::new(target, &settings))
-                .collect(),
-            inbound: Rc::new(InboundDeps {
+            links,
+            deps: Rc::new(InboundDeps {
                 policy,
-                records: records.clone(),
-                log: log.clone(),
-                settings: settings.clone(),
-                metrics: PeerMetrics::default(),
+                records,
+                log,
+                settings,
+                metrics,
             }),
-            settings,
-            records,
-            log,
         }
-    }
-
-    /// The manager, with each link (and each inbound link) counting into `metrics`.
-    pub(crate) fn with_metrics(mut self, metrics: PeerMetrics) -> Self {
-        for link in &mut self.links {
-            link.metrics = metrics.link(link.neighbour());
-        }
-        // Nothing else holds the inbound deps until the manager starts.
-        if let Some(inbound) = Rc::get_mut(&mut self.inbound) {
-            inbound.metrics = metrics;
-        }
-        self
     }
 }
 
@@ -88,7 +74,7 @@ impl Actor for PeerManager {
         for i in 0..self.links.len() {
             self.dial(i, ctx);
         }
-        ctx.run_interval(self.settings.heartbeat, |act, ctx| act.heartbeat(ctx));
+        ctx.run_interval(self.deps.settings.heartbeat, |act, ctx| act.heartbeat(ctx));
     }
 }
 
@@ -131,7 +117,7 @@ impl Handler<Flood> for PeerManager {
         if targets.is_empty() {
             return;
         }
-        for name in std::iter::once(&self.me).chain(from.iter()) {
+        for name in std::iter::once(&self.deps.policy.me).chain(from.iter()) {
             if !seen.contains(name) {
                 seen.push(name.clone());
             }
@@ -196,7 +182,7 @@ impl Handler<Handoff> for PeerManager {
             write,
             cert,
         } = handoff;
-        let (deps, dialled_in) = (Rc::clone(&self.inbound), ctx.address().recipient());
+        let (deps, dialled_in) = (Rc::clone(&self.deps), ctx.address().recipient());
         InboundPeer::start(deps, dialled_in, addr, &hello, lines, write, cert);
     }
 }

@@ -101,7 +101,8 @@ fn hill(
         missing: store.clone().recipient(),
     };
     let (log, dir) = temp_log("Hill");
-    let manager = PeerManager::new("Hill".into(), targets, policy, settings, records, log).start();
+    let metrics = PeerMetrics::default();
+    let manager = PeerManager::new(targets, policy, settings, records, log, metrics).start();
     (manager, store, dir)
 }
 
