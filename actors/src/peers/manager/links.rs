@@ -49,15 +49,8 @@ impl PeerManager {
         }
         let queue = Outbox::new(self.deps.settings.max_queued);
         // Floods are queued from now on, so nothing that arrives during the sync is missed.
-        if let Err(overflow) = queue.push_line(wire::SYNC.as_bytes()) {
-            self.link_failed(
-                i,
-                generation,
-                &LinkError::Write(std::io::Error::other(overflow)),
-                ctx,
-            );
-            return;
-        }
+        // The queue is new and its cap at least a MiB: the SYNC goes in, as the sync's lines do.
+        queue.push_line_uncapped(wire::SYNC.as_bytes());
         let io = [
             self.spawn_reader(i, generation, read, ctx),
             self.spawn_writer(i, generation, queue.clone(), write, ctx),
