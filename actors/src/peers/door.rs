@@ -34,7 +34,6 @@ pub(crate) async fn take_peer(
     peers: Recipient<Handoff>,
     log: EventLog,
 ) {
-    let _ = stream.set_nodelay(true);
     let handshake = async {
         let (stream, cert) = tls
             .accept(stream)
