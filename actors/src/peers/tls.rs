@@ -132,18 +132,15 @@ impl PeerTls {
         let key = private_key(key_path)?;
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = RootCertStore::empty();
-        for cert in ca {
-            roots.add(cert).map_err(|e| TlsError::BadCa {
-                path: tls.ca.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        let roots = Arc::new(roots);
         let bad_ca = |reason: String| TlsError::BadCa {
             path: tls.ca.clone(),
             reason,
         };
+        let mut roots = RootCertStore::empty();
+        for cert in ca {
+            roots.add(cert).map_err(|e| bad_ca(e.to_string()))?;
+        }
+        let roots = Arc::new(roots);
         let names = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| bad_ca(e.to_string()))?;
