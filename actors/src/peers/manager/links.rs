@@ -163,6 +163,7 @@ impl PeerManager {
         if !link.is_current(generation) {
             return;
         }
+        let why = e.to_string();
         match &link.state {
             LinkState::Up(up) => {
                 for task in up.io {
@@ -170,14 +171,14 @@ impl PeerManager {
                 }
                 link.since = SystemTime::now();
                 link.metrics.link(false);
-                self.deps.log.peer_down(link.neighbour(), &e.to_string());
+                self.deps.log.peer_down(link.neighbour(), &why);
             }
             LinkState::Dialling => {
-                log::debug!("{} -> {}: {e}", self.deps.policy.me, link.neighbour())
+                log::debug!("{} -> {}: {why}", self.deps.policy.me, link.neighbour())
             }
             LinkState::Waiting { .. } => return,
         }
-        link.last_error = Some(e.to_string());
+        link.last_error = Some(why);
         link.last_error_at = Some(SystemTime::now());
         let delay = link.backoff.next_delay();
         let timer = ctx.run_later(delay, move |act, ctx| act.dial(i, ctx));
