@@ -117,8 +117,7 @@ pub(crate) struct Link {
     /// When the link last came up or went down.
     pub(crate) since: SystemTime,
     /// Why the link last went down or failed to come up, and when.
-    pub(crate) last_error: Option<String>,
-    pub(crate) last_error_at: Option<SystemTime>,
+    pub(crate) last_error: Option<(String, SystemTime)>,
     /// Its state and traffic, as `/metrics` shows them.
     pub(crate) metrics: LinkMetrics,
 }
@@ -133,7 +132,6 @@ impl Link {
             generation: 0,
             since: SystemTime::now(),
             last_error: None,
-            last_error_at: None,
             metrics,
         }
     }

@@ -200,8 +200,7 @@ pub(crate) struct LinkStatus {
     /// When it last came up or went down.
     pub(crate) since: SystemTime,
     /// Why it last went down or failed to come up, and when.
-    pub(crate) last_error: Option<String>,
-    pub(crate) last_error_at: Option<SystemTime>,
+    pub(crate) last_error: Option<(String, SystemTime)>,
     /// Bytes queued for the neighbour and not yet written.
     pub(crate) queued_bytes: usize,
 }
@@ -218,7 +217,6 @@ impl Handler<LinkStatuses> for PeerManager {
                     up: l.queue().is_some(),
                     since: l.since,
                     last_error: l.last_error.clone(),
-                    last_error_at: l.last_error_at,
                     queued_bytes: l.queue().map_or(0, Outbox::pending),
                 })
                 .collect(),

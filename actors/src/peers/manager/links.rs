@@ -178,8 +178,7 @@ impl PeerManager {
             }
             LinkState::Waiting { .. } => return,
         }
-        link.last_error = Some(why);
-        link.last_error_at = Some(SystemTime::now());
+        link.last_error = Some((why, SystemTime::now()));
         let delay = link.backoff.next_delay();
         let timer = ctx.run_later(delay, move |act, ctx| act.dial(i, ctx));
         self.links[i].state = LinkState::Waiting { timer };

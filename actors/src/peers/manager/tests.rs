@@ -273,7 +273,9 @@ async fn a_neighbour_that_stops_answering_heartbeats_is_given_up_and_dialled_aga
     // takes the bytes.
     assert_eq!(hung.line().await, "PING");
     until_link(&manager, |l| {
-        !l.up && l.last_error.as_deref() == Some("no word from the neighbour for 150ms")
+        !l.up
+            && l.last_error.as_ref().map(|(why, _)| why.as_str())
+                == Some("no word from the neighbour for 150ms")
     })
     .await;
     let mut again = Neighbour::accept(&listener, "Smith", None).await;
