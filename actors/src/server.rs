@@ -307,14 +307,13 @@ pub(crate) async fn start_with(
         missing: store.clone().recipient(),
     };
     let peers = PeerManager::new(
-        name.clone(),
         targets,
         policy,
         tuning.links,
         asks,
         log.clone(),
+        metrics.peers.clone(),
     )
-    .with_metrics(metrics.peers.clone())
     .start();
     store_ctx.run(
         LocationStore::new(

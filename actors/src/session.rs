@@ -29,11 +29,11 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use crate::admission::Ticket;
-use crate::codec::{LineCodec, LineError};
+use crate::codec::{LineCodec, LineError, PeerLines};
 use crate::event_log::EventLog;
 use crate::metrics::{CheckIn as CheckInOutcome, ClientMetrics, OpenConnection};
 use crate::outbox::{Outbox, ReplyBudget};
-use crate::peers::manager::{HandedOver, Handoff};
+use crate::peers::manager::Handoff;
 use crate::peers::wire;
 use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
@@ -152,7 +152,9 @@ impl Session {
                 self.deps.peers.do_send(Handoff {
                     addr: self.peer,
                     hello: line,
-                    conn: HandedOver::Plain { read, write },
+                    lines: Box::new(PeerLines::new(read, wire::MAX_LINE)),
+                    write: Box::new(write),
+                    cert: None,
                 });
             }
             self.ending = Ending::HandedOff;

@@ -252,16 +252,15 @@ fn link_report(link: &LinkStatus) -> LinkReport {
         up: link.up,
         since: status::rfc3339(link.since),
         for_s: status::seconds_since(link.since),
-        last_error: link.last_error.clone(),
+        last_error: link.last_error.as_ref().map(|(why, _)| why.clone()),
         queued_bytes: link.queued_bytes as u64,
     }
 }
 
 /// A link's last failure, and when it came.
 fn link_failure(link: &LinkStatus) -> Option<(SystemTime, String)> {
-    let error = link.last_error.as_ref()?;
-    let what = format!("link to {}: {error}", link.neighbour);
-    Some((link.last_error_at?, what))
+    let (error, at) = link.last_error.as_ref()?;
+    Some((*at, format!("link to {}: {error}", link.neighbour)))
 }
 
 /// An actor's answer, or `None` if it gave none within [`ASK_TIMEOUT`].

@@ -9,19 +9,13 @@ use tokio::net::TcpStream;
 
 use super::Status;
 use crate::metrics::{CheckIn, Metrics, PlacesAnswer, PLACES_STATUSES};
-use crate::server::{bind, preflight, start_with, StartError, Tuning};
+use crate::server::{preflight, StartError, Tuning};
 use crate::settings::Settings;
+use crate::test_support::{hill_config, start_hill};
 
 /// A one-server config with the admin listener on `admin`, and `extra` TOML on top.
 fn config(dir: &tempfile::TempDir, admin: &str, extra: &str) -> Settings {
-    let path = dir.path().join("herd.toml");
-    let toml = format!(
-        "{extra}\n[store]\ndir = \"\"\n[log]\ndir = \"{}\"\n\
-         [servers.Hill]\naddr = \"127.0.0.1:1\"\nadmin = \"{admin}\"\n",
-        dir.path().join("logs").display()
-    );
-    std::fs::write(&path, toml).expect("a config");
-    Settings::load_with_env(&path, Vec::new()).expect("a valid config")
+    hill_config(dir.path(), extra, &format!("admin = \"{admin}\"\n"))
 }
 
 /// A loopback port nothing listened on a moment ago.
@@ -124,10 +118,7 @@ async fn the_admin_listener_serves_health_metrics_status_and_the_page() {
         .parse()
         .expect("an address");
     let cfg = config(&dir, &admin.to_string(), "");
-    let listener = bind("127.0.0.1:0".parse().expect("an address")).expect("bound");
-    let server = start_with(&cfg, "Hill", listener, Tuning::default())
-        .await
-        .expect("started");
+    let server = start_hill(&cfg, Tuning::default()).await;
     assert_eq!(server.admin_addr(), Some(admin));
 
     let (code, body) = get(admin, "/health", None).await;
@@ -171,10 +162,7 @@ async fn off_loopback_every_request_but_health_needs_the_secret() {
     // All interfaces is off loopback; the test still only talks to 127.0.0.1.
     let port = free_port();
     let cfg = config(&dir, &format!("0.0.0.0:{port}"), "secret = \"s3cret\"");
-    let listener = bind("127.0.0.1:0".parse().expect("an address")).expect("bound");
-    let _server = start_with(&cfg, "Hill", listener, Tuning::default())
-        .await
-        .expect("started");
+    let _server = start_hill(&cfg, Tuning::default()).await;
     let admin: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
 
     assert_eq!(get(admin, "/health", None).await.0, 200);

@@ -13,9 +13,10 @@ use futures::StreamExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use super::manager::{HandedOver, Handoff};
+use super::manager::Handoff;
 use super::tls::{tls_reason, PeerTls};
-use crate::codec::LineCodec;
+use super::wire;
+use crate::codec::{LineCodec, PeerLines};
 use crate::event_log::EventLog;
 
 /// The longest first line read inside TLS: a hello is a few dozen bytes.
@@ -33,7 +34,6 @@ pub(crate) async fn take_peer(
     peers: Recipient<Handoff>,
     log: EventLog,
 ) {
-    let _ = stream.set_nodelay(true);
     let handshake = async {
         let (stream, cert) = tls
             .accept(stream)
@@ -54,7 +54,9 @@ pub(crate) async fn take_peer(
             peers.do_send(Handoff {
                 addr,
                 hello,
-                conn: HandedOver::Tls { read, write, cert },
+                lines: Box::new(PeerLines::new(read, wire::MAX_LINE)),
+                write: Box::new(write),
+                cert: Some(cert),
             });
         }
         Ok(Err(why)) => log.note(&format!("refused peer handshake from {addr}: {why}")),

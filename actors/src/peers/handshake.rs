@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
@@ -20,7 +20,7 @@ use tokio_util::codec::FramedRead;
 use super::error::{LinkError, Refusal};
 use super::tls::{tls_reason, PeerCertificate, PeerTls};
 use super::wire;
-use crate::codec::LineCodec;
+use crate::codec::{LineCodec, LineError, PeerInput};
 
 /// Who may dial this server.
 #[derive(Debug, Clone)]
@@ -114,6 +114,12 @@ pub(crate) type LinkRead = Box<dyn AsyncRead + Unpin>;
 /// See [`LinkRead`].
 pub(crate) type LinkWrite = Box<dyn AsyncWrite + Unpin>;
 
+/// The lines of a connection a neighbour dialled, plain or TLS, as the listening side
+/// takes them over: the inbound counterpart of [`LinkRead`].
+pub(crate) type InboundLines = Box<dyn Stream<Item = Result<PeerInput, LineError>> + Unpin + Send>;
+/// The sending side of a connection a neighbour dialled, plain or TLS.
+pub(crate) type InboundWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
 /// A link whose handshake is done: lines from the neighbour, and the sending side.
 pub(crate) struct Connected {
     pub(crate) read: FramedRead<LinkRead, LineCodec>,
@@ -123,14 +129,7 @@ pub(crate) struct Connected {
 /// Connects to `t` and completes the handshake as the dialling side, within `limit`.
 pub(crate) async fn dial(t: &LinkTarget, limit: Duration) -> Result<Connected, LinkError> {
     let handshake = async {
-        let stream = TcpStream::connect(t.addr)
-            .await
-            .map_err(|source| LinkError::Connect {
-                addr: t.addr,
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        let _ = keep_alive(&stream);
+        let stream = connect(t.addr).await?;
         let (read, mut write): (LinkRead, LinkWrite) = match &t.tls {
             None => {
                 let (read, write) = stream.into_split();
@@ -171,6 +170,17 @@ pub(crate) async fn dial(t: &LinkTarget, limit: Duration) -> Result<Connected, L
     tokio::time::timeout(limit, handshake)
         .await
         .map_err(|_| LinkError::HandshakeTimeout(limit))?
+}
+
+/// Opens a link's TCP connection to `addr`: small writes go at once, and keep-alive probes
+/// find a neighbour whose host died.
+async fn connect(addr: SocketAddr) -> Result<TcpStream, LinkError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| LinkError::Connect { addr, source })?;
+    let _ = stream.set_nodelay(true);
+    let _ = keep_alive(&stream);
+    Ok(stream)
 }
 
 /// The next whole line from a neighbour, as text.
@@ -258,10 +268,7 @@ mod tests {
     #[actix::test]
     async fn links_probe_a_silent_neighbour_with_keep_alives() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let stream = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        keep_alive(&stream).unwrap();
+        let stream = connect(listener.local_addr().unwrap()).await.unwrap();
         let socket = socket2::SockRef::from(&stream);
         assert!(socket.keepalive().unwrap());
         assert_eq!(

@@ -17,16 +17,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::FramedRead;
 
 use super::error::Refusal;
-use super::handshake::{Greeting, PeerPolicy};
+use super::handshake::{Greeting, InboundLines, InboundWrite, PeerPolicy};
 use super::link::LinkSettings;
 use super::records::{Fingerprints, Merge, Records};
 use super::tls::PeerCertificate;
 use super::wire;
-use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
+use crate::codec::{LineError, PeerInput};
 use crate::event_log::EventLog;
 use crate::metrics::{LinkMetrics, PeerMetrics};
 use crate::outbox::Outbox;
@@ -38,7 +36,7 @@ use crate::protocol::Record;
 #[rtype(result = "()")]
 pub(crate) struct DialedIn(pub(crate) Arc<str>);
 
-/// What every inbound peer of one server uses.
+/// What every inbound peer of one server uses, and the manager that starts them.
 pub(crate) struct InboundDeps {
     pub(crate) policy: PeerPolicy,
     pub(crate) records: Records,
@@ -75,24 +73,21 @@ pub(crate) struct InboundPeer {
 }
 
 impl InboundPeer {
-    /// Takes over a connection whose first line was `hello`; `read` holds whatever came
+    /// Takes over a connection whose first line was `hello`; `lines` holds whatever came
     /// after it. `cert` is what the dialler showed, if the connection is TLS.
-    pub(crate) fn start<R, W>(
+    pub(crate) fn start(
         deps: Rc<InboundDeps>,
         dialled_in: Recipient<DialedIn>,
         addr: SocketAddr,
         hello: &[u8],
-        (read, write): (FramedRead<R, LineCodec>, W),
+        lines: InboundLines,
+        write: InboundWrite,
         cert: Option<PeerCertificate>,
-    ) -> Addr<InboundPeer>
-    where
-        R: AsyncRead + Unpin + 'static,
-        W: AsyncWrite + Unpin + 'static,
-    {
+    ) -> Addr<InboundPeer> {
         let hello = String::from_utf8_lossy(hello).into_owned();
         InboundPeer::create(move |ctx| {
             let out = Outbox::new(deps.settings.max_queued);
-            ctx.add_stream(PeerLines::new(read, wire::MAX_LINE));
+            ctx.add_stream(lines);
             let settings = &deps.settings;
             ctx.run_later(settings.handshake_timeout, |act, _| {
                 act.handshake_timed_out()

@@ -117,15 +117,14 @@ pub(crate) struct Link {
     /// When the link last came up or went down.
     pub(crate) since: SystemTime,
     /// Why the link last went down or failed to come up, and when.
-    pub(crate) last_error: Option<String>,
-    pub(crate) last_error_at: Option<SystemTime>,
+    pub(crate) last_error: Option<(String, SystemTime)>,
     /// Its state and traffic, as `/metrics` shows them.
     pub(crate) metrics: LinkMetrics,
 }
 
 impl Link {
-    /// A link that has not dialled yet.
-    pub(crate) fn new(target: LinkTarget, settings: &LinkSettings) -> Self {
+    /// A link that has not dialled yet, counting into `metrics`.
+    pub(crate) fn new(target: LinkTarget, settings: &LinkSettings, metrics: LinkMetrics) -> Self {
         Link {
             target: Arc::new(target),
             state: LinkState::Dialling,
@@ -133,8 +132,7 @@ impl Link {
             generation: 0,
             since: SystemTime::now(),
             last_error: None,
-            last_error_at: None,
-            metrics: LinkMetrics::default(),
+            metrics,
         }
     }
 

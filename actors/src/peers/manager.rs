@@ -16,16 +16,13 @@ use std::time::SystemTime;
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::FramedRead;
 
-use super::handshake::{LinkTarget, PeerPolicy};
+use super::handshake::{InboundLines, InboundWrite, LinkTarget, PeerPolicy};
 use super::inbound::{DialedIn, InboundDeps, InboundPeer};
 use super::link::{Link, LinkSettings, LinkState};
 use super::records::Records;
-use super::tls::{PeerCertificate, ServerRead, ServerWrite};
+use super::tls::PeerCertificate;
 use super::wire;
-use crate::codec::LineCodec;
 use crate::event_log::EventLog;
 use crate::metrics::PeerMetrics;
 use crate::outbox::Outbox;
@@ -33,54 +30,40 @@ use crate::protocol::Record;
 
 /// The outbound links of one server, and the door for its inbound ones.
 pub(crate) struct PeerManager {
-    me: Arc<str>,
     links: Vec<Link>,
-    settings: LinkSettings,
-    records: Records,
-    log: EventLog,
-    /// What each inbound peer is started with.
-    inbound: Rc<InboundDeps>,
+    /// This server's name, settings, store and log, for its links and for every inbound
+    /// peer it starts.
+    deps: Rc<InboundDeps>,
 }
 
 impl PeerManager {
-    /// A manager with a link to each of `targets`; the links dial once it is started.
+    /// A manager with a link to each of `targets`, each link (and each inbound link)
+    /// counting into `metrics`; the links dial once it is started.
     pub(crate) fn new(
-        me: Arc<str>,
         targets: Vec<LinkTarget>,
         policy: PeerPolicy,
         settings: LinkSettings,
         records: Records,
         log: EventLog,
+        metrics: PeerMetrics,
     ) -> Self {
+        let links = targets
+            .into_iter()
+            .map(|target| {
+                let link_metrics = metrics.link(&target.neighbour);
+                Link::new(target, &settings, link_metrics)
+            })
+            .collect();
         PeerManager {
-            me,
-            links: targets
-                .into_iter()
-                .map(|target| Link::new(target, &settings))
-                .collect(),
-            inbound: Rc::new(InboundDeps {
+            links,
+            deps: Rc::new(InboundDeps {
                 policy,
-                records: records.clone(),
-                log: log.clone(),
-                settings: settings.clone(),
-                metrics: PeerMetrics::default(),
+                records,
+                log,
+                settings,
+                metrics,
             }),
-            settings,
-            records,
-            log,
         }
-    }
-
-    /// The manager, with each link (and each inbound link) counting into `metrics`.
-    pub(crate) fn with_metrics(mut self, metrics: PeerMetrics) -> Self {
-        for link in &mut self.links {
-            link.metrics = metrics.link(link.neighbour());
-        }
-        // Nothing else holds the inbound deps until the manager starts.
-        if let Some(inbound) = Rc::get_mut(&mut self.inbound) {
-            inbound.metrics = metrics;
-        }
-        self
     }
 }
 
@@ -91,7 +74,7 @@ impl Actor for PeerManager {
         for i in 0..self.links.len() {
             self.dial(i, ctx);
         }
-        ctx.run_interval(self.settings.heartbeat, |act, ctx| act.heartbeat(ctx));
+        ctx.run_interval(self.deps.settings.heartbeat, |act, ctx| act.heartbeat(ctx));
     }
 }
 
@@ -134,7 +117,7 @@ impl Handler<Flood> for PeerManager {
         if targets.is_empty() {
             return;
         }
-        for name in std::iter::once(&self.me).chain(from.iter()) {
+        for name in std::iter::once(&self.deps.policy.me).chain(from.iter()) {
             if !seen.contains(name) {
                 seen.push(name.clone());
             }
@@ -180,38 +163,27 @@ impl Handler<DialedIn> for PeerManager {
 pub(crate) struct Handoff {
     pub(crate) addr: SocketAddr,
     pub(crate) hello: BytesMut,
-    pub(crate) conn: HandedOver,
-}
-
-/// The connection a [`Handoff`] hands over: the rest of its input, with whatever was read
-/// past the hello, and its sending side.
-pub(crate) enum HandedOver {
-    /// Plain TCP, found by a client session.
-    Plain {
-        read: FramedRead<OwnedReadHalf, LineCodec>,
-        write: OwnedWriteHalf,
-    },
-    /// TLS, and the certificate the dialler showed, which chains to the herd's CA.
-    Tls {
-        read: ServerRead,
-        write: ServerWrite,
-        cert: PeerCertificate,
-    },
+    /// The rest of its input, with whatever was read past the hello.
+    pub(crate) lines: InboundLines,
+    /// Its sending side.
+    pub(crate) write: InboundWrite,
+    /// The certificate the dialler showed, if it came over TLS.
+    pub(crate) cert: Option<PeerCertificate>,
 }
 
 impl Handler<Handoff> for PeerManager {
     type Result = ();
 
-    fn handle(&mut self, Handoff { addr, hello, conn }: Handoff, ctx: &mut Context<Self>) {
-        let (deps, dialled_in) = (Rc::clone(&self.inbound), ctx.address().recipient());
-        match conn {
-            HandedOver::Plain { read, write } => {
-                InboundPeer::start(deps, dialled_in, addr, &hello, (read, write), None);
-            }
-            HandedOver::Tls { read, write, cert } => {
-                InboundPeer::start(deps, dialled_in, addr, &hello, (read, write), Some(cert));
-            }
-        }
+    fn handle(&mut self, handoff: Handoff, ctx: &mut Context<Self>) {
+        let Handoff {
+            addr,
+            hello,
+            lines,
+            write,
+            cert,
+        } = handoff;
+        let (deps, dialled_in) = (Rc::clone(&self.deps), ctx.address().recipient());
+        InboundPeer::start(deps, dialled_in, addr, &hello, lines, write, cert);
     }
 }
 
@@ -228,8 +200,7 @@ pub(crate) struct LinkStatus {
     /// When it last came up or went down.
     pub(crate) since: SystemTime,
     /// Why it last went down or failed to come up, and when.
-    pub(crate) last_error: Option<String>,
-    pub(crate) last_error_at: Option<SystemTime>,
+    pub(crate) last_error: Option<(String, SystemTime)>,
     /// Bytes queued for the neighbour and not yet written.
     pub(crate) queued_bytes: usize,
 }
@@ -246,7 +217,6 @@ impl Handler<LinkStatuses> for PeerManager {
                     up: l.queue().is_some(),
                     since: l.since,
                     last_error: l.last_error.clone(),
-                    last_error_at: l.last_error_at,
                     queued_bytes: l.queue().map_or(0, Outbox::pending),
                 })
                 .collect(),

@@ -30,12 +30,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{CertificateError, ClientConfig, RootCertStore, ServerConfig};
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tokio_util::codec::FramedRead;
 
-use crate::codec::LineCodec;
 use crate::settings::{ServerSettings, TlsSettings};
 
 /// The first byte of every TLS record that opens a handshake (content type 22). No client
@@ -45,10 +42,6 @@ pub(crate) const HANDSHAKE: u8 = 0x16;
 
 /// The listening side of a TLS peer connection.
 pub(crate) type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
-/// The two halves of a TLS peer connection, as the inbound peer takes them.
-pub(crate) type ServerRead = FramedRead<ReadHalf<ServerStream>, LineCodec>;
-/// See [`ServerRead`].
-pub(crate) type ServerWrite = WriteHalf<ServerStream>;
 
 /// What a server needs for TLS peer links: its identity, and the herd's CA.
 pub(crate) struct PeerTls {
@@ -139,18 +132,15 @@ impl PeerTls {
         let key = private_key(key_path)?;
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = RootCertStore::empty();
-        for cert in ca {
-            roots.add(cert).map_err(|e| TlsError::BadCa {
-                path: tls.ca.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        let roots = Arc::new(roots);
         let bad_ca = |reason: String| TlsError::BadCa {
             path: tls.ca.clone(),
             reason,
         };
+        let mut roots = RootCertStore::empty();
+        for cert in ca {
+            roots.add(cert).map_err(|e| bad_ca(e.to_string()))?;
+        }
+        let roots = Arc::new(roots);
         let names = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| bad_ca(e.to_string()))?;

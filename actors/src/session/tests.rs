@@ -1,45 +1,17 @@
 //! Session behaviour over real sockets, with the server's actors in this process.
 
 use crate::places::fake::{FakeGoogle, Mode};
-use crate::server::{bind, start_with, Tuning};
+use crate::server::Tuning;
 use crate::session::Limits;
 use crate::settings::Settings;
+use crate::test_support::{hill_config, logged, read_until, start_hill, until_closed};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A one-server config in a temp dir; `places` is TOML for the `[places]` table.
 fn config(dir: &tempfile::TempDir, places: &str) -> Settings {
-    let path = dir.path().join("herd.toml");
-    let toml = format!(
-        "[places]\n{places}\n[store]\ndir = \"\"\n[log]\ndir = \"{}\"\n\
-         [servers.Hill]\naddr = \"127.0.0.1:1\"\n",
-        dir.path().join("logs").display()
-    );
-    std::fs::write(&path, toml).unwrap();
-    Settings::load_with_env(&path, Vec::new()).unwrap()
-}
-
-async fn serve(config: &Settings, tuning: Tuning) -> std::net::SocketAddr {
-    let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    start_with(config, "Hill", listener, tuning)
-        .await
-        .unwrap()
-        .addr
-}
-
-async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !got.ends_with(end) {
-        let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
-            .await
-            .expect("reply in time")
-            .unwrap();
-        assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
+    hill_config(dir.path(), &format!("[places]\n{places}"), "")
 }
 
 #[actix::test]
@@ -53,7 +25,7 @@ async fn a_slow_whatsat_holds_back_later_replies_until_it_is_answered() {
             fake.base_url()
         ),
     );
-    let addr = serve(&cfg, Tuning::default()).await;
+    let addr = start_hill(&cfg, Tuning::default()).await.addr;
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"IAMAT kiwi +1+1 1\n").await.unwrap();
     read_until(&mut s, b"\n").await;
@@ -103,10 +75,7 @@ async fn a_client_that_stops_reading_is_held_back_then_gets_every_reply() {
         },
         ..Default::default()
     };
-    let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let server = start_with(&config(&dir, ""), "Hill", listener, tuning)
-        .await
-        .unwrap();
+    let server = start_hill(&config(&dir, ""), tuning).await;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(b"IAMAT la +34.068930-118.445127 1\n")
         .await
@@ -159,7 +128,7 @@ async fn a_client_that_stops_reading_is_held_back_then_gets_every_reply() {
 #[actix::test]
 async fn an_overlong_line_closes_the_connection_after_earlier_replies() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = serve(&config(&dir, ""), Tuning::default()).await;
+    let addr = start_hill(&config(&dir, ""), Tuning::default()).await.addr;
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut input = b"IAMAT ok +1+1 1\n".to_vec();
     input.extend(std::iter::repeat_n(b'x', 100_000));
@@ -191,7 +160,7 @@ async fn lines_behind_a_slow_reply_wait_unread_and_are_all_answered_in_order() {
         },
         ..Default::default()
     };
-    let addr = serve(&cfg, tuning).await;
+    let addr = start_hill(&cfg, tuning).await.addr;
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"IAMAT kiwi +1+1 1\n").await.unwrap();
     read_until(&mut s, b"\n").await;
@@ -241,17 +210,7 @@ async fn impatient(
         },
         ..Default::default()
     };
-    serve(&config(dir, ""), tuning).await
-}
-
-/// Reads until the server closes the connection; what came before.
-async fn until_closed(s: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got))
-        .await
-        .expect("the server closed the connection")
-        .expect("read");
-    got
+    start_hill(&config(dir, ""), tuning).await.addr
 }
 
 #[actix::test]
@@ -317,7 +276,7 @@ async fn a_check_in_that_cannot_be_stored_closes_the_connection_after_the_replie
         store_fails: true,
         ..Default::default()
     };
-    let addr = serve(&cfg, tuning).await;
+    let addr = start_hill(&cfg, tuning).await.addr;
     let mut s = TcpStream::connect(addr).await.unwrap();
     // Too big for the room left in the store's file, which may not grow.
     let big = format!("IAMAT {} +1+1 2\n", "b".repeat(8000));
@@ -328,13 +287,6 @@ async fn a_check_in_that_cannot_be_stored_closes_the_connection_after_the_replie
     // before it is answered, then the connection closes, and nothing after it is answered.
     assert_eq!(until_closed(&mut s).await, b"? bogus\n");
     // And the operator reads why.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(dir.path().join("logs/Hill.log")).unwrap_or_default();
-        if log.contains(": check-in not stored: cannot write ") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{log}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let log = dir.path().join("logs/Hill.log");
+    logged(&log, ": check-in not stored: cannot write ").await;
 }

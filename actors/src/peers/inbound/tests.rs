@@ -3,69 +3,29 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::peers::link::LinkSettings;
-use crate::server::{bind, start_with, Tuning};
-use crate::settings::Settings;
-
-const PATIENCE: Duration = Duration::from_secs(10);
+use crate::server::Tuning;
+use crate::test_support::{ask, hill_config, read_until, start_hill, until_closed};
 
 /// Hill, with Smith as its neighbour, listening on a free port; `extra` goes at the top of
 /// its herd.toml.
 async fn hill(dir: &tempfile::TempDir, extra: &str, links: LinkSettings) -> std::net::SocketAddr {
-    let path = dir.path().join("herd.toml");
-    let toml = format!(
-        "{extra}\n[store]\ndir = \"\"\n[log]\ndir = \"{}\"\n[servers.Hill]\naddr = \"127.0.0.1:1\"\n\
-         [servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n",
-        dir.path().join("logs").display()
-    );
-    std::fs::write(&path, toml).unwrap();
-    let config = Settings::load_with_env(&path, Vec::new()).unwrap();
-    let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let smith = "[servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n";
+    let config = hill_config(dir.path(), extra, smith);
     let tuning = Tuning {
         links,
         ..Tuning::default()
     };
-    start_with(&config, "Hill", listener, tuning)
-        .await
-        .unwrap()
-        .addr
-}
-
-async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !got.ends_with(end) {
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
-            .await
-            .expect("a reply in time")
-            .unwrap();
-        assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
-}
-
-/// Everything until the server closes the connection.
-async fn read_to_close(stream: &mut TcpStream) -> String {
-    let mut got = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut got))
-        .await
-        .expect("the server closed the connection")
-        .unwrap();
-    String::from_utf8(got).unwrap()
+    start_hill(&config, tuning).await.addr
 }
 
 /// What a client asking Hill about `client` gets: its AT line, or `?`.
 async fn held(addr: std::net::SocketAddr, client: &str) -> String {
-    let mut c = TcpStream::connect(addr).await.unwrap();
-    c.write_all(format!("WHATSAT {client} 1 1\n").as_bytes())
-        .await
-        .unwrap();
-    let reply = String::from_utf8(read_until(&mut c, b"\n").await).unwrap();
-    reply.lines().next().unwrap_or_default().to_owned()
+    let reply = ask(addr, &format!("WHATSAT {client} 1 1")).await;
+    reply.trim_end_matches('\n').to_owned()
 }
 
 /// A connection from "Smith" that has been welcomed.
@@ -108,7 +68,7 @@ async fn a_neighbours_last_line_cut_short_is_dropped_not_applied() {
         .await
         .unwrap();
     s.shutdown().await.unwrap();
-    read_to_close(&mut s).await;
+    until_closed(&mut s).await;
     assert_eq!(
         held(addr, "whole").await,
         "AT Smith +0.000000001 whole +1+1 7"
@@ -146,7 +106,7 @@ async fn a_dialler_silent_for_several_heartbeats_is_closed() {
     s.write_all(b"PING\n").await.unwrap();
     assert_eq!(read_until(&mut s, b"\n").await, b"PONG\n");
     // ...and closed once it falls silent, as a stopped server would.
-    assert_eq!(read_to_close(&mut s).await, "");
+    assert_eq!(until_closed(&mut s).await, b"");
 }
 
 #[actix::test]
@@ -162,7 +122,7 @@ async fn an_unanswered_challenge_is_refused_after_the_handshake_time_out() {
     let challenge = String::from_utf8(read_until(&mut s, b"\n").await).unwrap();
     assert!(challenge.starts_with("HERD-CHALLENGE "), "{challenge}");
     assert_eq!(
-        read_to_close(&mut s).await,
-        "HERD-REFUSED no proof within 100ms\n"
+        until_closed(&mut s).await,
+        b"HERD-REFUSED no proof within 100ms\n"
     );
 }

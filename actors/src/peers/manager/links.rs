@@ -28,7 +28,7 @@ impl PeerManager {
         link.state = LinkState::Dialling;
         let generation = link.generation;
         let target = Arc::clone(&link.target);
-        let limit = self.settings.handshake_timeout;
+        let limit = self.deps.settings.handshake_timeout;
         let dial = async move { handshake::dial(&target, limit).await };
         ctx.spawn(dial.into_actor(self).map(move |res, act, ctx| match res {
             Ok(connected) => act.link_connected(i, generation, connected, ctx),
@@ -47,17 +47,10 @@ impl PeerManager {
         if !self.links[i].is_current(generation) {
             return;
         }
-        let queue = Outbox::new(self.settings.max_queued);
+        let queue = Outbox::new(self.deps.settings.max_queued);
         // Floods are queued from now on, so nothing that arrives during the sync is missed.
-        if let Err(overflow) = queue.push_line(wire::SYNC.as_bytes()) {
-            self.link_failed(
-                i,
-                generation,
-                &LinkError::Write(std::io::Error::other(overflow)),
-                ctx,
-            );
-            return;
-        }
+        // The queue is new and its cap at least a MiB: the SYNC goes in, as the sync's lines do.
+        queue.push_line_uncapped(wire::SYNC.as_bytes());
         let io = [
             self.spawn_reader(i, generation, read, ctx),
             self.spawn_writer(i, generation, queue.clone(), write, ctx),
@@ -72,7 +65,7 @@ impl PeerManager {
             io,
             last_heard: Instant::now(),
         });
-        self.log.peer_up(link.neighbour());
+        self.deps.log.peer_up(link.neighbour());
     }
 
     /// The neighbour's lines, ending with `None` when it closes.
@@ -127,7 +120,7 @@ impl PeerManager {
         }
         let Some(digest) = &mut up.digest else {
             let neighbour = self.links[i].neighbour();
-            log::debug!("{} -> {neighbour}: ignored {text:?}", self.me);
+            log::debug!("{} -> {neighbour}: ignored {text:?}", self.deps.policy.me);
             return;
         };
         if text != wire::DIGEST_END {
@@ -143,7 +136,8 @@ impl PeerManager {
             return;
         }
         let digest = up.digest.take().unwrap_or_default();
-        self.records
+        self.deps
+            .records
             .missing
             .send(Missing(digest))
             .into_actor(self)
@@ -169,6 +163,7 @@ impl PeerManager {
         if !link.is_current(generation) {
             return;
         }
+        let why = e.to_string();
         match &link.state {
             LinkState::Up(up) => {
                 for task in up.io {
@@ -176,13 +171,14 @@ impl PeerManager {
                 }
                 link.since = SystemTime::now();
                 link.metrics.link(false);
-                self.log.peer_down(link.neighbour(), &e.to_string());
+                self.deps.log.peer_down(link.neighbour(), &why);
             }
-            LinkState::Dialling => log::debug!("{} -> {}: {e}", self.me, link.neighbour()),
+            LinkState::Dialling => {
+                log::debug!("{} -> {}: {why}", self.deps.policy.me, link.neighbour())
+            }
             LinkState::Waiting { .. } => return,
         }
-        link.last_error = Some(e.to_string());
-        link.last_error_at = Some(SystemTime::now());
+        link.last_error = Some((why, SystemTime::now()));
         let delay = link.backoff.next_delay();
         let timer = ctx.run_later(delay, move |act, ctx| act.dial(i, ctx));
         self.links[i].state = LinkState::Waiting { timer };
@@ -191,7 +187,7 @@ impl PeerManager {
     /// Every heartbeat: gives up the links whose neighbour has been silent too long, and
     /// asks the others for a `PONG`.
     pub(super) fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let limit = self.settings.silence_limit();
+        let limit = self.deps.settings.silence_limit();
         for i in 0..self.links.len() {
             let link = &self.links[i];
             let LinkState::Up(up) = &link.state else {
@@ -227,7 +223,7 @@ impl StreamHandler<LinkInput> for PeerManager {
         }
         match line {
             Some(Ok(PeerInput::Line(line))) => self.link_line(link, generation, &line, ctx),
-            Some(Ok(PeerInput::Skipped(n))) => self.log.note(&format!(
+            Some(Ok(PeerInput::Skipped(n))) => self.deps.log.note(&format!(
                 "ignored {n} over-long line(s) from peer {}",
                 self.links[link].neighbour()
             )),

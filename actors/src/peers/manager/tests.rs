@@ -101,7 +101,8 @@ fn hill(
         missing: store.clone().recipient(),
     };
     let (log, dir) = temp_log("Hill");
-    let manager = PeerManager::new("Hill".into(), targets, policy, settings, records, log).start();
+    let metrics = PeerMetrics::default();
+    let manager = PeerManager::new(targets, policy, settings, records, log, metrics).start();
     (manager, store, dir)
 }
 
@@ -272,7 +273,9 @@ async fn a_neighbour_that_stops_answering_heartbeats_is_given_up_and_dialled_aga
     // takes the bytes.
     assert_eq!(hung.line().await, "PING");
     until_link(&manager, |l| {
-        !l.up && l.last_error.as_deref() == Some("no word from the neighbour for 150ms")
+        !l.up
+            && l.last_error.as_ref().map(|(why, _)| why.as_str())
+                == Some("no word from the neighbour for 150ms")
     })
     .await;
     let mut again = Neighbour::accept(&listener, "Smith", None).await;

@@ -13,7 +13,7 @@ use rcgen::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -21,8 +21,9 @@ use tokio_rustls::TlsConnector;
 use super::*;
 use crate::peers::error::LinkError;
 use crate::peers::handshake::{dial, LinkTarget};
-use crate::server::{bind, start_with, Tuning};
+use crate::server::Tuning;
 use crate::settings::Settings;
+use crate::test_support::{ask, hill_config, logged, read_line, start_hill};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -87,17 +88,12 @@ fn herd(dir: &Path, ca: &Ca, hill: &Issued) -> Settings {
     std::fs::write(tls.join("ca.pem"), &ca.pem).unwrap();
     std::fs::write(tls.join("Hill.pem"), &hill.cert).unwrap();
     std::fs::write(tls.join("Hill.key"), &hill.key).unwrap();
-    let toml = format!(
-        "[store]\ndir = \"\"\n[log]\ndir = \"{}\"\n[tls]\ndir = \"{}\"\n\
-         [servers.Hill]\naddr = \"127.0.0.1:1\"\n\
-         [servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n\
+    hill_config(
+        dir,
+        &format!("[tls]\ndir = \"{}\"", tls.display()),
+        "[servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n\
          [servers.Jaquez]\naddr = \"127.0.0.1:3\"\nneighbours = [\"Hill\"]\n",
-        dir.join("logs").display(),
-        tls.display()
-    );
-    let path = dir.join("herd.toml");
-    std::fs::write(&path, toml).unwrap();
-    Settings::load_with_env(&path, Vec::new()).unwrap()
+    )
 }
 
 /// `PeerTls::load` for server `name` of `config`.
@@ -106,11 +102,15 @@ fn load(config: &Settings, name: &str) -> Result<PeerTls, TlsError> {
     PeerTls::load(tls, config.server(name).unwrap(), &config.servers)
 }
 
-/// Hill, started on a free port with `tuning`; its address and event log.
-async fn start_hill(config: &Settings, tuning: Tuning) -> (SocketAddr, PathBuf) {
-    let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let server = start_with(config, "Hill", listener, tuning).await.unwrap();
-    (server.addr, server.log_path().to_owned())
+/// Hill of a [`herd`] in a fresh directory, with its files from a new herd CA, started with
+/// `tuning`: the directory (to keep while the test runs), the CA, Hill's address and its
+/// event log.
+async fn tls_hill(tuning: Tuning) -> (tempfile::TempDir, Ca, SocketAddr, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("herd CA");
+    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
+    let server = start_hill(&config, tuning).await;
+    (dir, ca, server.addr, server.log_path().to_owned())
 }
 
 /// A dialler that trusts `trust` to sign Hill's certificate and shows `shown`.
@@ -151,42 +151,9 @@ async fn dial_hill(
     (Some(tls), answer)
 }
 
-/// One line, or why none came.
-async fn read_line(stream: &mut (impl AsyncReadExt + Unpin)) -> Result<String, String> {
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    while !got.ends_with(b"\n") {
-        match tokio::time::timeout(PATIENCE, stream.read(&mut byte)).await {
-            Err(_) => panic!("no line and no close in {PATIENCE:?}"),
-            Ok(Ok(0)) => return Err(format!("closed after {:?}", String::from_utf8_lossy(&got))),
-            Ok(Ok(_)) => got.push(byte[0]),
-            Ok(Err(e)) => return Err(e.to_string()),
-        }
-    }
-    Ok(String::from_utf8(got).unwrap())
-}
-
-/// Waits until the event log at `path` holds `text`; the log.
-async fn logged(path: &Path, text: &str) -> String {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let log = std::fs::read_to_string(path).unwrap_or_default();
-        if log.contains(text) {
-            return log;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{text:?} not in the log:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A plain client's one-line exchange.
-async fn ask(addr: SocketAddr, line: &str) -> String {
-    let mut c = TcpStream::connect(addr).await.unwrap();
-    c.write_all(format!("{line}\n").as_bytes()).await.unwrap();
-    read_line(&mut c).await.unwrap()
+/// Asserts that Hill holds no record of kiwi: a client asking for it gets `?`.
+async fn holds_nothing(addr: SocketAddr) {
+    assert_eq!(ask(addr, "WHATSAT kiwi 1 1").await, "? WHATSAT kiwi 1 1\n");
 }
 
 fn message(e: TlsError) -> String {
@@ -321,10 +288,7 @@ fn server_names_that_differ_only_in_case_are_refused_on_a_tls_herd() {
 
 #[actix::test]
 async fn a_neighbour_with_the_herds_certificate_for_its_name_gets_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
-    let (addr, log) = start_hill(&config, Tuning::default()).await;
+    let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let smith = connector(&ca, &ca.issue("Smith"));
     let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 1 Smith Hill").await;
     // No challenge: the certificate proved the name.
@@ -343,24 +307,18 @@ async fn a_neighbour_with_the_herds_certificate_for_its_name_gets_in() {
 
 #[actix::test]
 async fn a_certificate_of_another_ca_is_refused_and_logged() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
-    let (addr, log) = start_hill(&config, Tuning::default()).await;
+    let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let stranger = connector(&ca, &Ca::new("another CA").issue("Smith"));
     let (_, answer) = dial_hill(addr, &stranger, "HERD-PEER 1 Smith Hill").await;
     assert!(answer.is_err(), "{answer:?}");
     logged(&log, "TLS handshake failed: ").await;
     logged(&log, "(it is not signed by the herd's CA)").await;
-    assert_eq!(ask(addr, "WHATSAT kiwi 1 1").await, "? WHATSAT kiwi 1 1\n");
+    holds_nothing(addr).await;
 }
 
 #[actix::test]
 async fn an_expired_certificate_is_refused_and_logged() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
-    let (addr, log) = start_hill(&config, Tuning::default()).await;
+    let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let now = SystemTime::now();
     let expired = connector(&ca, &ca.issue_between("Smith", now - 30 * DAY, now - DAY));
     let (_, answer) = dial_hill(addr, &expired, "HERD-PEER 1 Smith Hill").await;
@@ -374,59 +332,41 @@ async fn an_expired_certificate_is_refused_and_logged() {
 
 #[actix::test]
 async fn a_certificate_for_another_servers_name_is_refused_and_logged() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
-    let (addr, log) = start_hill(&config, Tuning::default()).await;
+    let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     // Smith's own certificate, from the herd's CA, claiming to be Jaquez (also a neighbour).
     let smith = connector(&ca, &ca.issue("Smith"));
     let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 1 Jaquez Hill").await;
-    assert_eq!(
-        answer.as_deref(),
-        Ok("HERD-REFUSED the certificate shown is not valid for Jaquez: it is for Smith\n")
-    );
+    let refusal = "the certificate shown is not valid for Jaquez: it is for Smith";
+    assert_eq!(answer, Ok(format!("HERD-REFUSED {refusal}\n")));
     // Refused means closed: no record can follow the refusal.
     let mut tls = tls.unwrap();
     let _ = tls.write_all(b"AT Jaquez +0.000000001 kiwi +1+1 7\n").await;
     assert!(read_line(&mut tls).await.is_err());
     logged(&log, "refused peer handshake from 127.0.0.1:").await;
-    logged(
-        &log,
-        "the certificate shown is not valid for Jaquez: it is for Smith",
-    )
-    .await;
-    assert_eq!(ask(addr, "WHATSAT kiwi 1 1").await, "? WHATSAT kiwi 1 1\n");
+    logged(&log, refusal).await;
+    holds_nothing(addr).await;
 }
 
 #[actix::test]
 async fn a_plain_text_peer_on_a_tls_herd_is_refused_and_logged() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
-    let (addr, log) = start_hill(&config, Tuning::default()).await;
+    let (_dir, _, addr, log) = tls_hill(Tuning::default()).await;
     let mut plain = TcpStream::connect(addr).await.unwrap();
     plain
         .write_all(b"HERD-PEER 1 Smith Hill\nAT Smith +0.000000001 kiwi +1+1 7\n")
         .await
         .unwrap();
+    let refusal = "this herd's peer links use TLS: a hello in plain text is refused";
     assert_eq!(
-        read_line(&mut plain).await.as_deref(),
-        Ok("HERD-REFUSED this herd's peer links use TLS: a hello in plain text is refused\n")
+        read_line(&mut plain).await,
+        Ok(format!("HERD-REFUSED {refusal}\n"))
     );
-    logged(
-        &log,
-        "this herd's peer links use TLS: a hello in plain text is refused",
-    )
-    .await;
-    assert_eq!(ask(addr, "WHATSAT kiwi 1 1").await, "? WHATSAT kiwi 1 1\n");
+    logged(&log, refusal).await;
+    holds_nothing(addr).await;
 }
 
 #[actix::test]
 async fn clients_still_speak_plain_lines_on_a_tls_herd() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
-    let (addr, _) = start_hill(&config, Tuning::default()).await;
+    let (_dir, _, addr, _) = tls_hill(Tuning::default()).await;
     let at = ask(addr, "IAMAT kiwi +1+1 7").await;
     assert!(at.starts_with("AT Hill "), "{at}");
     assert_eq!(ask(addr, "WHATSAT kiwi 1 1").await, at);
@@ -434,12 +374,9 @@ async fn clients_still_speak_plain_lines_on_a_tls_herd() {
 
 #[actix::test]
 async fn a_connection_that_sends_nothing_is_closed_after_the_idle_time_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
     let mut tuning = Tuning::default();
     tuning.limits.idle_timeout = Some(Duration::from_millis(200));
-    let (addr, log) = start_hill(&config, tuning).await;
+    let (_dir, _, addr, log) = tls_hill(tuning).await;
     let mut silent = TcpStream::connect(addr).await.unwrap();
     assert_eq!(
         read_line(&mut silent).await,
@@ -450,10 +387,7 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_idle_time_out() {
 
 #[actix::test]
 async fn bytes_injected_into_a_tls_link_end_it_and_change_no_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("herd CA");
-    let config = herd(dir.path(), &ca, &ca.issue("Hill"));
-    let (addr, log) = start_hill(&config, Tuning::default()).await;
+    let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let smith = connector(&ca, &ca.issue("Smith"));
     let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 1 Smith Hill").await;
     assert_eq!(answer.as_deref(), Ok("HERD-WELCOME Hill\n"));
