@@ -162,7 +162,8 @@ impl LocationStore {
         let Some(durable) = &mut self.durable else {
             return;
         };
-        if !durable.soon {
+        // After a commit, nothing may wait for the next one: then there is nothing to start.
+        if !durable.soon && !durable.next.records.is_empty() {
             durable.soon = true;
             let seen = durable.next.records.len();
             self.settle(seen, 0, ctx);
