@@ -82,15 +82,15 @@ impl Server {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configuration does not allow it.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] SettingsError),
     /// Its event log cannot be opened.
-    #[error("cannot open the event log in {dir}: {source}")]
+    #[error("cannot open the event log in {dir}: {error}")]
     Log {
         /// The log directory.
         dir: String,
-        /// What went wrong.
-        source: io::Error,
+        /// What went wrong; in the message, so not a `source()` as well.
+        error: io::Error,
     },
     /// Its listening socket has no address.
     #[error("cannot listen: {0}")]
@@ -131,12 +131,12 @@ pub enum StartError {
         addr: SocketAddr,
     },
     /// Its admin listener cannot listen.
-    #[error("cannot listen on {addr} for the admin listener: {source}")]
+    #[error("cannot listen on {addr} for the admin listener: {error}")]
     Admin {
         /// The admin address.
         addr: SocketAddr,
-        /// What went wrong.
-        source: io::Error,
+        /// What went wrong; in the message, so not a `source()` as well.
+        error: io::Error,
     },
 }
 
@@ -218,9 +218,9 @@ pub(crate) async fn start_with(
         )),
     };
     let handshake_timeout = tuning.links.handshake_timeout;
-    let log = EventLog::open(&config.log_dir, &me.name).map_err(|source| StartError::Log {
+    let log = EventLog::open(&config.log_dir, &me.name).map_err(|error| StartError::Log {
         dir: config.log_dir.display().to_string(),
-        source,
+        error,
     })?;
     let addr = listener.local_addr().map_err(StartError::Listen)?;
     let name: Arc<str> = Arc::from(me.name.as_str());
@@ -233,10 +233,7 @@ pub(crate) async fn start_with(
     let admin = match me.admin {
         None => None,
         Some(admin) => {
-            let failed = |source| StartError::Admin {
-                addr: admin,
-                source,
-            };
+            let failed = |error| StartError::Admin { addr: admin, error };
             let listener = bind(admin)
                 .and_then(TcpListener::into_std)
                 .map_err(failed)?;
