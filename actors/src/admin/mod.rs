@@ -2,7 +2,8 @@
 //!
 //! - `health`: whether the server serves (`/health`).
 //! - `status`: `/status`, one server in JSON, and the rates it reports.
-//! - `page`: the live picture of the herd (`/`) and the herd view it draws (`/herd`).
+//! - `page`: the live picture of the herd (`/`) and the herd view it draws (`/herd`), from
+//!   each server's `/status` as [`StatusClient`] asks for it (`herd status` asks with it too).
 //! - `auth`: the secret an admin listener off loopback asks for.
 //! - `server`: the actix-web app, on the server's own actix system.
 //!
@@ -40,6 +41,7 @@ use crate::store::{LocationStore, Stats};
 use health::{Health, Phase, Readiness};
 use status::{RateWindow, Sample};
 
+pub use page::StatusClient;
 pub(crate) use server::Admin;
 pub use status::{Counters, LastError, LinkReport, Rates, Status};
 
@@ -75,9 +77,12 @@ pub(crate) struct AdminState {
     /// Every server of the config, this one included.
     herd: Vec<Member>,
     neighbours: Vec<String>,
-    /// The herd's secret: sent to the other servers' admin listeners, and asked of every
-    /// request but `/health` when this listener is off loopback (`guarded`).
+    /// The herd's secret: asked of every request but `/health` when this listener is off
+    /// loopback (`guarded`).
     secret: Option<Arc<str>>,
+    /// The `Authorization` header that carries the secret to the other servers' admin
+    /// listeners.
+    authorization: Option<String>,
     guarded: bool,
     rates: RateWindow,
 }
@@ -111,6 +116,7 @@ impl AdminState {
                 .collect(),
             neighbours: me.neighbours.clone(),
             secret: config.secret.as_ref().map(|s| Arc::from(s.expose())),
+            authorization: config.admin_authorization(),
             guarded: !admin.ip().is_loopback(),
             rates: RateWindow::default(),
         }
