@@ -34,6 +34,7 @@ pub(crate) use handles::{
 };
 use handles::{PlacesHandles, WHATSAT_LABELS};
 use histogram::LatencyHistogram;
+pub(crate) use process::open_files_limit;
 use process::ProcessCollector;
 
 /// One label and its value: every labelled family here has exactly one label.

@@ -16,7 +16,7 @@ use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
 use crate::listener::{accept_loop, TlsDoor};
-use crate::metrics::Metrics;
+use crate::metrics::{open_files_limit, Metrics};
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::manager::PeerManager;
@@ -187,11 +187,6 @@ pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSetti
     })
 }
 
-/// The soft limit on open files; the binary raises it to the hard limit at start-up.
-fn open_files_limit() -> u64 {
-    rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
-}
-
 /// Starts server `name` of `config` on `listener`: loads its store, then starts its actors
 /// and takes clients. Must run inside an actix `System`.
 pub async fn start(
@@ -352,7 +347,12 @@ pub(crate) async fn start_with(
     }
     log.note(&format!("{name} listening on {addr}"));
     let caps = Caps {
-        total: connection_cap(tuning.max_connections, open_files_limit(), reserved),
+        // The binary raises the soft limit on open files to the hard limit at start-up.
+        total: connection_cap(
+            tuning.max_connections,
+            open_files_limit().unwrap_or(1024),
+            reserved,
+        ),
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
     };
