@@ -150,33 +150,32 @@ impl AdminState {
         }
     }
 
-    /// Asks the actors what only they know: records held, each link's state.
-    async fn ask_actors(
-        &self,
-    ) -> (
-        Option<u64>,
-        Option<Vec<LinkStatus>>,
-        Option<(SystemTime, String)>,
-    ) {
+    /// Asks the store and the peer manager what only they know: records held, each link's
+    /// state.
+    async fn ask_store_and_peers(&self) -> (Option<usize>, Option<Vec<LinkStatus>>) {
         let Some(wired) = self.wired.get() else {
-            return (None, None, None);
+            return (None, None);
         };
-        let (stats, links, places) = futures::join!(
+        let (stats, links) = futures::join!(
             ask(wired.store.send(Stats)),
             ask(wired.peers.send(LinkStatuses)),
-            ask(wired.places.send(LastFailure)),
         );
-        (stats.map(|s| s.records as u64), links, places.flatten())
+        (stats.map(|s| s.records), links)
+    }
+
+    /// Asks the places fetcher for its last failure, and when it came.
+    async fn ask_places(&self) -> Option<(SystemTime, String)> {
+        let wired = self.wired.get()?;
+        ask(wired.places.send(LastFailure)).await.flatten()
     }
 
     /// The Prometheus exposition, with what is read at scrape time brought up to date.
     pub(crate) async fn scrape(&self) -> Result<String, std::fmt::Error> {
-        let (records, links, _) = self.ask_actors().await;
+        let (records, links) = self.ask_store_and_peers().await;
         for link in links.iter().flatten() {
             let metrics = self.metrics.peers.link(&link.neighbour);
             metrics.set_queued_bytes(link.queued_bytes);
         }
-        let records = records.and_then(|r| usize::try_from(r).ok());
         let serving = self.readiness.phase() == Phase::Serving;
         let log_failing = self.log.write_error().is_some();
         self.metrics.set_scraped(records, serving, log_failing);
@@ -185,7 +184,8 @@ impl AdminState {
 
     /// What `/status` answers.
     pub(crate) async fn status(&self) -> Status {
-        let (records, links, places_failure) = self.ask_actors().await;
+        let ((records, links), places_failure) =
+            futures::join!(self.ask_store_and_peers(), self.ask_places());
         let health = self.health();
         let mut failures: Vec<(SystemTime, String)> = places_failure.into_iter().collect();
         failures.extend(links.iter().flatten().filter_map(link_failure));
@@ -214,7 +214,7 @@ impl AdminState {
             state: self.readiness.phase().as_str().to_owned(),
             reason: health.reason,
             uptime_s: self.started.elapsed().as_secs_f64(),
-            records,
+            records: records.map(|r| r as u64),
             rates: self.rates.rates(self.sample()),
             counters: self.counters(),
             last_error: status::newest(failures),
