@@ -69,6 +69,7 @@ pub(crate) struct AdminState {
     name: String,
     addr: SocketAddr,
     started: Instant,
+    /// The server's metrics; their peers are its neighbours, one link each.
     metrics: Arc<Metrics>,
     readiness: Readiness,
     log: EventLog,
@@ -76,7 +77,6 @@ pub(crate) struct AdminState {
     wired: OnceLock<Wired>,
     /// Every server of the config, this one included.
     herd: Vec<Member>,
-    neighbours: Vec<String>,
     /// The herd's secret: asked of every request but `/health` when this listener is off
     /// loopback (`guarded`).
     secret: Option<Arc<str>>,
@@ -114,7 +114,6 @@ impl AdminState {
                     neighbours: s.neighbours.clone(),
                 })
                 .collect(),
-            neighbours: me.neighbours.clone(),
             secret: config.secret.as_ref().map(|s| Arc::from(s.expose())),
             authorization: config.admin_authorization(),
             guarded: !admin.ip().is_loopback(),
@@ -196,10 +195,11 @@ impl AdminState {
             Some(links) => links.iter().map(link_report).collect(),
             // Not started yet (or not answering): every link is down, as far as we know.
             None => self
-                .neighbours
+                .metrics
+                .peers
                 .iter()
-                .map(|n| LinkReport {
-                    neighbour: n.clone(),
+                .map(|(neighbour, _)| LinkReport {
+                    neighbour: neighbour.to_owned(),
                     up: false,
                     since: status::rfc3339(SystemTime::now() - self.started.elapsed()),
                     for_s: self.started.elapsed().as_secs_f64(),
@@ -230,10 +230,10 @@ impl AdminState {
         let (open, accepted, refused) = m.clients.connections();
         let mut floods_sent = std::collections::BTreeMap::new();
         let mut floods_received = std::collections::BTreeMap::new();
-        for neighbour in &self.neighbours {
-            let (sent, received) = m.peers.link(neighbour).floods();
-            floods_sent.insert(neighbour.clone(), sent);
-            floods_received.insert(neighbour.clone(), received);
+        for (neighbour, link) in m.peers.iter() {
+            let (sent, received) = link.floods();
+            floods_sent.insert(neighbour.to_owned(), sent);
+            floods_received.insert(neighbour.to_owned(), received);
         }
         Counters {
             check_ins: owned(&mut m.clients.check_ins()),

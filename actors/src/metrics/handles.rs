@@ -312,6 +312,11 @@ impl PeerMetrics {
             .map(|(_, m)| m.clone())
             .unwrap_or_default()
     }
+
+    /// Each neighbour's name and link metrics, in the config's order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &LinkMetrics)> {
+        self.0.iter().map(|(name, m)| (&**name, m))
+    }
 }
 
 /// What the store counts of its commits to disk.
