@@ -49,6 +49,8 @@ pub(crate) struct Metrics {
     pub(crate) places: PlacesMetrics,
     pub(crate) peers: PeerMetrics,
     pub(crate) store: StoreMetrics,
+    /// When the server started: the process's start time here, its uptime in `/status`.
+    pub(crate) started: SystemTime,
     records: Gauge,
     serving: Gauge,
     event_log_failing: Gauge,
@@ -184,6 +186,7 @@ impl Metrics {
             places,
             peers,
             store,
+            started,
             records,
             serving,
             event_log_failing,

@@ -68,8 +68,7 @@ struct Member {
 pub(crate) struct AdminState {
     name: String,
     addr: SocketAddr,
-    started: Instant,
-    /// The server's metrics; their peers are its neighbours, one link each.
+    /// The server's metrics, and its start; their peers are its neighbours, one link each.
     metrics: Arc<Metrics>,
     readiness: Readiness,
     log: EventLog,
@@ -100,7 +99,6 @@ impl AdminState {
         AdminState {
             name: me.name.clone(),
             addr: me.addr,
-            started: Instant::now(),
             metrics,
             readiness,
             log,
@@ -201,8 +199,8 @@ impl AdminState {
                 .map(|(neighbour, _)| LinkReport {
                     neighbour: neighbour.to_owned(),
                     up: false,
-                    since: status::rfc3339(SystemTime::now() - self.started.elapsed()),
-                    for_s: self.started.elapsed().as_secs_f64(),
+                    since: status::rfc3339(self.metrics.started),
+                    for_s: status::seconds_since(self.metrics.started),
                     last_error: None,
                     queued_bytes: 0,
                 })
@@ -213,7 +211,7 @@ impl AdminState {
             addr: self.addr.to_string(),
             state: self.readiness.phase().as_str().to_owned(),
             reason: health.reason,
-            uptime_s: self.started.elapsed().as_secs_f64(),
+            uptime_s: status::seconds_since(self.metrics.started),
             records: records.map(|r| r as u64),
             rates: self.rates.rates(self.sample()),
             counters: self.counters(),
