@@ -4,27 +4,24 @@
 //! ```text
 //! SERVER     UP      RECORDS  LINKS  CHECK-INS/S  WHATSAT/S  PLACES HITS  LAST ERROR
 //! Campbell   4m12s         5  2/2            0.0        0.0  -            -
-//! Hill       -             -  -                -          -  -            no answer from 127.0.0.1:12100: connection refused
+//! Hill       -             -  -                -          -  -            no answer from 127.0.0.1:12100: Failed to connect to host: Connection refused (os error 111)
 //! ```
 //!
-//! Every server is asked at once, each with a short time-out, over a plain HTTP/1.1 GET
-//! on a `std` socket. The exit status says whether the whole herd is healthy: every
-//! server answers, serves, and has every link up. `--watch` redraws the table every
-//! second until Ctrl-C.
+//! Every server is asked at once, each with a short time-out, by the admin listener's own
+//! [`StatusClient`] on an actix system. The exit status says whether the whole herd is
+//! healthy: every server answers, serves, and has every link up. `--watch` redraws the table
+//! every second until Ctrl-C.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use herd_actors::admin::Status;
+use herd_actors::admin::{Status, StatusClient};
 use herd_actors::settings::Settings;
 
-/// How long a server may take to connect, and then to answer.
+/// How long a server may take to answer.
 const TIME_OUT: Duration = Duration::from_secs(1);
-/// A status is a few kilobytes; anything far larger is not one.
-const MAX_ANSWER: u64 = 1 << 20;
 
 pub fn run(config_path: &Path, watch: bool) -> anyhow::Result<()> {
     let config = Settings::load(config_path)?;
@@ -35,28 +32,30 @@ pub fn run(config_path: &Path, watch: bool) -> anyhow::Result<()> {
             config_path.display()
         );
     }
-    let authorization = config.admin_authorization();
-    loop {
-        let rows = ask_all(&config, authorization.as_deref());
-        let table = render(&rows);
-        let verdict = verdict(&rows);
-        if !watch {
-            print!("{table}");
-            return match verdict {
-                None => Ok(()),
-                Some(why) => bail!("{why}"),
-            };
+    actix_rt::System::new().block_on(async {
+        let client = StatusClient::new(TIME_OUT, config.admin_authorization());
+        loop {
+            let rows = ask_all(&config, &client).await;
+            let table = render(&rows);
+            let verdict = verdict(&rows);
+            if !watch {
+                print!("{table}");
+                return match verdict {
+                    None => Ok(()),
+                    Some(why) => bail!("{why}"),
+                };
+            }
+            // Home, clear, then the table: one frame per second.
+            print!(
+                "\x1b[H\x1b[2J{table}\n{}\n",
+                verdict.as_deref().unwrap_or("the herd is healthy")
+            );
+            std::io::stdout()
+                .flush()
+                .context("cannot write to stdout")?;
+            actix_rt::time::sleep(Duration::from_secs(1)).await;
         }
-        // Home, clear, then the table: one frame per second.
-        print!(
-            "\x1b[H\x1b[2J{table}\n{}\n",
-            verdict.as_deref().unwrap_or("the herd is healthy")
-        );
-        std::io::stdout()
-            .flush()
-            .context("cannot write to stdout")?;
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    })
 }
 
 /// One server's row: its status, or why there is none.
@@ -66,90 +65,28 @@ struct Row {
 }
 
 /// Every server's status, asked at once.
-fn ask_all(config: &Settings, authorization: Option<&str>) -> Vec<Row> {
-    std::thread::scope(|scope| {
-        let asks: Vec<_> = config
-            .servers
-            .iter()
-            .map(|server| {
-                scope.spawn(move || Row {
-                    name: server.name.clone(),
-                    status: match server.admin() {
-                        Some(addr) => fetch(addr, authorization),
-                        None => Err("no admin address in the config".into()),
-                    },
-                })
+async fn ask_all(config: &Settings, client: &StatusClient) -> Vec<Row> {
+    let asks: Vec<_> = config
+        .servers
+        .iter()
+        .map(|server| {
+            let (client, admin) = (client.clone(), server.admin());
+            actix_rt::spawn(async move {
+                match admin {
+                    Some(addr) => client.fetch(addr).await,
+                    None => Err("no admin address in the config".into()),
+                }
             })
-            .collect();
-        asks.into_iter()
-            .zip(&config.servers)
-            .map(|(ask, server)| {
-                ask.join().unwrap_or_else(|_| Row {
-                    name: server.name.clone(),
-                    status: Err("the query failed".into()),
-                })
-            })
-            .collect()
-    })
-}
-
-/// `GET http://ADDR/status`.
-fn fetch(addr: SocketAddr, authorization: Option<&str>) -> Result<Status, String> {
-    let no_answer = |e: std::io::Error| format!("no answer from {addr}: {e}");
-    let mut stream = TcpStream::connect_timeout(&addr, TIME_OUT).map_err(no_answer)?;
-    stream.set_read_timeout(Some(TIME_OUT)).map_err(no_answer)?;
-    stream
-        .set_write_timeout(Some(TIME_OUT))
-        .map_err(no_answer)?;
-    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    let request =
-        format!("GET /status HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(no_answer)?;
-    let mut answer = Vec::new();
-    stream
-        .take(MAX_ANSWER)
-        .read_to_end(&mut answer)
-        .map_err(no_answer)?;
-    let (code, body) =
-        parse_answer(&answer).ok_or_else(|| format!("{addr} did not answer HTTP"))?;
-    if code != 200 {
-        return Err(format!("{addr} answered HTTP {code}"));
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(asks.len());
+    for (ask, server) in asks.into_iter().zip(&config.servers) {
+        rows.push(Row {
+            name: server.name.clone(),
+            status: ask.await.unwrap_or_else(|_| Err("the query failed".into())),
+        });
     }
-    serde_json::from_slice(&body).map_err(|e| format!("{addr} sent no status: {e}"))
-}
-
-/// The status code and the body of an HTTP/1.1 answer read to its end.
-fn parse_answer(answer: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&answer[..end]).ok()?;
-    let body = &answer[end + 4..];
-    let code = head.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
-    let chunked = head.lines().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.starts_with("transfer-encoding:") && line.contains("chunked")
-    });
-    let body = if chunked {
-        unchunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Some((code, body))
-}
-
-/// A chunked body, joined.
-fn unchunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
+    rows
 }
 
 /// Why the herd is not healthy, or `None` if it is.
@@ -255,16 +192,6 @@ fn duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_answer_is_split_into_its_code_and_body_chunked_or_not() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_answer(plain), Some((200, b"{}".to_vec())));
-        let chunked =
-            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_answer(chunked), Some((503, b"abcde".to_vec())));
-        assert_eq!(parse_answer(b"SSH-2.0-OpenSSH\r\n"), None);
-    }
 
     #[test]
     fn durations_are_short_and_exact_enough() {

@@ -224,7 +224,15 @@ fn config_faults_are_named_on_stderr_with_a_failing_exit() {
         files.config.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Nobody"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Nobody"));
+    // Each cause once: the message is not followed by itself again as its own cause.
+    assert_eq!(stderr.matches("no server named").count(), 1, "{stderr}");
+    let missing = dir.0.join("absent.toml");
+    let out = herd(&["serve", "Hill", "--config", missing.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
 }
 
 #[test]

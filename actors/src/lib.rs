@@ -16,7 +16,9 @@
 //!   its fake Google server (feature `testing`), which the black-box tests start.
 //! - `event_log`: the per-server event log, written off the serving path.
 //! - `metrics`: the Prometheus registry and the handles every part above counts into
-//!   (atomics only, no lock on the serving path); a leaf.
+//!   (atomics only, no lock on the serving path); a leaf, but for [`procfs`].
+//! - [`procfs`]: what Linux's `/proc` says of a process, read for `/metrics` and, of the
+//!   servers it loads, by `herd bench`.
 //! - [`admin`]: the admin listener (actix-web): `/metrics`, health, status and the live
 //!   page; it reads the metrics and asks the actors.
 //! - [`settings`]: `herd.toml` -> typed serde structs -> one validated [`settings::Settings`].
@@ -24,7 +26,8 @@
 //!
 //! Records flow one way through the imports: session -> store -> peers. The peers reach
 //! the store only through recipients they are handed at start-up. Every part counts into
-//! `metrics`, a leaf; `admin` reads the actors, and only the wiring imports it.
+//! `metrics`, a leaf but for the `procfs` parsers; `admin` reads the actors, and only the
+//! wiring imports it.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
@@ -36,6 +39,7 @@ mod metrics;
 mod outbox;
 mod peers;
 pub mod places;
+pub mod procfs;
 pub mod protocol;
 mod server;
 mod session;

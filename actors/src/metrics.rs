@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 pub(crate) use handles::{
     CheckIn, ClientMetrics, LinkMetrics, OpenConnection, PeerMetrics, PlacesAnswer, PlacesMetrics,
@@ -34,6 +34,7 @@ pub(crate) use handles::{
 };
 use handles::{PlacesHandles, WHATSAT_LABELS};
 use histogram::LatencyHistogram;
+pub(crate) use process::open_files_limit;
 use process::ProcessCollector;
 
 /// One label and its value: every labelled family here has exactly one label.
@@ -48,6 +49,8 @@ pub(crate) struct Metrics {
     pub(crate) places: PlacesMetrics,
     pub(crate) peers: PeerMetrics,
     pub(crate) store: StoreMetrics,
+    /// When the server started: the process's start time here, its uptime in `/status`.
+    pub(crate) started: SystemTime,
     records: Gauge,
     serving: Gauge,
     event_log_failing: Gauge,
@@ -64,67 +67,63 @@ impl Metrics {
     /// is the event log's own count of the lines it could not keep.
     pub(crate) fn new(neighbours: &[String], log_dropped: Counter, started: SystemTime) -> Metrics {
         let mut r = Registry::default();
-        let check_ins = Family::<Label, Counter>::default();
-        let whatsats = Family::<Label, Counter>::default();
+        let check_ins: Family<Label, Counter> = registered(
+            &mut r,
+            "herd_check_ins",
+            "IAMAT lines by outcome: new (stored and flooded), not_newer, invalid, not_stored",
+        );
+        let whatsats: Family<Label, Counter> = registered(
+            &mut r,
+            "herd_whatsats",
+            "WHATSAT lines by reply status: the places status, or invalid and unknown_client \
+             for lines answered ?",
+        );
+        // Fields are evaluated, so registered, in the order written.
         let clients = ClientMetrics {
             check_ins: CheckIn::ALL
                 .map(|o| check_ins.get_or_create_owned(&[("outcome", o.label())])),
             whatsats: WhatsatCounters(Arc::new(
                 WHATSAT_LABELS.map(|s| whatsats.get_or_create_owned(&[("status", s)])),
             )),
-            ..ClientMetrics::default()
+            invalid_lines: registered(
+                &mut r,
+                "herd_invalid_lines",
+                "Client lines answered ?, whatever their command",
+            ),
+            accepted: registered(
+                &mut r,
+                "herd_client_connections_accepted",
+                "Connections accepted (a neighbour's counts until its hello hands it over)",
+            ),
+            refused: registered(
+                &mut r,
+                "herd_client_connections_refused",
+                "Connections closed at once, past the connection caps",
+            ),
+            open: registered(
+                &mut r,
+                "herd_client_connections_open",
+                "Client connections open now",
+            ),
         };
-        r.register(
-            "herd_check_ins",
-            "IAMAT lines by outcome: new (stored and flooded), not_newer, invalid, not_stored",
-            check_ins,
-        );
-        r.register(
-            "herd_whatsats",
-            "WHATSAT lines by reply status: the places status, or invalid and unknown_client \
-             for lines answered ?",
-            whatsats,
-        );
-        r.register(
-            "herd_invalid_lines",
-            "Client lines answered ?, whatever their command",
-            clients.invalid_lines.clone(),
-        );
-        r.register(
-            "herd_client_connections_accepted",
-            "Connections accepted (a neighbour's counts until its hello hands it over)",
-            clients.accepted.clone(),
-        );
-        r.register(
-            "herd_client_connections_refused",
-            "Connections closed at once, past the connection caps",
-            clients.refused.clone(),
-        );
-        r.register(
-            "herd_client_connections_open",
-            "Client connections open now",
-            clients.open.clone(),
-        );
 
-        let answers = Family::<Label, Counter>::default();
-        let upstream = Family::<Label, LatencyHistogram>::default();
+        let answers: Family<Label, Counter> = registered(
+            &mut r,
+            "herd_places_answers",
+            "Places answers by where they came from: cache_hit, shared_call, upstream_call, \
+             embedded",
+        );
+        let upstream: Family<Label, LatencyHistogram> = registered(
+            &mut r,
+            "herd_places_upstream_duration_seconds",
+            "Time of each call to the places provider, by the status of its answer",
+        );
         let places = PlacesMetrics(Arc::new(PlacesHandles {
             answers: PlacesAnswer::ALL
                 .map(|a| answers.get_or_create_owned(&[("outcome", a.label())])),
             upstream: PLACES_STATUSES.map(|s| upstream.get_or_create_owned(&[("status", s)])),
             whatsats: clients.whatsats.clone(),
         }));
-        r.register(
-            "herd_places_answers",
-            "Places answers by where they came from: cache_hit, shared_call, upstream_call, \
-             embedded",
-            answers,
-        );
-        r.register(
-            "herd_places_upstream_duration_seconds",
-            "Time of each call to the places provider, by the status of its answer",
-            upstream,
-        );
 
         let families = LinkFamilies::register(&mut r);
         let peers = PeerMetrics(
@@ -153,23 +152,20 @@ impl Metrics {
             store.failures.clone(),
         );
 
-        let records = Gauge::default();
-        r.register(
+        let records = registered(
+            &mut r,
             "herd_records",
             "Clients whose latest record the server holds",
-            records.clone(),
         );
-        let serving = Gauge::default();
-        r.register(
+        let serving = registered(
+            &mut r,
             "herd_serving",
             "1 while the server takes clients, 0 while it starts, loads its store or stops",
-            serving.clone(),
         );
-        let event_log_failing = Gauge::default();
-        r.register(
+        let event_log_failing = registered(
+            &mut r,
             "herd_event_log_failing",
             "1 while the event log's last write failed",
-            event_log_failing.clone(),
         );
         r.register(
             "herd_event_log_dropped_lines",
@@ -183,6 +179,7 @@ impl Metrics {
             places,
             peers,
             store,
+            started,
             records,
             serving,
             event_log_failing,
@@ -206,6 +203,13 @@ impl Metrics {
     }
 }
 
+/// A new metric, registered in `r` as `name` with `help`: the handle that updates it.
+fn registered<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    r.register(name, help, metric.clone());
+    metric
+}
+
 /// The link families, each series created for a neighbour by [`LinkFamilies::link`].
 struct LinkFamilies {
     up: Family<NeighbourLabel, Gauge>,
@@ -218,45 +222,39 @@ struct LinkFamilies {
 
 impl LinkFamilies {
     fn register(r: &mut Registry) -> LinkFamilies {
-        let families = LinkFamilies {
-            up: Family::default(),
-            ups: Family::default(),
-            downs: Family::default(),
-            floods_sent: Family::default(),
-            floods_received: Family::default(),
-            queued_bytes: Family::default(),
-        };
-        r.register(
-            "herd_link_up",
-            "1 while this server's link to the neighbour is up, else 0",
-            families.up.clone(),
-        );
-        r.register(
-            "herd_link_ups",
-            "Times the link to the neighbour came up (handshake done)",
-            families.ups.clone(),
-        );
-        r.register(
-            "herd_link_downs",
-            "Times the link to the neighbour went down",
-            families.downs.clone(),
-        );
-        r.register(
-            "herd_floods_sent",
-            "Records flooded to the neighbour (the catch-up sync of a link not counted)",
-            families.floods_sent.clone(),
-        );
-        r.register(
-            "herd_floods_received",
-            "Records flooded by the neighbour (the catch-up sync of a link not counted)",
-            families.floods_received.clone(),
-        );
-        r.register(
-            "herd_link_queued_bytes",
-            "Bytes queued for the neighbour and not yet written",
-            families.queued_bytes.clone(),
-        );
-        families
+        // Fields are evaluated, so registered, in the order written.
+        LinkFamilies {
+            up: registered(
+                r,
+                "herd_link_up",
+                "1 while this server's link to the neighbour is up, else 0",
+            ),
+            ups: registered(
+                r,
+                "herd_link_ups",
+                "Times the link to the neighbour came up (handshake done)",
+            ),
+            downs: registered(
+                r,
+                "herd_link_downs",
+                "Times the link to the neighbour went down",
+            ),
+            floods_sent: registered(
+                r,
+                "herd_floods_sent",
+                "Records flooded to the neighbour (the catch-up sync of a link not counted)",
+            ),
+            floods_received: registered(
+                r,
+                "herd_floods_received",
+                "Records flooded by the neighbour (the catch-up sync of a link not counted)",
+            ),
+            queued_bytes: registered(
+                r,
+                "herd_link_queued_bytes",
+                "Bytes queued for the neighbour and not yet written",
+            ),
+        }
     }
 
     fn link(&self, neighbour: &str) -> LinkMetrics {

@@ -16,7 +16,7 @@ use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
 use crate::listener::accept_loop;
-use crate::metrics::Metrics;
+use crate::metrics::{open_files_limit, Metrics};
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::manager::PeerManager;
@@ -82,15 +82,15 @@ impl Server {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configuration does not allow it.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] SettingsError),
     /// Its event log cannot be opened.
-    #[error("cannot open the event log in {dir}: {source}")]
+    #[error("cannot open the event log in {dir}: {error}")]
     Log {
         /// The log directory.
         dir: String,
-        /// What went wrong.
-        source: io::Error,
+        /// What went wrong; in the message, so not a `source()` as well.
+        error: io::Error,
     },
     /// Its listening socket has no address.
     #[error("cannot listen: {0}")]
@@ -131,12 +131,12 @@ pub enum StartError {
         addr: SocketAddr,
     },
     /// Its admin listener cannot listen.
-    #[error("cannot listen on {addr} for the admin listener: {source}")]
+    #[error("cannot listen on {addr} for the admin listener: {error}")]
     Admin {
         /// The admin address.
         addr: SocketAddr,
-        /// What went wrong.
-        source: io::Error,
+        /// What went wrong; in the message, so not a `source()` as well.
+        error: io::Error,
     },
 }
 
@@ -187,11 +187,6 @@ pub fn preflight<'a>(config: &'a Settings, name: &str) -> Result<&'a ServerSetti
     })
 }
 
-/// The soft limit on open files; the binary raises it to the hard limit at start-up.
-fn open_files_limit() -> u64 {
-    rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
-}
-
 /// Starts server `name` of `config` on `listener`: loads its store, then starts its actors
 /// and takes clients. Must run inside an actix `System`.
 pub async fn start(
@@ -217,9 +212,9 @@ pub(crate) async fn start_with(
             PeerTls::load(tls, me, &config.servers).map_err(|e| StartError::Tls(Box::new(e)))?,
         )),
     };
-    let log = EventLog::open(&config.log_dir, &me.name).map_err(|source| StartError::Log {
+    let log = EventLog::open(&config.log_dir, &me.name).map_err(|error| StartError::Log {
         dir: config.log_dir.display().to_string(),
-        source,
+        error,
     })?;
     let addr = listener.local_addr().map_err(StartError::Listen)?;
     let name: Arc<str> = Arc::from(me.name.as_str());
@@ -232,10 +227,7 @@ pub(crate) async fn start_with(
     let admin = match me.admin {
         None => None,
         Some(admin) => {
-            let failed = |source| StartError::Admin {
-                addr: admin,
-                source,
-            };
+            let failed = |error| StartError::Admin { addr: admin, error };
             let listener = bind(admin)
                 .and_then(TcpListener::into_std)
                 .map_err(failed)?;
@@ -354,7 +346,12 @@ pub(crate) async fn start_with(
     }
     log.note(&format!("{name} listening on {addr}"));
     let caps = Caps {
-        total: connection_cap(tuning.max_connections, open_files_limit(), reserved),
+        // The binary raises the soft limit on open files to the hard limit at start-up.
+        total: connection_cap(
+            tuning.max_connections,
+            open_files_limit().unwrap_or(1024),
+            reserved,
+        ),
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
     };

@@ -351,8 +351,8 @@ async fn whatsat_reply(
     let json = match deps.places.send(places::Nearby(query)).await {
         Ok(json) => json,
         Err(_) => {
-            deps.metrics.whatsats.answered("UPSTREAM_UNAVAILABLE");
-            places::failure_json("UPSTREAM_UNAVAILABLE", "places fetcher stopped")
+            deps.metrics.whatsats.answered(places::UPSTREAM_UNAVAILABLE);
+            places::failure_json(places::UPSTREAM_UNAVAILABLE, "places fetcher stopped")
         }
     };
     let mut reply = Vec::with_capacity(record.at_line().len() + json.len() + 3);

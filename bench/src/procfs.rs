@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use herd_actors::procfs;
+
 /// Clock ticks per second in `/proc/PID/stat`: USER_HZ, which Linux fixes at 100 on every
 /// architecture it exports to user space (whatever the kernel's internal HZ).
 const TICKS_PER_SECOND: u64 = 100;
@@ -14,20 +16,8 @@ pub(crate) fn cpu_time(pid: u32) -> Result<Duration, String> {
         std::io::ErrorKind::NotFound => format!("process {pid} is gone (no {path}): did it exit?"),
         _ => format!("cannot read {path}: {e}"),
     })?;
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| format!("{path} has no `(comm)` field"))?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 (utime) and 15 (stime), counting from 1 with the state (field 3) at 0 here.
-    let ticks = |i: usize| -> Result<u64, String> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("{path}: field {} is not a tick count", i + 3))
-    };
-    let total = ticks(11)? + ticks(12)?;
+    let total = procfs::cpu_ticks(&stat)
+        .ok_or_else(|| format!("{path} has no utime and stime after its `(comm)` field"))?;
     Ok(Duration::from_millis(total * 1000 / TICKS_PER_SECOND))
 }
 
@@ -40,21 +30,12 @@ pub(crate) fn own_cpu_time() -> Result<Duration, String> {
 pub(crate) fn rss_bytes(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|kb| kb.trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| format!("{path} has no `VmRSS: N kB` line"))
+    procfs::vm_rss_bytes(&status).ok_or_else(|| format!("{path} has no `VmRSS: N kB` line"))
 }
 
 /// How many files (sockets included) a process has open.
 pub(crate) fn open_files(pid: u32) -> Result<usize, String> {
-    let path = format!("/proc/{pid}/fd");
-    std::fs::read_dir(&path)
-        .map(Iterator::count)
-        .map_err(|e| format!("cannot list {path}: {e}"))
+    procfs::open_files(pid).map_err(|e| format!("cannot list /proc/{pid}/fd: {e}"))
 }
 
 /// CPU time of a herd's processes over one run.

@@ -102,11 +102,11 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::temp_log;
 
     #[test]
     fn a_server_serves_only_between_its_accept_loop_and_its_stop() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = EventLog::open(dir.path(), "Hill").expect("an event log");
+        let (log, _dir) = temp_log("Hill");
         let readiness = Readiness::default();
         let reason = |r: &Readiness| Health::of("Hill", r, &log).reason;
         assert_eq!(reason(&readiness).as_deref(), Some("starting"));

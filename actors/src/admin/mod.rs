@@ -2,7 +2,8 @@
 //!
 //! - `health`: whether the server serves (`/health`).
 //! - `status`: `/status`, one server in JSON, and the rates it reports.
-//! - `page`: the live picture of the herd (`/`) and the herd view it draws (`/herd`).
+//! - `page`: the live picture of the herd (`/`) and the herd view it draws (`/herd`), from
+//!   each server's `/status` as [`StatusClient`] asks for it (`herd status` asks with it too).
 //! - `auth`: the secret an admin listener off loopback asks for.
 //! - `server`: the actix-web app, on the server's own actix system.
 //!
@@ -40,6 +41,7 @@ use crate::store::{LocationStore, Stats};
 use health::{Health, Phase, Readiness};
 use status::{RateWindow, Sample};
 
+pub use page::StatusClient;
 pub(crate) use server::Admin;
 pub use status::{Counters, LastError, LinkReport, Rates, Status};
 
@@ -66,7 +68,7 @@ struct Member {
 pub(crate) struct AdminState {
     name: String,
     addr: SocketAddr,
-    started: Instant,
+    /// The server's metrics, and its start; their peers are its neighbours, one link each.
     metrics: Arc<Metrics>,
     readiness: Readiness,
     log: EventLog,
@@ -74,10 +76,12 @@ pub(crate) struct AdminState {
     wired: OnceLock<Wired>,
     /// Every server of the config, this one included.
     herd: Vec<Member>,
-    neighbours: Vec<String>,
-    /// The herd's secret: sent to the other servers' admin listeners, and asked of every
-    /// request but `/health` when this listener is off loopback (`guarded`).
+    /// The herd's secret: asked of every request but `/health` when this listener is off
+    /// loopback (`guarded`).
     secret: Option<Arc<str>>,
+    /// The `Authorization` header that carries the secret to the other servers' admin
+    /// listeners.
+    authorization: Option<String>,
     guarded: bool,
     rates: RateWindow,
 }
@@ -95,7 +99,6 @@ impl AdminState {
         AdminState {
             name: me.name.clone(),
             addr: me.addr,
-            started: Instant::now(),
             metrics,
             readiness,
             log,
@@ -109,8 +112,8 @@ impl AdminState {
                     neighbours: s.neighbours.clone(),
                 })
                 .collect(),
-            neighbours: me.neighbours.clone(),
             secret: config.secret.as_ref().map(|s| Arc::from(s.expose())),
+            authorization: config.admin_authorization(),
             guarded: !admin.ip().is_loopback(),
             rates: RateWindow::default(),
         }
@@ -144,33 +147,32 @@ impl AdminState {
         }
     }
 
-    /// Asks the actors what only they know: records held, each link's state.
-    async fn ask_actors(
-        &self,
-    ) -> (
-        Option<u64>,
-        Option<Vec<LinkStatus>>,
-        Option<(SystemTime, String)>,
-    ) {
+    /// Asks the store and the peer manager what only they know: records held, each link's
+    /// state.
+    async fn ask_store_and_peers(&self) -> (Option<usize>, Option<Vec<LinkStatus>>) {
         let Some(wired) = self.wired.get() else {
-            return (None, None, None);
+            return (None, None);
         };
-        let (stats, links, places) = futures::join!(
+        let (stats, links) = futures::join!(
             ask(wired.store.send(Stats)),
             ask(wired.peers.send(LinkStatuses)),
-            ask(wired.places.send(LastFailure)),
         );
-        (stats.map(|s| s.records as u64), links, places.flatten())
+        (stats.map(|s| s.records), links)
+    }
+
+    /// Asks the places fetcher for its last failure, and when it came.
+    async fn ask_places(&self) -> Option<(SystemTime, String)> {
+        let wired = self.wired.get()?;
+        ask(wired.places.send(LastFailure)).await.flatten()
     }
 
     /// The Prometheus exposition, with what is read at scrape time brought up to date.
     pub(crate) async fn scrape(&self) -> Result<String, std::fmt::Error> {
-        let (records, links, _) = self.ask_actors().await;
+        let (records, links) = self.ask_store_and_peers().await;
         for link in links.iter().flatten() {
             let metrics = self.metrics.peers.link(&link.neighbour);
             metrics.set_queued_bytes(link.queued_bytes);
         }
-        let records = records.and_then(|r| usize::try_from(r).ok());
         let serving = self.readiness.phase() == Phase::Serving;
         let log_failing = self.log.write_error().is_some();
         self.metrics.set_scraped(records, serving, log_failing);
@@ -179,7 +181,8 @@ impl AdminState {
 
     /// What `/status` answers.
     pub(crate) async fn status(&self) -> Status {
-        let (records, links, places_failure) = self.ask_actors().await;
+        let ((records, links), places_failure) =
+            futures::join!(self.ask_store_and_peers(), self.ask_places());
         let health = self.health();
         let mut failures: Vec<(SystemTime, String)> = places_failure.into_iter().collect();
         failures.extend(links.iter().flatten().filter_map(link_failure));
@@ -190,13 +193,14 @@ impl AdminState {
             Some(links) => links.iter().map(link_report).collect(),
             // Not started yet (or not answering): every link is down, as far as we know.
             None => self
-                .neighbours
+                .metrics
+                .peers
                 .iter()
-                .map(|n| LinkReport {
-                    neighbour: n.clone(),
+                .map(|(neighbour, _)| LinkReport {
+                    neighbour: neighbour.to_owned(),
                     up: false,
-                    since: status::rfc3339(SystemTime::now() - self.started.elapsed()),
-                    for_s: self.started.elapsed().as_secs_f64(),
+                    since: status::rfc3339(self.metrics.started),
+                    for_s: status::seconds_since(self.metrics.started),
                     last_error: None,
                     queued_bytes: 0,
                 })
@@ -207,8 +211,8 @@ impl AdminState {
             addr: self.addr.to_string(),
             state: self.readiness.phase().as_str().to_owned(),
             reason: health.reason,
-            uptime_s: self.started.elapsed().as_secs_f64(),
-            records,
+            uptime_s: status::seconds_since(self.metrics.started),
+            records: records.map(|r| r as u64),
             rates: self.rates.rates(self.sample()),
             counters: self.counters(),
             last_error: status::newest(failures),
@@ -224,10 +228,10 @@ impl AdminState {
         let (open, accepted, refused) = m.clients.connections();
         let mut floods_sent = std::collections::BTreeMap::new();
         let mut floods_received = std::collections::BTreeMap::new();
-        for neighbour in &self.neighbours {
-            let (sent, received) = m.peers.link(neighbour).floods();
-            floods_sent.insert(neighbour.clone(), sent);
-            floods_received.insert(neighbour.clone(), received);
+        for (neighbour, link) in m.peers.iter() {
+            let (sent, received) = link.floods();
+            floods_sent.insert(neighbour.to_owned(), sent);
+            floods_received.insert(neighbour.to_owned(), received);
         }
         Counters {
             check_ins: owned(&mut m.clients.check_ins()),

@@ -8,6 +8,7 @@
 //!   "neighbours":["Singleton","Smith"],"status":{...},"error":null}, ...]}
 //! ```
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -40,22 +41,20 @@ struct MemberView {
     error: Option<String>,
 }
 
-/// The HTTP client one admin worker asks the other servers with.
-pub(crate) fn peer_client() -> awc::Client {
-    // awc's connector needs a process-wide rustls crypto provider, even for plain HTTP;
-    // installing it fails harmlessly when one already is.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    awc::Client::builder().timeout(PEER_TIMEOUT).finish()
+/// The client one admin worker asks the other servers with, sending `authorization` (the
+/// herd's secret) if there is one.
+pub(crate) fn peer_client(authorization: Option<String>) -> StatusClient {
+    StatusClient::new(PEER_TIMEOUT, authorization)
 }
 
 /// Every server's status, this one's from itself, the others' at once over HTTP.
-pub(crate) async fn herd_view(state: &AdminState, client: &awc::Client) -> HerdView {
+pub(crate) async fn herd_view(state: &AdminState, client: &StatusClient) -> HerdView {
     let members = state.herd.iter().map(|member| async move {
         let status = if member.name == state.name {
             Ok(state.status().await)
         } else {
             match member.admin {
-                Some(addr) => fetch_status(client, addr, state.secret.as_deref()).await,
+                Some(addr) => client.fetch(addr).await,
                 None => Err("no admin address in the config".to_owned()),
             }
         };
@@ -77,29 +76,57 @@ pub(crate) async fn herd_view(state: &AdminState, client: &awc::Client) -> HerdV
     }
 }
 
-/// `GET http://ADDR/status`, with the herd's secret if there is one.
-async fn fetch_status(
-    client: &awc::Client,
-    addr: SocketAddr,
-    secret: Option<&str>,
-) -> Result<Status, String> {
-    let mut request = client.get(format!("http://{addr}/status"));
-    if let Some(secret) = secret {
-        request = request.insert_header(("Authorization", format!("Bearer {secret}")));
+/// Asks admin listeners for their `/status`: the live page's `GET /herd` and `herd status`
+/// both ask with it. Make it and use it on an actix system: its HTTP client is awc's.
+#[derive(Clone)]
+pub struct StatusClient {
+    http: awc::Client,
+    /// The `Authorization` header each ask sends: it carries the herd's secret.
+    authorization: Option<String>,
+}
+
+impl StatusClient {
+    /// A client whose every ask has its answer within `timeout`, or fails; each ask sends
+    /// `authorization` (the herd's, from
+    /// [`Settings::admin_authorization`](crate::settings::Settings::admin_authorization)) as
+    /// its `Authorization` header.
+    pub fn new(timeout: Duration, authorization: Option<String>) -> StatusClient {
+        // awc's connector needs a process-wide rustls crypto provider, even for plain HTTP;
+        // installing it fails harmlessly when one already is.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        StatusClient {
+            http: awc::Client::builder().timeout(timeout).finish(),
+            authorization,
+        }
     }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| format!("no answer from {addr}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "{addr} answered HTTP {}",
-            response.status().as_u16()
-        ));
+
+    /// `GET http://ADDR/status`: the server's status, or why there is none, naming `addr`.
+    pub async fn fetch(&self, addr: SocketAddr) -> Result<Status, String> {
+        let mut request = self.http.get(format!("http://{addr}/status"));
+        if let Some(authorization) = &self.authorization {
+            request = request.insert_header(("Authorization", authorization.as_str()));
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| format!("no answer from {addr}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "{addr} answered HTTP {}",
+                response.status().as_u16()
+            ));
+        }
+        response
+            .json::<Status>()
+            .limit(1 << 20)
+            .await
+            .map_err(|e| format!("{addr} sent no status: {e}"))
     }
-    response
-        .json::<Status>()
-        .limit(1 << 20)
-        .await
-        .map_err(|e| format!("{addr} sent no status: {e}"))
+}
+
+/// Shows neither the client nor the header: the header carries the secret.
+impl fmt::Debug for StatusClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StatusClient { .. }")
+    }
 }

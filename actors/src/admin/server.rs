@@ -19,7 +19,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use futures::channel::oneshot;
 use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-use super::{auth, page, AdminState};
+use super::{auth, page, AdminState, StatusClient};
 
 /// Connections the admin holds at once; more wait in the backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -46,8 +46,8 @@ impl Admin {
         let data = Data::from(Arc::clone(&state));
         let server = HttpServer::new(move || {
             App::new()
+                .app_data(Data::new(page::peer_client(data.authorization.clone())))
                 .app_data(data.clone())
-                .app_data(Data::new(page::peer_client()))
                 .route("/", web::get().to(live_page))
                 .route("/metrics", web::get().to(metrics))
                 .route("/health", web::get().to(health))
@@ -175,7 +175,7 @@ async fn status(state: Data<AdminState>, req: HttpRequest) -> HttpResponse {
 
 async fn herd(
     state: Data<AdminState>,
-    client: Data<awc::Client>,
+    client: Data<StatusClient>,
     req: HttpRequest,
 ) -> HttpResponse {
     if let Some(denied) = denied(&state, &req) {

@@ -89,22 +89,18 @@ pub(crate) const PLACES_STATUSES: [&str; 11] = [
 ];
 
 /// A WHATSAT's reply status: its places status, or `invalid` (malformed) or
-/// `unknown_client` for a `?` reply.
-pub(super) const WHATSAT_LABELS: [&str; PLACES_STATUSES.len() + 2] = [
-    "OK",
-    "ZERO_RESULTS",
-    "INVALID_REQUEST",
-    "OVER_QUERY_LIMIT",
-    "REQUEST_DENIED",
-    "UNKNOWN_ERROR",
-    "UPSTREAM_UNAVAILABLE",
-    "UPSTREAM_TIMEOUT",
-    "UPSTREAM_ERROR",
-    "UPSTREAM_BAD_RESPONSE",
-    "OTHER",
-    "invalid",
-    "unknown_client",
-];
+/// `unknown_client` for a `?` reply. Built from [`PLACES_STATUSES`], so that the label of
+/// each counter of [`WhatsatCounters`] is the status it counts.
+pub(super) const WHATSAT_LABELS: [&str; PLACES_STATUSES.len() + 2] = {
+    let mut labels = ["unknown_client"; PLACES_STATUSES.len() + 2];
+    let mut i = 0;
+    while i < PLACES_STATUSES.len() {
+        labels[i] = PLACES_STATUSES[i];
+        i += 1;
+    }
+    labels[PLACES_STATUSES.len()] = "invalid";
+    labels
+};
 
 /// The index of `status` in [`PLACES_STATUSES`] (`OTHER` for a word not listed).
 fn places_status(status: &str) -> usize {
@@ -325,6 +321,11 @@ impl PeerMetrics {
             .find(|(name, _)| &**name == neighbour)
             .map(|(_, m)| m.clone())
             .unwrap_or_default()
+    }
+
+    /// Each neighbour's name and link metrics, in the config's order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &LinkMetrics)> {
+        self.0.iter().map(|(name, m)| (&**name, m))
     }
 }
 

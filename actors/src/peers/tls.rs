@@ -57,15 +57,15 @@ impl fmt::Debug for PeerTls {
     }
 }
 
-/// Why a server's TLS files cannot be used. Each message names the file at fault.
+/// Why a server's TLS files cannot be used. Each message names the file at fault and says the
+/// cause, so that none is also a `source()` (`{:#}` would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TlsError {
-    #[error("cannot read {what} {}: {source}", path.display())]
+    #[error("cannot read {what} {}: {error}", path.display())]
     Read {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error("{what} {} is not PEM: {reason}", path.display())]
     NotPem {
@@ -322,10 +322,10 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         what,
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

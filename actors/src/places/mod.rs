@@ -27,6 +27,7 @@ mod upstream;
 
 pub(crate) use cache::{CacheSettings, MAX_PRECISION};
 pub(crate) use fetcher::{LastFailure, Nearby, PlacesFetcher};
+pub(crate) use upstream::UNAVAILABLE as UPSTREAM_UNAVAILABLE;
 
 /// WHATSAT's largest bound (docs/protocol.md), which is also the size of the legacy API's
 /// one page of results.

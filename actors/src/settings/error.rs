@@ -127,11 +127,6 @@ impl fmt::Display for SettingsError {
     }
 }
 
-impl std::error::Error for SettingsError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &*self.fault {
-            Fault::Read(error) => Some(error),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: the message already says the cause (the read error), and `{:#}` would print
+/// it twice.
+impl std::error::Error for SettingsError {}

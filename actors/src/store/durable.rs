@@ -30,14 +30,12 @@ const CHECKPOINT_PAGES: u32 = 4000;
 /// its upper B-tree pages in memory.
 const CACHE_KIB: u32 = 16 * 1024;
 
-/// Why the database cannot be used; each message names the file and what to do.
+/// Why the database cannot be used; each message names the file and what to do, and says the
+/// cause, so that none is also a `source()` (`{:#}` would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    #[error("cannot create the store directory {}: {source}", dir.display())]
-    CreateDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot create the store directory {}: {error}", dir.display())]
+    CreateDir { dir: PathBuf, error: std::io::Error },
     #[error(
         "{} is not a herd store or is damaged ({why}): move it away and start again; \
          the server gets its records back from its neighbours",
@@ -50,10 +48,10 @@ pub(crate) enum StoreError {
         path.display()
     )]
     NewerSchema { path: PathBuf, found: i64 },
-    #[error("cannot write {}: {source} (check its permissions and the free space of its disk)", path.display())]
+    #[error("cannot write {}: {error} (check its permissions and the free space of its disk)", path.display())]
     NotWritable {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
 }
 
@@ -66,9 +64,9 @@ pub(crate) struct Database {
 impl Database {
     /// Opens (or creates) the store of server `name` in `dir`, ready to write.
     pub(crate) fn open(dir: &Path, name: &str, fsync: bool) -> Result<Database, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::CreateDir {
             dir: dir.into(),
-            source,
+            error,
         })?;
         let path = dir.join(format!("{name}.db"));
         let damaged = |e: rusqlite::Error| StoreError::Damaged {
@@ -76,12 +74,11 @@ impl Database {
             why: e.to_string(),
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
-        let conn = Connection::open_with_flags(&path, flags).map_err(|source| {
-            StoreError::NotWritable {
+        let conn =
+            Connection::open_with_flags(&path, flags).map_err(|error| StoreError::NotWritable {
                 path: path.clone(),
-                source,
-            }
-        })?;
+                error,
+            })?;
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(damaged)?;
@@ -94,9 +91,9 @@ impl Database {
         if check != "ok" {
             return Err(StoreError::Damaged { path, why: check });
         }
-        let writable = |source| StoreError::NotWritable {
+        let writable = |error| StoreError::NotWritable {
             path: path.clone(),
-            source,
+            error,
         };
         let synchronous = if fsync { "FULL" } else { "NORMAL" };
         conn.execute_batch(&format!(
@@ -155,9 +152,9 @@ impl Database {
     /// Writes `records` (each newer than what is kept for its client) in one transaction.
     pub(crate) fn commit(&mut self, records: &[Record]) -> Result<(), StoreError> {
         let path = &self.path;
-        let failed = |source| StoreError::NotWritable {
+        let failed = |error| StoreError::NotWritable {
             path: path.clone(),
-            source,
+            error,
         };
         let tx = self.conn.transaction().map_err(failed)?;
         {
@@ -198,9 +195,9 @@ impl Database {
     pub(crate) fn forget_before(&mut self, nanos: i64) -> Result<usize, StoreError> {
         self.conn
             .execute("DELETE FROM records WHERE nanos < ?1", [nanos])
-            .map_err(|source| StoreError::NotWritable {
+            .map_err(|error| StoreError::NotWritable {
                 path: self.path.clone(),
-                source,
+                error,
             })
     }
 }
