@@ -49,8 +49,6 @@ pub(crate) struct Metrics {
     pub(crate) places: PlacesMetrics,
     pub(crate) peers: PeerMetrics,
     pub(crate) store: StoreMetrics,
-    /// When the server started: the process's start time here, its uptime in `/status`.
-    pub(crate) started: SystemTime,
     records: Gauge,
     serving: Gauge,
     event_log_failing: Gauge,
@@ -179,7 +177,6 @@ impl Metrics {
             places,
             peers,
             store,
-            started,
             records,
             serving,
             event_log_failing,

@@ -68,7 +68,8 @@ struct Member {
 pub(crate) struct AdminState {
     name: String,
     addr: SocketAddr,
-    /// The server's metrics, and its start; their peers are its neighbours, one link each.
+    started: Instant,
+    /// The server's metrics; their peers are its neighbours, one link each.
     metrics: Arc<Metrics>,
     readiness: Readiness,
     log: EventLog,
@@ -99,6 +100,7 @@ impl AdminState {
         AdminState {
             name: me.name.clone(),
             addr: me.addr,
+            started: Instant::now(),
             metrics,
             readiness,
             log,
@@ -199,8 +201,8 @@ impl AdminState {
                 .map(|(neighbour, _)| LinkReport {
                     neighbour: neighbour.to_owned(),
                     up: false,
-                    since: status::rfc3339(self.metrics.started),
-                    for_s: status::seconds_since(self.metrics.started),
+                    since: status::rfc3339(SystemTime::now() - self.started.elapsed()),
+                    for_s: self.started.elapsed().as_secs_f64(),
                     last_error: None,
                     queued_bytes: 0,
                 })
@@ -211,7 +213,7 @@ impl AdminState {
             addr: self.addr.to_string(),
             state: self.readiness.phase().as_str().to_owned(),
             reason: health.reason,
-            uptime_s: status::seconds_since(self.metrics.started),
+            uptime_s: self.started.elapsed().as_secs_f64(),
             records: records.map(|r| r as u64),
             rates: self.rates.rates(self.sample()),
             counters: self.counters(),
