@@ -18,12 +18,14 @@
 #                    when it is absent, only our figures are printed
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
 #   BENCH_ONLY       the scenarios to run, comma-separated, of iamat50, iamat1, whatsat10,
-#                    flood, conns, startup, startup_store (default: all)
+#                    flood, conns, startup, startup_store (default: all); an unknown one
+#                    stops the script before anything runs
 #   BENCH_HERD       the herd binary to bench as ours (default: this tree's release
 #                    build), to compare revisions
-#   BENCH_KINDS      the variants of ours that run beside it, of mem, tls, admin
-#                    (default: all three); BENCH_KINDS=admin BENCH_ONLY=iamat50 pairs ours
-#                    with admin and nothing else
+#   BENCH_KINDS      the variants of ours that run beside it, separated by commas or
+#                    spaces, of mem, tls, admin (default: all three; empty: none);
+#                    BENCH_KINDS=admin BENCH_ONLY=iamat50 pairs ours with admin and nothing
+#                    else; an unknown one stops the script
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
 # ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
@@ -43,8 +45,45 @@ ROUNDS=${BENCH_ROUNDS:-300}
 STORE_RECORDS=${BENCH_STORE_RECORDS:-1000000}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
-ONLY=,${BENCH_ONLY:-iamat50,iamat1,whatsat10,flood,conns,startup,startup_store},
-read -r -a EXTRA_KINDS <<<"${BENCH_KINDS-mem tls admin}"
+SCENARIOS=(iamat50 iamat1 whatsat10 flood conns startup startup_store)
+VARIANTS=(mem tls admin)
+# known WORD LIST...: whether WORD is one of LIST.
+known() {
+    local w=$1 k
+    shift
+    for k in "$@"; do [ "$k" = "$w" ] && return 0; done
+    return 1
+}
+ONLY=,
+IFS=', ' read -r -a words <<<"${BENCH_ONLY:-${SCENARIOS[*]}}"
+for w in "${words[@]}"; do
+    [ -n "$w" ] || continue
+    if ! known "$w" "${SCENARIOS[@]}"; then
+        echo "bench.sh: BENCH_ONLY: no scenario '$w' (known: ${SCENARIOS[*]})" >&2
+        exit 2
+    fi
+    ONLY+=$w,
+done
+# BENCH_KINDS set but empty runs none of the variants; unset runs all three.
+EXTRA_KINDS=()
+IFS=', ' read -r -a words <<<"${BENCH_KINDS-${VARIANTS[*]}}"
+for w in "${words[@]}"; do
+    [ -n "$w" ] || continue
+    if ! known "$w" "${VARIANTS[@]}"; then
+        echo "bench.sh: BENCH_KINDS: no variant '$w' (known: ${VARIANTS[*]})" >&2
+        exit 2
+    fi
+    EXTRA_KINDS+=("$w")
+done
+# selected SCENARIO: whether BENCH_ONLY asks for it.
+selected() { [[ "$ONLY" == *",$1,"* ]]; }
+# with KIND...: those of the variants BENCH_KINDS asks for.
+with() {
+    local k
+    for k in "$@"; do
+        if [[ " ${EXTRA_KINDS[*]-} " == *" $k "* ]]; then echo "$k"; fi
+    done
+}
 DELAY_MS=50
 NAMES=(Hill Jaquez Smith Campbell Singleton)
 
@@ -205,7 +244,11 @@ herd_toml "" >"$TMP/herd-mem.toml"
     herd_toml "$TMP/data"
     printf '[tls]\ndir = "%s"\n' "$TMP/tls"
 } >"$TMP/herd-tls.toml"
-"$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
+# Its certificates only when a tls run will use them (a herd binary of another revision,
+# BENCH_HERD, may have no `herd certs` at all).
+if [ -n "$(with tls)" ] && { selected iamat50 || selected flood; }; then
+    "$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
+fi
 # The `admin` kind: the same herd, each server with an admin listener.
 herd_toml "$TMP/data" |
     awk -v port="$ADMIN_PORT" '{ print } /^neighbours = / { printf "admin = \"127.0.0.1:%d\"\n", port + n++ }' \
@@ -351,14 +394,6 @@ STATS=()
 [ "$HAVE_BASELINE" = 1 ] && STATS=(--places-stats "http://127.0.0.1:$FAKE_PORT/stats")
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
-selected() { [[ "$ONLY" == *",$1,"* ]]; }
-# with KIND...: those of the variants BENCH_KINDS asks for.
-with() {
-    local k
-    for k in "$@"; do
-        if [[ " ${EXTRA_KINDS[*]-} " == *" $k "* ]]; then echo "$k"; fi
-    done
-}
 for REP in $(seq 1 "$REPEAT"); do
     for kind in "${KINDS[@]}" $(with mem tls admin); do
         selected iamat50 || continue
