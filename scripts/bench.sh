@@ -33,7 +33,9 @@
 # certificates from `herd certs`), and a second table compares it with ours on plain links.
 # IAMAT-50 also runs against ours with an admin listener on every server, each scraped
 # (GET /metrics) once a second as Prometheus would (`admin`), and a third table compares it
-# with ours without.
+# with ours without. After each admin run the script reads every server's /metrics once more
+# and keeps it (out/metrics/ in the temp folder), and below the third table it prints, per
+# run, the store's commits, records per commit and mean commit time from them.
 # The script stops only the processes it started, by PID, on exit whatever happens. See
 # docs/benchmarks.md for how to read the table.
 set -euo pipefail
@@ -303,6 +305,18 @@ scrape_every_second() {
         sleep 1
     done
 }
+# scrape_admin TAG: every admin listener's /metrics once more, kept (HTTP head and all) as
+# $TMP/out/metrics/TAG.NAME.prom: the counters of the whole run, for the store's line below
+# the admin table.
+scrape_admin() {
+    local i
+    mkdir -p "$TMP/out/metrics"
+    for i in 0 1 2 3 4; do
+        (exec 3<>"/dev/tcp/127.0.0.1/$((ADMIN_PORT + i))" &&
+            printf 'GET /metrics HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n' >&3 &&
+            cat <&3) >"$TMP/out/metrics/$1.${NAMES[$i]}.prom" 2>/dev/null || true
+    done
+}
 start_baseline() {
     local i
     HERD_PIDS=()
@@ -355,6 +369,7 @@ run_bench() {
     for arg in "${HERD_PIDS[@]}"; do
         kill -0 "$arg" 2>/dev/null || echo "bench.sh: server PID $arg ($kind) exited during $name" >&2
     done
+    if [ "$kind" = admin ]; then scrape_admin "$name.$kind.$REP"; fi
     stop "${HERD_PIDS[@]}" "${AUX_PIDS[@]}"
     AUX_PIDS=()
 }
@@ -584,6 +599,31 @@ admin_row() {
     }'
 }
 
+# store_line REP: commits, records committed, records per commit and the mean commit time of
+# the admin herd's IAMAT-50 run REP, from its kept scrapes, with the run's check-ins.
+store_line() {
+    local files=("$TMP/out/metrics/iamat50.admin.$1".*.prom) check_ins
+    if [ ! -f "${files[0]}" ]; then
+        echo "- run $1: no scrape kept (the run failed?)"
+        return 0
+    fi
+    check_ins=$(value "$TMP/out/iamat50.admin.$1.json" check_ins)
+    awk -v rep="$1" -v servers="${#files[@]}" -v check_ins="${check_ins:-}" '
+        $1 == "herd_store_commit_duration_seconds_count" { commits += $2 }
+        $1 == "herd_store_commit_duration_seconds_sum" { seconds += $2 }
+        $1 == "herd_store_committed_records_total" { records += $2 }
+        $1 == "herd_store_commit_duration_seconds_bucket{le=\"0.0001\"}" { fast += $2 }
+        $1 == "herd_store_commit_duration_seconds_bucket{le=\"0.001\"}" { ms += $2 }
+        END {
+            if (commits == 0) { printf "- run %s: no commits in the scrapes\n", rep; exit }
+            printf "- run %s: %d commits, %d records committed, %.1f records/commit, mean commit %.3f ms (%.0f%% under 100 us, %.0f%% under 1 ms), %d servers", \
+                rep, commits, records, records / commits, 1000 * seconds / commits, 100 * fast / commits, 100 * ms / commits, servers
+            if (check_ins ~ /^[0-9]+$/ && check_ins > 0)
+                printf "; %d check-ins, %.3f commits per check-in", check_ins, commits / check_ins
+            printf "\n"
+        }' "${files[@]}"
+}
+
 if selected iamat50; then
     echo
     echo "The admin listener: IAMAT, 50 conns over all 5, ours without admin listeners and"
@@ -596,6 +636,13 @@ if selected iamat50; then
     admin_row "herd CPU us per check-in" herd_cpu_us_per_op
     admin_row "latency p50 ms" p50_ms
     admin_row "latency p99 ms" p99_ms
+    if [ -n "$(with admin)" ]; then
+        echo
+        echo "The store in each admin run, from the five servers' /metrics read once more after"
+        echo "it (summed over the servers; the counters include the warm-up's few check-ins):"
+        echo
+        for REP in $(seq 1 "$REPEAT"); do store_line "$REP"; done
+    fi
 fi
 
 echo
