@@ -394,13 +394,18 @@ startup() {
 
 # startup_store: five launches of one of our servers over a store of $STORE_RECORDS
 # records, each timed until it answers a WHATSAT from its store.
+# Each launch's resident memory comes with the figures, and with --store-file (which a
+# BENCH_HERD of an older revision may not have) the store's size on disk.
 startup_store() {
-    local out=$TMP/out/startup_store.ours.$REP.json
+    local out=$TMP/out/startup_store.ours.$REP.json size=()
     rm -rf "$TMP/startup-data"
+    if "$HERD" bench startup --help 2>/dev/null | grep -q -- --store-file; then
+        size=(--store-file "$TMP/startup-data/Hill.db")
+    fi
     echo "bench.sh: [$REP/$REPEAT] startup with $STORE_RECORDS records in the store" >&2
     "$HERD" bench startup --servers "127.0.0.1:$STARTUP_OURS" --runs 5 --json \
-        --fill "$STORE_RECORDS" -- "$HERD" serve Hill --config "$TMP/startup.toml" >"$out" ||
-        echo '{"failed":true}' >"$out"
+        --fill "$STORE_RECORDS" "${size[@]}" -- "$HERD" serve Hill --config "$TMP/startup.toml" \
+        >"$out" || echo '{"failed":true}' >"$out"
 }
 
 KINDS=(ours)
@@ -541,8 +546,12 @@ row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 
 row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
 row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
-row "start-up, $STORE_RECORDS records in the store" "ms until answering from it, max of 5" \
-    startup_store startup_ms_max max 5000 "< 5 s"
+S="start-up, $STORE_RECORDS records in the store"
+row "$S" "ms until answering from it, max of 5" startup_store startup_ms_max max 5000 "< 5 s"
+row "$S" "KiB resident once answering, max of 5" startup_store rss_kib_max info "" ""
+row "$S" "peak KiB resident until then, max of 5" startup_store rss_peak_kib_max info "" ""
+row "$S" "store file bytes" startup_store store_bytes info "" ""
+row "$S" "its -wal file bytes" startup_store store_wal_bytes info "" ""
 
 # tls_row SCENARIO FIGURE NAME KEY: ours on plain links, ours on TLS links, and TLS / plain.
 tls_row() {
