@@ -100,7 +100,10 @@ if [ -n "${BENCH_HERD:-}" ]; then
 else
     echo "bench.sh: building the release binary" >&2
     cargo build --release --quiet --bin herd
-    HERD=$ROOT/target/release/herd
+    # Where cargo put it: CARGO_TARGET_DIR when set (relative to here, as cargo reads it).
+    TARGET_DIR=${CARGO_TARGET_DIR:-target}
+    [[ "$TARGET_DIR" == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+    HERD=$TARGET_DIR/release/herd
 fi
 # Other work on the machine skews every figure: say how busy it was just before we started
 # (all CPUs, over 2 s, from /proc/stat).
