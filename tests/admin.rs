@@ -133,7 +133,9 @@ fn metrics_count_exactly_the_traffic_that_was_sent() {
     );
     assert!(value(&hill, "process_resident_memory_bytes", &[]) > 1e6);
     assert!(value(&hill, "process_open_fds", &[]) > 3.0);
-    assert!(value(&hill, "process_cpu_seconds_total", &[]) >= 0.0);
+    // Present (value() fails otherwise); its value is whole clock ticks, and a server this
+    // young has often used less than one (0 in three of four runs tried), so no bound.
+    value(&hill, "process_cpu_seconds_total", &[]);
     // Jaquez writes the floods too, within the wait of records nobody waits on.
     wait_for("Jaquez to commit both floods", || {
         let n = value(&scrape(jaquez), "herd_store_committed_records_total", &[]);
