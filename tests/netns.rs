@@ -26,7 +26,6 @@ use common::netns::{host_ip, Lab, BRIDGE_IP};
 use common::relay::{Relay, RelayOptions};
 use common::*;
 
-const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
 const HILL: usize = 0;
 const JAQUEZ: usize = 1;
 const SMITH: usize = 2;

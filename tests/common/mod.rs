@@ -137,6 +137,11 @@ impl HerdFiles {
         self.dir.0.join("logs").join(format!("{name}.log"))
     }
 
+    /// Server `name`'s event log as it is now (empty while there is none).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
     /// Starts `herd serve name` and waits until it accepts connections.
     pub fn serve(&self, name: &str) -> Server {
         Server::start(&self.config, name, self.addr(name), &[])
@@ -249,6 +254,33 @@ pub fn herd(args: &[&str]) -> Output {
         .expect("run herd")
 }
 
+/// `herd up --config CONFIG`, stopped with SIGTERM when dropped (so its servers stop with
+/// it, which SIGKILL would leave running), passed or not.
+pub struct HerdUp(pub Child);
+
+impl HerdUp {
+    /// Starts it, its stderr to `stderr`; it does not wait for the servers.
+    pub fn start(config: &Path, stderr: Stdio) -> HerdUp {
+        let mut cmd = Command::new(herd_bin());
+        cmd.args(["up", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .env_remove("GOOGLE_PLACES_API_KEY");
+        HerdUp(cmd.spawn().expect("spawn herd up"))
+    }
+}
+
+impl Drop for HerdUp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            signal(&self.0, "TERM");
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A raw client connection with a read time-out.
 pub struct Conn(pub TcpStream);
 
@@ -359,6 +391,12 @@ pub fn split_whatsat(reply: &str) -> (&str, serde_json::Value) {
     (at, serde_json::from_str(json).expect("reply JSON parses"))
 }
 
+/// The default herd's servers, in its order.
+pub const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
+
+/// Two servers linked to each other.
+pub const PAIR: &[(&str, &[&str])] = &[("Hill", &["Jaquez"]), ("Jaquez", &["Hill"])];
+
 /// The default herd's graph, as the shipped herd.toml wires it.
 pub const GRAPH: &[(&str, &[&str])] = &[
     ("Hill", &["Jaquez", "Smith"]),
@@ -372,7 +410,7 @@ pub const GRAPH: &[(&str, &[&str])] = &[
 pub fn links_up(files: &HerdFiles, server: &str, neighbours: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = std::fs::read_to_string(files.log_path(server)).unwrap_or_default();
+        let log = files.log(server);
         if neighbours
             .iter()
             .all(|n| log.contains(&format!("peer {n} up")))
@@ -450,8 +488,13 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 }
 
 /// Polls `check` (every 20 ms, 10 s at most) until it returns something.
-pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
+pub fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_within(what, Duration::from_secs(10), check)
+}
+
+/// Polls `check` (every 20 ms, `limit` at most) until it returns something.
+pub fn wait_for_within<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(found) = check() {
             return found;
