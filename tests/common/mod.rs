@@ -54,7 +54,8 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 }
 
 /// A herd.toml for `servers` (name, neighbours) on fresh ports, plus `extra` TOML (places,
-/// secret, ...) placed before the server tables; logs and stores go in the test's folder.
+/// secret, ...) placed before the server tables; logs go in the test's folder, and so do
+/// the stores of the servers the helpers below start ([`store_env`]).
 pub struct HerdFiles {
     pub dir: TempDir,
     pub config: PathBuf,
@@ -85,12 +86,9 @@ impl HerdFiles {
             "{extra}\n[log]\ndir = \"{}\"\n",
             dir.0.join("logs").display()
         );
-        // Each test its own store, under its own folder, unless it says where (or runs
-        // another build, which may not know `[store]`).
-        if !extra.contains("[store]") && std::env::var_os("HERD_TEST_BIN").is_none() {
-            let store = dir.0.join("data");
-            toml.push_str(&format!("[store]\ndir = \"{}\"\n", store.display()));
-        }
+        // No [store] table: each server started from this config gets its own store in the
+        // test's folder through the environment (`store_env`), which works for another
+        // build too (HERD_TEST_BIN), one that may not know `[store]`.
         for ((name, neighbours), (_, addr)) in servers.iter().zip(&addrs) {
             let list: Vec<String> = neighbours.iter().map(|n| format!("\"{n}\"")).collect();
             toml.push_str(&format!(
@@ -154,6 +152,20 @@ pub fn herd_bin() -> String {
     std::env::var("HERD_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_herd").to_owned())
 }
 
+/// Where a server started from `config` keeps its store, unless the file has a `[store]`
+/// table of its own: `data` beside the file, in the test's folder, so that tests running
+/// at once never share one (nor the `./data` of the working directory). It is given as
+/// `HERD_STORE__DIR`, which reaches what `herd up` and `herd bench startup` start as well,
+/// and which a build without a store ignores, as it does every `HERD_*` variable that
+/// names no key.
+pub fn store_env(config: &Path) -> Option<(&'static str, PathBuf)> {
+    let text = std::fs::read_to_string(config).ok()?;
+    if text.lines().any(|l| l.trim() == "[store]") {
+        return None;
+    }
+    Some(("HERD_STORE__DIR", config.parent()?.join("data")))
+}
+
 /// A `herd serve` child process, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -190,6 +202,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .env_remove("GOOGLE_PLACES_API_KEY");
+        if let Some((k, v)) = store_env(config) {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -244,14 +259,18 @@ pub fn wait_until_listening(addr: SocketAddr) {
     }
 }
 
-/// Runs `herd` with `args` to completion.
+/// Runs `herd` with `args` to completion; with a `--config` among them, with the store
+/// [`store_env`] gives that config.
 pub fn herd(args: &[&str]) -> Output {
-    Command::new(herd_bin())
-        .args(args)
+    let mut cmd = Command::new(herd_bin());
+    cmd.args(args)
         .env_remove("GOOGLE_PLACES_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run herd")
+        .stdin(Stdio::null());
+    let config = args.windows(2).find(|w| w[0] == "--config").map(|w| w[1]);
+    if let Some((k, v)) = config.and_then(|c| store_env(Path::new(c))) {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run herd")
 }
 
 /// `herd up --config CONFIG`, stopped with SIGTERM when dropped (so its servers stop with
@@ -268,6 +287,9 @@ impl HerdUp {
             .stdout(Stdio::null())
             .stderr(stderr)
             .env_remove("GOOGLE_PLACES_API_KEY");
+        if let Some((k, v)) = store_env(config) {
+            cmd.env(k, v);
+        }
         HerdUp(cmd.spawn().expect("spawn herd up"))
     }
 }
