@@ -18,12 +18,14 @@
 #                    when it is absent, only our figures are printed
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
 #   BENCH_ONLY       the scenarios to run, comma-separated, of iamat50, iamat1, whatsat10,
-#                    flood, conns, startup, startup_store (default: all)
+#                    flood, conns, startup, startup_store (default: all); an unknown one
+#                    stops the script before anything runs
 #   BENCH_HERD       the herd binary to bench as ours (default: this tree's release
 #                    build), to compare revisions
-#   BENCH_KINDS      the variants of ours that run beside it, of mem, tls, admin
-#                    (default: all three); BENCH_KINDS=admin BENCH_ONLY=iamat50 pairs ours
-#                    with admin and nothing else
+#   BENCH_KINDS      the variants of ours that run beside it, separated by commas or
+#                    spaces, of mem, tls, admin (default: all three; empty: none);
+#                    BENCH_KINDS=admin BENCH_ONLY=iamat50 pairs ours with admin and nothing
+#                    else; an unknown one stops the script
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
 # ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
@@ -31,7 +33,9 @@
 # certificates from `herd certs`), and a second table compares it with ours on plain links.
 # IAMAT-50 also runs against ours with an admin listener on every server, each scraped
 # (GET /metrics) once a second as Prometheus would (`admin`), and a third table compares it
-# with ours without.
+# with ours without. After each admin run the script reads every server's /metrics once more
+# and keeps it (out/metrics/ in the temp folder), and below the third table it prints, per
+# run, the store's commits, records per commit and mean commit time from them.
 # The script stops only the processes it started, by PID, on exit whatever happens. See
 # docs/benchmarks.md for how to read the table.
 set -euo pipefail
@@ -43,8 +47,45 @@ ROUNDS=${BENCH_ROUNDS:-300}
 STORE_RECORDS=${BENCH_STORE_RECORDS:-1000000}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
-ONLY=,${BENCH_ONLY:-iamat50,iamat1,whatsat10,flood,conns,startup,startup_store},
-read -r -a EXTRA_KINDS <<<"${BENCH_KINDS-mem tls admin}"
+SCENARIOS=(iamat50 iamat1 whatsat10 flood conns startup startup_store)
+VARIANTS=(mem tls admin)
+# known WORD LIST...: whether WORD is one of LIST.
+known() {
+    local w=$1 k
+    shift
+    for k in "$@"; do [ "$k" = "$w" ] && return 0; done
+    return 1
+}
+ONLY=,
+IFS=', ' read -r -a words <<<"${BENCH_ONLY:-${SCENARIOS[*]}}"
+for w in "${words[@]}"; do
+    [ -n "$w" ] || continue
+    if ! known "$w" "${SCENARIOS[@]}"; then
+        echo "bench.sh: BENCH_ONLY: no scenario '$w' (known: ${SCENARIOS[*]})" >&2
+        exit 2
+    fi
+    ONLY+=$w,
+done
+# BENCH_KINDS set but empty runs none of the variants; unset runs all three.
+EXTRA_KINDS=()
+IFS=', ' read -r -a words <<<"${BENCH_KINDS-${VARIANTS[*]}}"
+for w in "${words[@]}"; do
+    [ -n "$w" ] || continue
+    if ! known "$w" "${VARIANTS[@]}"; then
+        echo "bench.sh: BENCH_KINDS: no variant '$w' (known: ${VARIANTS[*]})" >&2
+        exit 2
+    fi
+    EXTRA_KINDS+=("$w")
+done
+# selected SCENARIO: whether BENCH_ONLY asks for it.
+selected() { [[ "$ONLY" == *",$1,"* ]]; }
+# with KIND...: those of the variants BENCH_KINDS asks for.
+with() {
+    local k
+    for k in "$@"; do
+        if [[ " ${EXTRA_KINDS[*]-} " == *" $k "* ]]; then echo "$k"; fi
+    done
+}
 DELAY_MS=50
 NAMES=(Hill Jaquez Smith Campbell Singleton)
 
@@ -59,7 +100,10 @@ if [ -n "${BENCH_HERD:-}" ]; then
 else
     echo "bench.sh: building the release binary" >&2
     cargo build --release --quiet --bin herd
-    HERD=$ROOT/target/release/herd
+    # Where cargo put it: CARGO_TARGET_DIR when set (relative to here, as cargo reads it).
+    TARGET_DIR=${CARGO_TARGET_DIR:-target}
+    [[ "$TARGET_DIR" == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+    HERD=$TARGET_DIR/release/herd
 fi
 # Other work on the machine skews every figure: say how busy it was just before we started
 # (all CPUs, over 2 s, from /proc/stat).
@@ -205,7 +249,11 @@ herd_toml "" >"$TMP/herd-mem.toml"
     herd_toml "$TMP/data"
     printf '[tls]\ndir = "%s"\n' "$TMP/tls"
 } >"$TMP/herd-tls.toml"
-"$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
+# Its certificates only when a tls run will use them (a herd binary of another revision,
+# BENCH_HERD, may have no `herd certs` at all).
+if [ -n "$(with tls)" ] && { selected iamat50 || selected flood; }; then
+    "$HERD" certs --config "$TMP/herd-tls.toml" >/dev/null
+fi
 # The `admin` kind: the same herd, each server with an admin listener.
 herd_toml "$TMP/data" |
     awk -v port="$ADMIN_PORT" '{ print } /^neighbours = / { printf "admin = \"127.0.0.1:%d\"\n", port + n++ }' \
@@ -260,6 +308,18 @@ scrape_every_second() {
         sleep 1
     done
 }
+# scrape_admin TAG: every admin listener's /metrics once more, kept (HTTP head and all) as
+# $TMP/out/metrics/TAG.NAME.prom: the counters of the whole run, for the store's line below
+# the admin table.
+scrape_admin() {
+    local i
+    mkdir -p "$TMP/out/metrics"
+    for i in 0 1 2 3 4; do
+        (exec 3<>"/dev/tcp/127.0.0.1/$((ADMIN_PORT + i))" &&
+            printf 'GET /metrics HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n' >&3 &&
+            cat <&3) >"$TMP/out/metrics/$1.${NAMES[$i]}.prom" 2>/dev/null || true
+    done
+}
 start_baseline() {
     local i
     HERD_PIDS=()
@@ -312,6 +372,7 @@ run_bench() {
     for arg in "${HERD_PIDS[@]}"; do
         kill -0 "$arg" 2>/dev/null || echo "bench.sh: server PID $arg ($kind) exited during $name" >&2
     done
+    if [ "$kind" = admin ]; then scrape_admin "$name.$kind.$REP"; fi
     stop "${HERD_PIDS[@]}" "${AUX_PIDS[@]}"
     AUX_PIDS=()
 }
@@ -336,13 +397,18 @@ startup() {
 
 # startup_store: five launches of one of our servers over a store of $STORE_RECORDS
 # records, each timed until it answers a WHATSAT from its store.
+# Each launch's resident memory comes with the figures, and with --store-file (which a
+# BENCH_HERD of an older revision may not have) the store's size on disk.
 startup_store() {
-    local out=$TMP/out/startup_store.ours.$REP.json
+    local out=$TMP/out/startup_store.ours.$REP.json size=()
     rm -rf "$TMP/startup-data"
+    if "$HERD" bench startup --help 2>/dev/null | grep -q -- --store-file; then
+        size=(--store-file "$TMP/startup-data/Hill.db")
+    fi
     echo "bench.sh: [$REP/$REPEAT] startup with $STORE_RECORDS records in the store" >&2
     "$HERD" bench startup --servers "127.0.0.1:$STARTUP_OURS" --runs 5 --json \
-        --fill "$STORE_RECORDS" -- "$HERD" serve Hill --config "$TMP/startup.toml" >"$out" ||
-        echo '{"failed":true}' >"$out"
+        --fill "$STORE_RECORDS" "${size[@]}" -- "$HERD" serve Hill --config "$TMP/startup.toml" \
+        >"$out" || echo '{"failed":true}' >"$out"
 }
 
 KINDS=(ours)
@@ -351,14 +417,6 @@ STATS=()
 [ "$HAVE_BASELINE" = 1 ] && STATS=(--places-stats "http://127.0.0.1:$FAKE_PORT/stats")
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
-selected() { [[ "$ONLY" == *",$1,"* ]]; }
-# with KIND...: those of the variants BENCH_KINDS asks for.
-with() {
-    local k
-    for k in "$@"; do
-        if [[ " ${EXTRA_KINDS[*]-} " == *" $k "* ]]; then echo "$k"; fi
-    done
-}
 for REP in $(seq 1 "$REPEAT"); do
     for kind in "${KINDS[@]}" $(with mem tls admin); do
         selected iamat50 || continue
@@ -491,8 +549,12 @@ row "$S" "RSS bytes per idle conn" conns rss_bytes_per_idle_conn max 4096 "<= 4 
 row "$S" "idle conns that answered" conns answered equal "$IDLE" "all $IDLE"
 row "$S" "IAMAT RTT p99 ms meanwhile" conns probe_p99_ms info "" ""
 row "start-up" "ms until accepting, max of 5" startup startup_ms_max max 50 "<= 50 ms"
-row "start-up, $STORE_RECORDS records in the store" "ms until answering from it, max of 5" \
-    startup_store startup_ms_max max 5000 "< 5 s"
+S="start-up, $STORE_RECORDS records in the store"
+row "$S" "ms until answering from it, max of 5" startup_store startup_ms_max max 5000 "< 5 s"
+row "$S" "KiB resident once answering, max of 5" startup_store rss_kib_max info "" ""
+row "$S" "peak KiB resident until then, max of 5" startup_store rss_peak_kib_max info "" ""
+row "$S" "store file bytes" startup_store store_bytes info "" ""
+row "$S" "its -wal file bytes" startup_store store_wal_bytes info "" ""
 
 # tls_row SCENARIO FIGURE NAME KEY: ours on plain links, ours on TLS links, and TLS / plain.
 tls_row() {
@@ -549,6 +611,31 @@ admin_row() {
     }'
 }
 
+# store_line REP: commits, records committed, records per commit and the mean commit time of
+# the admin herd's IAMAT-50 run REP, from its kept scrapes, with the run's check-ins.
+store_line() {
+    local files=("$TMP/out/metrics/iamat50.admin.$1".*.prom) check_ins
+    if [ ! -f "${files[0]}" ]; then
+        echo "- run $1: no scrape kept (the run failed?)"
+        return 0
+    fi
+    check_ins=$(value "$TMP/out/iamat50.admin.$1.json" check_ins)
+    awk -v rep="$1" -v servers="${#files[@]}" -v check_ins="${check_ins:-}" '
+        $1 == "herd_store_commit_duration_seconds_count" { commits += $2 }
+        $1 == "herd_store_commit_duration_seconds_sum" { seconds += $2 }
+        $1 == "herd_store_committed_records_total" { records += $2 }
+        $1 == "herd_store_commit_duration_seconds_bucket{le=\"0.0001\"}" { fast += $2 }
+        $1 == "herd_store_commit_duration_seconds_bucket{le=\"0.001\"}" { ms += $2 }
+        END {
+            if (commits == 0) { printf "- run %s: no commits in the scrapes\n", rep; exit }
+            printf "- run %s: %d commits, %d records committed, %.1f records/commit, mean commit %.3f ms (%.0f%% under 100 us, %.0f%% under 1 ms), %d servers", \
+                rep, commits, records, records / commits, 1000 * seconds / commits, 100 * fast / commits, 100 * ms / commits, servers
+            if (check_ins ~ /^[0-9]+$/ && check_ins > 0)
+                printf "; %d check-ins, %.3f commits per check-in", check_ins, commits / check_ins
+            printf "\n"
+        }' "${files[@]}"
+}
+
 if selected iamat50; then
     echo
     echo "The admin listener: IAMAT, 50 conns over all 5, ours without admin listeners and"
@@ -561,6 +648,13 @@ if selected iamat50; then
     admin_row "herd CPU us per check-in" herd_cpu_us_per_op
     admin_row "latency p50 ms" p50_ms
     admin_row "latency p99 ms" p99_ms
+    if [ -n "$(with admin)" ]; then
+        echo
+        echo "The store in each admin run, from the five servers' /metrics read once more after"
+        echo "it (summed over the servers; the counters include the warm-up's few check-ins):"
+        echo
+        for REP in $(seq 1 "$REPEAT"); do store_line "$REP"; done
+    fi
 fi
 
 echo

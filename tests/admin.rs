@@ -8,8 +8,6 @@ use common::*;
 use herd_actors::places::fake::{FakeGoogle, Mode};
 use prometheus_parse::{Scrape, Value};
 
-const PAIR: &[(&str, &[&str])] = &[("Hill", &["Jaquez"]), ("Jaquez", &["Hill"])];
-
 /// `/metrics` of the admin listener at `admin`, parsed as Prometheus would.
 fn scrape(admin: std::net::SocketAddr) -> Scrape {
     let (code, body) = http_get(admin, "/metrics").expect("the admin listener answers");
@@ -133,7 +131,9 @@ fn metrics_count_exactly_the_traffic_that_was_sent() {
     );
     assert!(value(&hill, "process_resident_memory_bytes", &[]) > 1e6);
     assert!(value(&hill, "process_open_fds", &[]) > 3.0);
-    assert!(value(&hill, "process_cpu_seconds_total", &[]) >= 0.0);
+    // Present (value() fails otherwise); its value is whole clock ticks, and a server this
+    // young has often used less than one (0 in three of four runs tried), so no bound.
+    value(&hill, "process_cpu_seconds_total", &[]);
     // Jaquez writes the floods too, within the wait of records nobody waits on.
     wait_for("Jaquez to commit both floods", || {
         let n = value(&scrape(jaquez), "herd_store_committed_records_total", &[]);
@@ -350,7 +350,7 @@ fn a_server_with_an_admin_listener_stops_cleanly_and_restarts_on_both_ports_at_o
     let mut server = files.serve("Hill");
     wait_for("serving", || health(admin).filter(|(c, _)| *c == 200));
     assert!(server.terminate().success());
-    let log = std::fs::read_to_string(files.log_path("Hill")).expect("the log");
+    let log = files.log("Hill");
     assert!(
         log.contains(&format!("admin listener on http://{admin}/")),
         "{log}"

@@ -141,6 +141,48 @@ fn conns_holds_idle_connections_that_all_answer() {
 }
 
 #[test]
+fn startup_over_a_filled_store_reports_the_memory_and_the_file_it_takes() {
+    let files = HerdFiles::single("");
+    let addr = files.addr("Hill").to_string();
+    let store = files.dir.0.join("data").join("Hill.db");
+    let (bin, config) = (herd_bin(), files.config.to_str().unwrap().to_owned());
+    let out = herd(&[
+        "bench",
+        "startup",
+        "--servers",
+        &addr,
+        "--runs",
+        "2",
+        "--fill",
+        "500",
+        "--store-file",
+        store.to_str().unwrap(),
+        "--json",
+        "--",
+        &bin,
+        "serve",
+        "Hill",
+        "--config",
+        &config,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the summary is JSON");
+    assert_eq!(num(&v, "records"), 500.0, "{v}");
+    assert_eq!(
+        v["rss_kib_each"].as_str().map(|e| e.split(',').count()),
+        Some(2),
+        "{v}"
+    );
+    assert!(num(&v, "rss_kib_max") > 1000.0, "{v}");
+    assert!(num(&v, "rss_peak_kib_max") >= num(&v, "rss_kib_max"), "{v}");
+    // 500 rows of a client, a server, a place and two times: more than 20 bytes each, in
+    // the file or still in its write-ahead log.
+    let on_disk = num(&v, "store_bytes") + num(&v, "store_wal_bytes");
+    assert!(on_disk > 500.0 * 20.0, "{v}");
+}
+
+#[test]
 fn a_target_off_loopback_is_refused() {
     let out = herd(&["bench", "iamat", "--servers", "192.0.2.1:12000"]);
     assert!(!out.status.success());

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
 const CLIENTS: usize = 8;
 const CHAOS: Duration = Duration::from_secs(20);
 const SEED: u64 = 9;

@@ -2,11 +2,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
 
 #[test]
 fn a_check_in_at_hill_is_answered_everywhere() {
@@ -149,18 +147,18 @@ fn a_wrong_secret_keeps_a_server_out_of_the_herd() {
         &[("HERD_SECRET", "wrong")],
     );
     let refusals = || {
-        let log = std::fs::read_to_string(files.log_path("Hill")).unwrap_or_default();
-        log.matches("wrong secret from Jaquez").count()
+        files
+            .log("Hill")
+            .matches("wrong secret from Jaquez")
+            .count()
     };
     let before = refusals();
     let at = check_in(&files, "Jaquez", "IAMAT sneaky +1+1 10");
     // Jaquez's link retries; once Hill has refused it after the check-in, a link that had
     // got in would have carried the record.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while refusals() <= before {
-        assert!(Instant::now() < deadline, "Jaquez never tried Hill again");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("Jaquez to try Hill again", || {
+        (refusals() > before).then_some(())
+    });
     assert_eq!(held(&files, "Hill", "sneaky"), None);
     assert!(held(&files, "Jaquez", "sneaky").is_some_and(|h| h == at));
 }
@@ -215,27 +213,8 @@ fn the_herd_converges_after_churn() {
 
 #[test]
 fn herd_up_runs_every_server_and_stops_them_all() {
-    /// Stops `herd up` (and so its servers) with SIGTERM if the test fails midway: SIGKILL
-    /// would leave its children running.
-    struct Up(std::process::Child);
-    impl Drop for Up {
-        fn drop(&mut self) {
-            if let Ok(None) = self.0.try_wait() {
-                signal(&self.0, "TERM");
-                let _ = self.0.wait();
-            }
-        }
-    }
-
     let files = HerdFiles::new(GRAPH, "");
-    let mut up = Up(std::process::Command::new(herd_bin())
-        .args(["up", "--config"])
-        .arg(&files.config)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn herd up"));
+    let mut up = HerdUp::start(&files.config, std::process::Stdio::piped());
     for name in NAMES {
         wait_until_listening(files.addr(name));
     }

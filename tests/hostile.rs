@@ -11,21 +11,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use herd_actors::places::fake::{FakeGoogle, Mode};
 
-/// Two servers linked to each other.
-const PAIR: &[(&str, &[&str])] = &[("Hill", &["Jaquez"]), ("Jaquez", &["Hill"])];
-
-/// Polls `check` every 20 ms until it holds (20 s at most), then returns.
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn log_of(files: &HerdFiles, server: &str) -> String {
-    std::fs::read_to_string(files.log_path(server)).unwrap_or_default()
-}
+/// How long these tests wait for a server to notice something (time-outs of a second,
+/// a stopped neighbour's silence).
+const NOTICE: Duration = Duration::from_secs(20);
 
 /// The resident memory of a process, in bytes.
 fn rss(server: &Server) -> u64 {
@@ -75,8 +63,8 @@ fn a_check_in_as_long_as_a_line_may_be_reaches_the_herd_and_links_stay_up() {
     // Later check-ins still flow, and the link never went down.
     let later = check_in(&files, "Hill", "IAMAT later +1+1 1621464828");
     eventually_holds(&files, "Jaquez", "later", &later);
-    assert!(!log_of(&files, "Hill").contains("peer Jaquez down"));
-    assert!(!log_of(&files, "Jaquez").contains("peer Hill down"));
+    assert!(!files.log("Hill").contains("peer Jaquez down"));
+    assert!(!files.log("Jaquez").contains("peer Hill down"));
 }
 
 // 2. Peer input is applied only as whole lines.
@@ -128,7 +116,7 @@ fn clients_that_never_read_cost_the_server_little() {
     assert!(reply.starts_with("AT Hill "), "{reply}");
     // The hogs' lines are read and answered as far as the kernel's buffers and the reply
     // windows take them, then no more: wait until the server has stopped reading.
-    let read_lines = || log_of(&files, "Hill").matches(" in ").count();
+    let read_lines = || files.log("Hill").matches(" in ").count();
     let mut last = read_lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -215,9 +203,10 @@ fn idle_and_slow_connections_are_closed_after_their_time_outs() {
     assert_eq!(until_closed(&mut idle), b"");
     assert_eq!(dribbler.join().expect("dribbler"), b"");
     assert!(started.elapsed() < READ_TIMEOUT, "closed only by the test");
-    eventually("both closings logged", || {
-        let log = log_of(&files, "Hill");
-        log.contains(": idle for 1s") && log.contains(": a line unfinished after 1s")
+    wait_for_within("both closings logged", NOTICE, || {
+        let log = files.log("Hill");
+        (log.contains(": idle for 1s") && log.contains(": a line unfinished after 1s"))
+            .then_some(())
     });
 }
 
@@ -247,13 +236,18 @@ fn past_the_descriptors_it_has_a_server_closes_new_connections_at_once_and_recov
     );
     // Once they go, a new client is served again, and no accept ever failed.
     drop(held);
-    eventually("a new client is served", || {
-        try_line(&files, "IAMAT new +1+1 1").is_some_and(|r| r.starts_with("AT Hill "))
+    wait_for_within("a new client is served", NOTICE, || {
+        try_line(&files, "IAMAT new +1+1 1")
+            .is_some_and(|r| r.starts_with("AT Hill "))
+            .then_some(())
     });
-    eventually("the refusals logged", || {
-        log_of(&files, "Hill").contains(": too many connections")
+    wait_for_within("the refusals logged", NOTICE, || {
+        files
+            .log("Hill")
+            .contains(": too many connections")
+            .then_some(())
     });
-    assert!(!log_of(&files, "Hill").contains("accept failed"));
+    assert!(!files.log("Hill").contains("accept failed"));
     drop(server);
 }
 
@@ -336,8 +330,11 @@ fn a_stopped_neighbour_is_noticed_and_resynced_when_it_continues() {
     let files = HerdFiles::new(PAIR, "");
     let servers = start_herd_of(&files, PAIR);
     signal(&servers[1].child, "STOP");
-    eventually("Hill sees Jaquez down", || {
-        log_of(&files, "Hill").contains("peer Jaquez down: no word from the neighbour")
+    wait_for_within("Hill sees Jaquez down", NOTICE, || {
+        files
+            .log("Hill")
+            .contains("peer Jaquez down: no word from the neighbour")
+            .then_some(())
     });
     let at = check_in(&files, "Hill", "IAMAT while-stopped +1+1 1");
     signal(&servers[1].child, "CONT");
@@ -348,16 +345,7 @@ fn a_stopped_neighbour_is_noticed_and_resynced_when_it_continues() {
 #[test]
 fn herd_up_without_a_secret_gives_its_servers_a_fresh_one() {
     let files = HerdFiles::new(PAIR, "");
-    let up = UpGuard(
-        std::process::Command::new(herd_bin())
-            .args(["up", "--config"])
-            .arg(&files.config)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn herd up"),
-    );
+    let up = HerdUp::start(&files.config, std::process::Stdio::null());
     wait_until_listening(files.addr("Hill"));
     let mut intruder = Conn::open(files.addr("Hill"));
     let answer = intruder.line("HERD-PEER 1 Jaquez Hill");
@@ -367,18 +355,6 @@ fn herd_up_without_a_secret_gives_its_servers_a_fresh_one() {
     let at = check_in(&files, "Hill", "IAMAT upped +1+1 1");
     eventually_holds(&files, "Jaquez", "upped", &at);
     drop(up);
-}
-
-/// Stops `herd up` (and so its servers) with SIGTERM when the test ends, passed or not.
-struct UpGuard(std::process::Child);
-
-impl Drop for UpGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            signal(&self.0, "TERM");
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// A herd of one server asking the fake Google, with `places` added to its table.
@@ -406,15 +382,7 @@ fn concurrent_places_calls_to_a_server_that_closes_each_connection_all_succeed()
     }
     for round in 0..3 {
         c.send(ask.as_bytes());
-        let mut got = Vec::new();
-        let mut buf = [0u8; 65536];
-        while got.windows(2).filter(|w| w == b"\n\n").count() < 20 {
-            let n = c.0.read(&mut buf).expect("read");
-            assert!(n > 0, "closed after {}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8(got).expect("utf8");
-        for (i, reply) in text.split_inclusive("\n\n").enumerate() {
+        for (i, reply) in whatsat_replies(&mut c, 20).iter().enumerate() {
             let (_, json) = split_whatsat(reply);
             assert_eq!(json["status"], "OK", "round {round}, c{i}: {json}");
         }

@@ -194,6 +194,9 @@ fn a_hundred_clients_asking_at_once_cost_one_call_and_the_ttl_one_more() {
     check_in_kiwi(&mut Conn::open(files.addr("Hill")));
     let lines = vec!["WHATSAT kiwi.cs.ucla.edu 10 5".to_string(); 100];
     let replies = whatsat_at_once(files.addr("Hill"), &lines);
+    // The answer was stored before its replies were sent: its TTL runs out no sooner than
+    // one TTL from here, less the time it took to send them.
+    let stored_by = std::time::Instant::now();
     assert_eq!(replies.len(), 100);
     for json in &replies {
         assert_eq!(json["status"], "OK", "{json}");
@@ -208,16 +211,30 @@ fn a_hundred_clients_asking_at_once_cost_one_call_and_the_ttl_one_more() {
     // then: the cache served every question in between.
     let mut c = Conn::open(files.addr("Hill"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (mut from_cache, mut refetch_asked) = (0, std::time::Duration::ZERO);
     while fake.count() == 1 {
         assert!(
             std::time::Instant::now() < deadline,
             "the answer never went stale"
         );
+        let asked = stored_by.elapsed();
         let (_, json) = split_whatsat(&c.whatsat("WHATSAT kiwi.cs.ucla.edu 10 5"));
         assert_eq!(results(&json), 3, "{json}");
+        if fake.count() == 1 {
+            from_cache += 1;
+        } else {
+            refetch_asked = asked;
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(fake.count(), 2);
+    // A cache that kept nothing (or too briefly) also ends the loop, at once: the answer
+    // must have been kept for its TTL (1 s; 250 ms allowed for sending the 100 replies).
+    assert!(
+        refetch_asked >= std::time::Duration::from_millis(750),
+        "fetched anew {refetch_asked:?} after it was stored, after {from_cache} asks from \
+         the cache"
+    );
 }
 
 #[test]

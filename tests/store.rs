@@ -7,11 +7,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
 
 /// Checks `count` clients in over one pipelined connection per server, spread over the
 /// herd; every one must be acknowledged. Returns (client, AT line) of each.
@@ -50,6 +48,27 @@ fn check_in_many(files: &HerdFiles, count: usize) -> Vec<(String, String)> {
     })
 }
 
+/// Asks `server` for every client of `acked` at once (pipelined WHATSATs on one
+/// connection) and checks that each reply's AT line is the one acknowledged; `what(client)`
+/// says which failed.
+fn assert_answers_all(
+    files: &HerdFiles,
+    server: &str,
+    acked: &[(String, String)],
+    what: impl Fn(&str) -> String,
+) {
+    let mut conn = Conn::open(files.addr(server));
+    let ask: String = acked
+        .iter()
+        .map(|(client, _)| format!("WHATSAT {client} 0.001 1\n"))
+        .collect();
+    conn.send(ask.as_bytes());
+    let replies = whatsat_replies(&mut conn, acked.len());
+    for ((client, at), reply) in acked.iter().zip(replies) {
+        assert_eq!(reply.lines().next(), Some(at.as_str()), "{}", what(client));
+    }
+}
+
 #[test]
 fn a_herd_killed_at_once_answers_every_acknowledged_check_in_after_a_restart() {
     let files = HerdFiles::new(GRAPH, "");
@@ -63,20 +82,7 @@ fn a_herd_killed_at_once_answers_every_acknowledged_check_in_after_a_restart() {
     let _servers = start_herd(&files);
     // Every server answers every record at once: from its own store, or its neighbours'.
     for name in NAMES {
-        let mut conn = Conn::open(files.addr(name));
-        let ask: String = acked
-            .iter()
-            .map(|(client, _)| format!("WHATSAT {client} 0.001 1\n"))
-            .collect();
-        conn.send(ask.as_bytes());
-        let replies = whatsat_replies(&mut conn, acked.len());
-        for ((client, at), reply) in acked.iter().zip(replies) {
-            assert_eq!(
-                reply.lines().next(),
-                Some(at.as_str()),
-                "{name} on {client}"
-            );
-        }
+        assert_answers_all(&files, name, &acked, |client| format!("{name} on {client}"));
     }
 }
 
@@ -121,11 +127,11 @@ fn a_server_killed_while_check_ins_arrive_keeps_every_one_it_acknowledged() {
         })
         .collect();
     // Kill while check-ins are in flight, once a good many are acknowledged.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked.lock().expect("lock").len() < 2000 {
-        assert!(Instant::now() < deadline, "too few check-ins acknowledged");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_within(
+        "2000 check-ins acknowledged",
+        Duration::from_secs(20),
+        || (acked.lock().expect("lock").len() >= 2000).then_some(()),
+    );
     server.kill();
     stop.store(true, Ordering::Relaxed);
     for w in writers {
@@ -133,16 +139,7 @@ fn a_server_killed_while_check_ins_arrive_keeps_every_one_it_acknowledged() {
     }
     let acked = acked.lock().expect("lock").clone();
     let _server = files.serve("Hill");
-    let mut conn = Conn::open(files.addr("Hill"));
-    let ask: String = acked
-        .iter()
-        .map(|(client, _)| format!("WHATSAT {client} 0.001 1\n"))
-        .collect();
-    conn.send(ask.as_bytes());
-    let replies = whatsat_replies(&mut conn, acked.len());
-    for ((client, at), reply) in acked.iter().zip(replies) {
-        assert_eq!(reply.lines().next(), Some(at.as_str()), "{client}");
-    }
+    assert_answers_all(&files, "Hill", &acked, str::to_owned);
 }
 
 #[test]

@@ -8,8 +8,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 
-const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
-
 /// The default herd's files, with `[tls] dir` in a folder of the test's.
 fn tls_herd() -> (HerdFiles, TempDir) {
     let tls = TempDir::new("tls");
@@ -92,15 +90,12 @@ fn a_herd_on_tls_floods_and_refuses_plain_text_peers() {
         reply,
         "HERD-REFUSED this herd's peer links use TLS: a hello in plain text is refused\n"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(files.log_path("Smith")).unwrap();
-        if log.contains("refused peer handshake from 127.0.0.1:") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not logged: {log}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for("Smith to log the refused handshake", || {
+        files
+            .log("Smith")
+            .contains("refused peer handshake from 127.0.0.1:")
+            .then_some(())
+    });
     for name in NAMES {
         assert_eq!(held(&files, name, "kiwi").as_deref(), Some(at.as_str()));
     }

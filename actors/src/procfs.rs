@@ -4,9 +4,12 @@
 
 use std::io;
 
-/// Resident memory in bytes, from the text of `/proc/PID/status` (its `VmRSS: N kB` line).
-pub fn vm_rss_bytes(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+/// A memory figure in bytes from the text of `/proc/PID/status`: its `FIELD: N kB` line
+/// (`VmRSS` resident memory, `VmHWM` the most it has been).
+pub fn status_bytes(status: &str, field: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     let kb: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kb * 1024)
 }
@@ -36,8 +39,8 @@ mod tests {
     #[test]
     fn resident_memory_is_read_from_vm_rss_in_kilobytes() {
         let status = "Name:\therd\nVmPeak:\t  9000 kB\nVmRSS:\t    2048 kB\nThreads:\t4\n";
-        assert_eq!(vm_rss_bytes(status), Some(2048 * 1024));
-        assert_eq!(vm_rss_bytes("Name:\therd\n"), None);
+        assert_eq!(status_bytes(status, "VmRSS"), Some(2048 * 1024));
+        assert_eq!(status_bytes("Name:\therd\n", "VmRSS"), None);
     }
 
     #[test]

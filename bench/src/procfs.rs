@@ -28,9 +28,20 @@ pub(crate) fn own_cpu_time() -> Result<Duration, String> {
 
 /// Resident memory of a process in bytes (`VmRSS` of `/proc/PID/status`).
 pub(crate) fn rss_bytes(pid: u32) -> Result<u64, String> {
+    status_bytes(pid, "VmRSS")
+}
+
+/// The most resident memory a process has had, in bytes (`VmHWM` of `/proc/PID/status`).
+pub(crate) fn peak_rss_bytes(pid: u32) -> Result<u64, String> {
+    status_bytes(pid, "VmHWM")
+}
+
+/// A `FIELD: N kB` line of `/proc/PID/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    procfs::vm_rss_bytes(&status).ok_or_else(|| format!("{path} has no `VmRSS: N kB` line"))
+    procfs::status_bytes(&status, field)
+        .ok_or_else(|| format!("{path} has no `{field}: N kB` line"))
 }
 
 /// How many files (sockets included) a process has open.
@@ -116,7 +127,9 @@ mod tests {
     #[test]
     fn this_process_can_be_measured() {
         let pid = std::process::id();
-        assert!(rss_bytes(pid).unwrap() > 0);
+        let rss = rss_bytes(pid).unwrap();
+        assert!(rss > 0);
+        assert!(peak_rss_bytes(pid).unwrap() >= rss);
         assert!(open_files(pid).unwrap() >= 3);
         // Burn a little CPU so the count is visibly nonzero.
         let start = Instant::now();

@@ -5,14 +5,19 @@
 //! stops the command once a connection succeeds; the figure is the slowest of the runs.
 //! With `--fill N`, a first launch (not timed) is given N check-ins and stopped with
 //! SIGTERM; each timed launch then counts until a WHATSAT for one of those clients is
-//! answered, which a server with a store does only once it has loaded it. Only the
-//! processes this spawned are stopped, by their PIDs.
+//! answered, which a server with a store does only once it has loaded it, and reads the
+//! resident memory of the process it spawned (`VmRSS` and `VmHWM`) just before it kills it.
+//! With `--store-file PATH` as well, it reports the size of that file (and of its `-wal`)
+//! after the filling launch's clean stop: what N records cost on disk. Only the processes
+//! this spawned are stopped, by their PIDs.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::procfs::{peak_rss_bytes, rss_bytes};
 use super::report::Report;
 use super::targets::Common;
 
@@ -36,6 +41,10 @@ pub struct Args {
     /// until it answers a WHATSAT for one of them.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     fill: Option<u32>,
+    /// With --fill: the store file the server writes (e.g. data/Hill.db), whose size (and
+    /// its -wal's) after the filling launch is reported.
+    #[arg(long, value_name = "PATH", requires = "fill")]
+    store_file: Option<PathBuf>,
     /// The server command and its arguments, after `--`; it must listen on the address of
     /// --at (or the first server).
     #[arg(last = true, required = true)]
@@ -49,7 +58,10 @@ pub(crate) fn run(args: Args) -> Result<Report, String> {
     if let Some(n) = args.fill {
         fill(&args.command, addr, n, &shown)?;
     }
+    let on_disk = args.store_file.as_deref().map(store_size).transpose()?;
     let mut times = Vec::new();
+    // With --fill, each run's (VmRSS, VmHWM) in KiB once the server answered from its store.
+    let mut memory: Vec<(u64, u64)> = Vec::new();
     for run in 1..=args.runs {
         if TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok() {
             return Err(format!(
@@ -72,15 +84,29 @@ pub(crate) fn run(args: Args) -> Result<Report, String> {
                     None => Ok(took),
                 }
             });
+        // What the server holds once it answers from its store: read before the kill.
+        let resident = match (&took, args.fill) {
+            (Ok(_), Some(_)) => Some(resident_kib(child.id())),
+            _ => None,
+        };
         // Kill, not SIGTERM: a graceful stop is not what is measured, and this is the
         // process this run spawned, by PID.
         let _ = child.kill();
         let _ = child.wait();
         let took = took?;
-        eprintln!(
-            "herd bench startup [run {run}] {:.2} ms",
-            took.as_secs_f64() * 1000.0
-        );
+        match resident.transpose()? {
+            Some((rss, peak)) => {
+                eprintln!(
+                    "herd bench startup [run {run}] {:.2} ms, {rss} KiB resident (peak {peak} KiB)",
+                    took.as_secs_f64() * 1000.0
+                );
+                memory.push((rss, peak));
+            }
+            None => eprintln!(
+                "herd bench startup [run {run}] {:.2} ms",
+                took.as_secs_f64() * 1000.0
+            ),
+        }
         times.push(took);
     }
     let ms: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1000.0).collect();
@@ -100,7 +126,47 @@ pub(crate) fn run(args: Args) -> Result<Report, String> {
         2,
         "ms",
     );
+    if !memory.is_empty() {
+        let each: Vec<String> = memory.iter().map(|(rss, _)| rss.to_string()).collect();
+        r.text(
+            "rss_kib_each",
+            "resident once answering, each run (KiB)",
+            each.join(","),
+        );
+        r.count(
+            "rss_kib_max",
+            "resident once answering, largest (KiB)",
+            memory.iter().map(|&(rss, _)| rss).max().unwrap_or(0),
+        );
+        r.count(
+            "rss_peak_kib_max",
+            "peak resident until then, largest (KiB)",
+            memory.iter().map(|&(_, peak)| peak).max().unwrap_or(0),
+        );
+    }
+    if let (Some((db, wal)), Some(path)) = (on_disk, &args.store_file) {
+        r.text("store_file", "store file", path.display().to_string());
+        r.count("store_bytes", "store file size (bytes)", db);
+        r.count("store_wal_bytes", "its -wal file (bytes)", wal);
+    }
     Ok(r)
+}
+
+/// `VmRSS` and `VmHWM` of process `pid`, in KiB.
+fn resident_kib(pid: u32) -> Result<(u64, u64), String> {
+    Ok((rss_bytes(pid)? / 1024, peak_rss_bytes(pid)? / 1024))
+}
+
+/// The size of the store file at `path`, and of its write-ahead log beside it (0 when there
+/// is none), in bytes.
+fn store_size(path: &Path) -> Result<(u64, u64), String> {
+    let db = std::fs::metadata(path)
+        .map_err(|e| format!("--store-file {}: {e}", path.display()))?
+        .len();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    Ok((db, wal))
 }
 
 fn wait_until_accepting(

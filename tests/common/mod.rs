@@ -54,7 +54,8 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 }
 
 /// A herd.toml for `servers` (name, neighbours) on fresh ports, plus `extra` TOML (places,
-/// secret, ...) placed before the server tables; logs and stores go in the test's folder.
+/// secret, ...) placed before the server tables; logs go in the test's folder, and so do
+/// the stores of the servers the helpers below start ([`store_env`]).
 pub struct HerdFiles {
     pub dir: TempDir,
     pub config: PathBuf,
@@ -85,12 +86,9 @@ impl HerdFiles {
             "{extra}\n[log]\ndir = \"{}\"\n",
             dir.0.join("logs").display()
         );
-        // Each test its own store, under its own folder, unless it says where (or runs
-        // another build, which may not know `[store]`).
-        if !extra.contains("[store]") && std::env::var_os("HERD_TEST_BIN").is_none() {
-            let store = dir.0.join("data");
-            toml.push_str(&format!("[store]\ndir = \"{}\"\n", store.display()));
-        }
+        // No [store] table: each server started from this config gets its own store in the
+        // test's folder through the environment (`store_env`), which works for another
+        // build too (HERD_TEST_BIN), one that may not know `[store]`.
         for ((name, neighbours), (_, addr)) in servers.iter().zip(&addrs) {
             let list: Vec<String> = neighbours.iter().map(|n| format!("\"{n}\"")).collect();
             toml.push_str(&format!(
@@ -137,6 +135,11 @@ impl HerdFiles {
         self.dir.0.join("logs").join(format!("{name}.log"))
     }
 
+    /// Server `name`'s event log as it is now (empty while there is none).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
     /// Starts `herd serve name` and waits until it accepts connections.
     pub fn serve(&self, name: &str) -> Server {
         Server::start(&self.config, name, self.addr(name), &[])
@@ -147,6 +150,20 @@ impl HerdFiles {
 /// the black-box tests against another build, such as an older one).
 pub fn herd_bin() -> String {
     std::env::var("HERD_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_herd").to_owned())
+}
+
+/// Where a server started from `config` keeps its store, unless the file has a `[store]`
+/// table of its own: `data` beside the file, in the test's folder, so that tests running
+/// at once never share one (nor the `./data` of the working directory). It is given as
+/// `HERD_STORE__DIR`, which reaches what `herd up` and `herd bench startup` start as well,
+/// and which a build without a store ignores, as it does every `HERD_*` variable that
+/// names no key.
+pub fn store_env(config: &Path) -> Option<(&'static str, PathBuf)> {
+    let text = std::fs::read_to_string(config).ok()?;
+    if text.lines().any(|l| l.trim() == "[store]") {
+        return None;
+    }
+    Some(("HERD_STORE__DIR", config.parent()?.join("data")))
 }
 
 /// A `herd serve` child process, killed on drop.
@@ -185,6 +202,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .env_remove("GOOGLE_PLACES_API_KEY");
+        if let Some((k, v)) = store_env(config) {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -239,14 +259,48 @@ pub fn wait_until_listening(addr: SocketAddr) {
     }
 }
 
-/// Runs `herd` with `args` to completion.
+/// Runs `herd` with `args` to completion; with a `--config` among them, with the store
+/// [`store_env`] gives that config.
 pub fn herd(args: &[&str]) -> Output {
-    Command::new(herd_bin())
-        .args(args)
+    let mut cmd = Command::new(herd_bin());
+    cmd.args(args)
         .env_remove("GOOGLE_PLACES_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run herd")
+        .stdin(Stdio::null());
+    let config = args.windows(2).find(|w| w[0] == "--config").map(|w| w[1]);
+    if let Some((k, v)) = config.and_then(|c| store_env(Path::new(c))) {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run herd")
+}
+
+/// `herd up --config CONFIG`, stopped with SIGTERM when dropped (so its servers stop with
+/// it, which SIGKILL would leave running), passed or not.
+pub struct HerdUp(pub Child);
+
+impl HerdUp {
+    /// Starts it, its stderr to `stderr`; it does not wait for the servers.
+    pub fn start(config: &Path, stderr: Stdio) -> HerdUp {
+        let mut cmd = Command::new(herd_bin());
+        cmd.args(["up", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .env_remove("GOOGLE_PLACES_API_KEY");
+        if let Some((k, v)) = store_env(config) {
+            cmd.env(k, v);
+        }
+        HerdUp(cmd.spawn().expect("spawn herd up"))
+    }
+}
+
+impl Drop for HerdUp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            signal(&self.0, "TERM");
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// A raw client connection with a read time-out.
@@ -359,6 +413,12 @@ pub fn split_whatsat(reply: &str) -> (&str, serde_json::Value) {
     (at, serde_json::from_str(json).expect("reply JSON parses"))
 }
 
+/// The default herd's servers, in its order.
+pub const NAMES: [&str; 5] = ["Hill", "Jaquez", "Smith", "Campbell", "Singleton"];
+
+/// Two servers linked to each other.
+pub const PAIR: &[(&str, &[&str])] = &[("Hill", &["Jaquez"]), ("Jaquez", &["Hill"])];
+
 /// The default herd's graph, as the shipped herd.toml wires it.
 pub const GRAPH: &[(&str, &[&str])] = &[
     ("Hill", &["Jaquez", "Smith"]),
@@ -372,7 +432,7 @@ pub const GRAPH: &[(&str, &[&str])] = &[
 pub fn links_up(files: &HerdFiles, server: &str, neighbours: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = std::fs::read_to_string(files.log_path(server)).unwrap_or_default();
+        let log = files.log(server);
         if neighbours
             .iter()
             .all(|n| log.contains(&format!("peer {n} up")))
@@ -450,8 +510,13 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 }
 
 /// Polls `check` (every 20 ms, 10 s at most) until it returns something.
-pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
+pub fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_within(what, Duration::from_secs(10), check)
+}
+
+/// Polls `check` (every 20 ms, `limit` at most) until it returns something.
+pub fn wait_for_within<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(found) = check() {
             return found;

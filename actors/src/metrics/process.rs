@@ -37,7 +37,8 @@ impl Collector for ProcessCollector {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(value).encode(metric)
         };
-        if let Some(rss) = read("/proc/self/status").and_then(|s| procfs::vm_rss_bytes(&s)) {
+        if let Some(rss) = read("/proc/self/status").and_then(|s| procfs::status_bytes(&s, "VmRSS"))
+        {
             let help = "Resident memory size in bytes.";
             gauge(
                 &mut encoder,
@@ -113,7 +114,7 @@ mod tests {
 
     #[test]
     fn this_process_has_resident_memory_and_open_files() {
-        let rss = read("/proc/self/status").and_then(|s| procfs::vm_rss_bytes(&s));
+        let rss = read("/proc/self/status").and_then(|s| procfs::status_bytes(&s, "VmRSS"));
         assert!(rss.is_some_and(|b| b > 0), "{rss:?}");
         let cpu = cpu_seconds();
         assert!(cpu.is_some(), "{cpu:?}");
