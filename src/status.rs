@@ -8,9 +8,9 @@
 //! ```
 //!
 //! Every server is asked at once, each with a short time-out, by the admin listener's own
-//! [`StatusClient`] on an actix system. The exit status says whether the whole herd is
-//! healthy: every server answers, serves, and has every link up. `--watch` redraws the table
-//! every second until Ctrl-C.
+//! [`StatusClient`](herd_actors::admin::StatusClient) on an actix system. The exit status
+//! says whether the whole herd is healthy: every server answers, serves, and has every link
+//! up. `--watch` redraws the table every second until Ctrl-C.
 
 use std::io::Write;
 use std::path::Path;
