@@ -99,12 +99,12 @@ fn peer_lines_without_a_valid_handshake_change_no_record() {
     // A hello from someone who is not a neighbour is refused.
     let mut c = Conn::open(files.addr("Smith"));
     assert!(c
-        .line("HERD-PEER 1 Intruder Smith")
+        .line("HERD-PEER 2 Intruder Smith")
         .starts_with("HERD-REFUSED"));
     // A neighbour's name without the secret: challenged, then refused and closed.
     let mut c = Conn::open(files.addr("Smith"));
     assert!(c
-        .line("HERD-PEER 1 Hill Smith")
+        .line("HERD-PEER 2 Hill Smith")
         .starts_with("HERD-CHALLENGE "));
     c.send(format!("HERD-PROOF {}\n{forged}\n", "00".repeat(32)).as_bytes());
     let rest = String::from_utf8(c.finish()).unwrap();
@@ -113,8 +113,8 @@ fn peer_lines_without_a_valid_handshake_change_no_record() {
     let mut c = Conn::open(files.addr("Smith"));
     c.line("IAMAT other +1+1 1");
     assert_eq!(
-        c.line("HERD-PEER 1 Hill Smith"),
-        "? HERD-PEER 1 Hill Smith\n"
+        c.line("HERD-PEER 2 Hill Smith"),
+        "? HERD-PEER 2 Hill Smith\n"
     );
     assert_eq!(c.line(forged), format!("? {forged}\n"));
 

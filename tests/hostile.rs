@@ -74,7 +74,7 @@ fn a_peer_line_cut_by_the_end_of_its_connection_is_not_applied() {
     let _hill = files.serve("Hill");
     let mut jaquez = Conn::open(files.addr("Hill"));
     assert_eq!(
-        jaquez.line("HERD-PEER 1 Jaquez Hill"),
+        jaquez.line("HERD-PEER 2 Jaquez Hill"),
         "HERD-WELCOME Hill\n"
     );
     // Whole, then cut inside its time field: `1621464827.95` arrives as `16214648`.
@@ -348,7 +348,7 @@ fn herd_up_without_a_secret_gives_its_servers_a_fresh_one() {
     let up = HerdUp::start(&files.config, std::process::Stdio::null());
     wait_until_listening(files.addr("Hill"));
     let mut intruder = Conn::open(files.addr("Hill"));
-    let answer = intruder.line("HERD-PEER 1 Jaquez Hill");
+    let answer = intruder.line("HERD-PEER 2 Jaquez Hill");
     assert!(answer.starts_with("HERD-CHALLENGE "), "{answer}");
     // The servers themselves share the secret: the herd works.
     wait_until_listening(files.addr("Jaquez"));

@@ -84,7 +84,7 @@ fn a_herd_on_tls_floods_and_refuses_plain_text_peers() {
     }
     // A neighbour's name in plain text gets nowhere on a TLS herd.
     let mut c = Conn::open(files.addr("Smith"));
-    c.send(b"HERD-PEER 1 Hill Smith\nAT Hill +0.000000001 kiwi +9+9 1621464828\n");
+    c.send(b"HERD-PEER 2 Hill Smith\nAT Hill +0.000000001 kiwi +9+9 1621464828\n");
     let reply = String::from_utf8(c.finish()).unwrap();
     assert_eq!(
         reply,

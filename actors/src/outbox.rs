@@ -6,15 +6,24 @@
 //! takes everything queued since its last write in one `write`, so replies and floods that
 //! pile up under load leave in batches.
 //!
+//! A peer link's outbox also has two lanes beside the capped one. Control lines (heartbeats)
+//! go in an urgent lane the writer takes first, never refused and never behind more than
+//! one chunk of other lines, so a link's heartbeat never waits behind its bulk. Bulk lines
+//! (a reconciliation's records) wait in a lane of their own, outside the cap, and are moved
+//! into the queue only while fewer than a window of bytes are unsent: they stream as the
+//! socket drains, so no sync, however large, can overflow the link it runs on.
+//!
 //! The cap is the last resort. Before it, whoever fills an outbox can wait for it to drain
 //! below a level, and outboxes can share a [`ReplyBudget`] ([`Outbox::poll_room`]): a
 //! server stops reading a client whose replies it cannot send, and stops reading every
 //! client while all of their unsent replies together pass the budget.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use std::pin::Pin;
@@ -27,13 +36,28 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 #[error("more than {0} bytes queued for a connection that does not read")]
 pub(crate) struct Overflow(pub usize);
 
+/// The bytes a link's bulk lane keeps queued at most.
+const LINK_BULK_WINDOW: usize = 256 * 1024;
+
+/// The most bytes of whole lines one write of a link takes.
+const LINK_CHUNK: usize = 64 * 1024;
+
 /// The sending side; clones share one queue. Single-threaded, like the actor that owns it.
 #[derive(Clone, Debug)]
 pub(crate) struct Outbox(Rc<RefCell<State>>);
 
 #[derive(Debug)]
 struct State {
+    /// Control lines, written before anything in `queued` that the writer has not taken.
+    urgent: BytesMut,
     queued: BytesMut,
+    /// Lines that wait outside the cap and join `queued` as the socket drains.
+    bulk: VecDeque<Arc<str>>,
+    /// Bulk lines join `queued` while fewer than this many bytes are unsent.
+    bulk_window: usize,
+    /// The most bytes of `queued` one write takes (it ends at a line's end), so an urgent
+    /// line waits behind at most that much.
+    max_chunk: usize,
     /// Bytes taken by the writer and not yet written: they still count against the cap.
     in_flight: usize,
     cap: usize,
@@ -50,7 +74,44 @@ struct State {
 
 impl State {
     fn unsent(&self) -> usize {
-        self.queued.len() + self.in_flight
+        self.urgent.len() + self.queued.len() + self.in_flight
+    }
+
+    /// Moves bulk lines into the queue while fewer than the window of bytes are unsent.
+    fn refill(&mut self) {
+        while self.unsent() < self.bulk_window {
+            let Some(line) = self.bulk.pop_front() else {
+                break;
+            };
+            self.queued.extend_from_slice(line.as_bytes());
+            self.queued.extend_from_slice(b"\n");
+        }
+    }
+
+    /// The next chunk to write: the urgent lines, else queued lines up to `max_chunk`
+    /// bytes (at least one whole line), else nothing.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        self.refill();
+        if !self.urgent.is_empty() {
+            return Some(self.urgent.split().freeze());
+        }
+        if self.queued.is_empty() {
+            return None;
+        }
+        if self.queued.len() <= self.max_chunk {
+            return Some(self.queued.split().freeze());
+        }
+        let end = self.queued[..self.max_chunk]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .or_else(|| {
+                let rest = &self.queued[self.max_chunk..];
+                rest.iter()
+                    .position(|&b| b == b'\n')
+                    .map(|i| self.max_chunk + i)
+            })
+            .map_or(self.queued.len(), |i| i + 1);
+        Some(self.queued.split_to(end).freeze())
     }
 
     /// `n` more bytes have been written.
@@ -81,7 +142,11 @@ impl Drop for State {
 impl Outbox {
     pub(crate) fn new(cap: usize) -> Self {
         Outbox(Rc::new(RefCell::new(State {
+            urgent: BytesMut::new(),
             queued: BytesMut::new(),
+            bulk: VecDeque::new(),
+            bulk_window: 0,
+            max_chunk: usize::MAX,
             in_flight: 0,
             cap,
             closing: false,
@@ -91,6 +156,19 @@ impl Outbox {
             budget: None,
             sent_total: 0,
         })))
+    }
+
+    /// A peer link's outbox: urgent lines go first, bulk lines stream in while fewer than a
+    /// window of bytes (a quarter of the cap, at most 256 KiB) are unsent, and one write
+    /// takes at most 64 KiB of whole lines.
+    pub(crate) fn for_link(cap: usize) -> Self {
+        let out = Outbox::new(cap);
+        {
+            let mut s = out.0.borrow_mut();
+            s.bulk_window = (cap / 4).clamp(1, LINK_BULK_WINDOW);
+            s.max_chunk = LINK_CHUNK;
+        }
+        out
     }
 
     /// An outbox whose unsent bytes also count against `budget`.
@@ -137,17 +215,32 @@ impl Outbox {
         self.push_parts(&[line, b"\n"], cap)
     }
 
-    /// Queues `line` and a newline past the cap: for a bounded burst the owner already holds
-    /// in memory (a peer sync sends a copy of the table), which must not fail a link forever.
-    pub(crate) fn push_line_uncapped(&self, line: &[u8]) {
-        self.push_parts(&[line, b"\n"], usize::MAX)
-            .unwrap_or_else(|_| unreachable!("no cap to pass"));
+    /// Queues a control line (and a newline) in the urgent lane: never refused, and written
+    /// before every line not yet taken by the writer.
+    pub(crate) fn push_urgent(&self, line: &[u8]) {
+        let mut s = self.0.borrow_mut();
+        s.urgent.extend_from_slice(line);
+        s.urgent.extend_from_slice(b"\n");
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
     }
 
-    /// Queues `bytes` past the cap (see [`Outbox::push_line_uncapped`]).
-    pub(crate) fn push_uncapped(&self, bytes: &[u8]) {
-        self.push_parts(&[bytes], usize::MAX)
-            .unwrap_or_else(|_| unreachable!("no cap to pass"));
+    /// Queues lines in the bulk lane: outside the cap, each joining the queue once fewer
+    /// than the window of bytes are unsent.
+    pub(crate) fn push_bulk(&self, lines: impl IntoIterator<Item = Arc<str>>) {
+        let mut s = self.0.borrow_mut();
+        s.bulk.extend(lines);
+        s.refill();
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Bulk lines still waiting to join the queue.
+    #[cfg(test)]
+    pub(crate) fn bulk_waiting(&self) -> usize {
+        self.0.borrow().bulk.len()
     }
 
     fn push_parts(&self, parts: &[&[u8]], cap: usize) -> Result<(), Overflow> {
@@ -206,8 +299,7 @@ impl Outbox {
                 // Pushes (and overflows) wake us, also while a write is pending.
                 s.waker = Some(cx.waker().clone());
                 if chunk.is_none() {
-                    if !s.queued.is_empty() {
-                        let next = s.queued.split().freeze();
+                    if let Some(next) = s.next_chunk() {
                         s.in_flight = next.len();
                         chunk = Some(next);
                         written = 0;
@@ -322,9 +414,73 @@ mod tests {
         assert_eq!(out.push(b"abc"), Err(Overflow(10)));
         assert_eq!(out.pending(), 8);
         assert_eq!(out.push(b"ab"), Ok(()));
-        out.push_uncapped(b"past the cap");
-        assert_eq!(out.pending(), 22);
+        out.push_urgent(b"past the cap");
+        assert_eq!(out.pending(), 23);
         assert_eq!(out.push_line(b"x"), Err(Overflow(10)));
+    }
+
+    #[actix::test]
+    async fn urgent_lines_overtake_queued_ones_at_a_line_boundary() {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let out = Outbox::for_link(1 << 20);
+        let line = vec![b'x'; 1000];
+        for _ in 0..200 {
+            out.push_line(&line).unwrap();
+        }
+        out.push_urgent(b"PING");
+        let writer = actix_rt::spawn(out.clone().drain_into(a));
+        out.close();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert!(writer.await.unwrap().is_ok());
+        let text = String::from_utf8(got).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 201);
+        let ping = lines.iter().position(|l| *l == "PING").unwrap();
+        assert_eq!(ping, 0, "the urgent line went first");
+        assert!(lines.iter().all(|l| *l == "PING" || l.len() == 1000));
+    }
+
+    #[actix::test]
+    async fn bulk_lines_stream_within_the_window_and_all_arrive_in_order() {
+        let (a, mut b) = tokio::io::duplex(4096);
+        let cap = 64 * 1024;
+        let out = Outbox::for_link(cap);
+        let lines: Vec<Arc<str>> = (0..100_000)
+            .map(|i| Arc::from(format!("AT {i:08}")))
+            .collect();
+        let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+        assert!(bytes > 10 * cap);
+        out.push_bulk(lines.clone());
+        assert!(
+            out.pending() <= cap / 4 + 12,
+            "{} queued at once",
+            out.pending()
+        );
+        // Floods still fit under the cap while the bulk waits.
+        out.push_line(b"FLOOD x").unwrap();
+        let writer = actix_rt::spawn(out.clone().drain_into(a));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut peak = 0;
+        while got.len() < bytes + 8 {
+            let n = b.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            peak = peak.max(out.pending());
+        }
+        assert!(peak <= cap / 4 + 4096, "{peak} bytes unsent at the peak");
+        assert_eq!(out.bulk_waiting(), 0);
+        let text = String::from_utf8(got).unwrap();
+        let mut want = vec!["FLOOD x".to_string()];
+        want.extend(lines.iter().map(|l| l.to_string()));
+        let mut got: Vec<String> = text.lines().map(str::to_string).collect();
+        // The flood went in after the first window of bulk lines.
+        let flood = got.iter().position(|l| l == "FLOOD x").unwrap();
+        let flood_line = got.remove(flood);
+        want.remove(0);
+        assert_eq!(flood_line, "FLOOD x");
+        assert_eq!(got, want);
+        writer.abort();
     }
 
     #[actix::test]

@@ -328,7 +328,6 @@ pub(crate) fn invalid_reply(line: &[u8]) -> Vec<u8> {
 
 mod record;
 
-pub(crate) use record::Fingerprint;
 pub(crate) use record::Record;
 
 #[cfg(test)]

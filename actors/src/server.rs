@@ -295,8 +295,9 @@ pub(crate) async fn start_with(
     let store = store_ctx.address();
     let asks = Records {
         merge: store.clone().recipient(),
-        fingerprints: store.clone().recipient(),
-        missing: store.clone().recipient(),
+        first_query: store.clone().recipient(),
+        reconcile: store.clone().recipient(),
+        follow_up: store.clone().recipient(),
     };
     let peers = PeerManager::new(
         targets,

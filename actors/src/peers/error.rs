@@ -22,6 +22,12 @@ pub(crate) enum LinkError {
     HandshakeTimeout(Duration),
     #[error("handshake refused: {0}")]
     Refused(String),
+    #[error(
+        "the neighbour speaks peer protocol {theirs} and this server {}: \
+         run the same herd version on both",
+        super::wire::VERSION
+    )]
+    Version { theirs: u32 },
     #[error("the neighbour wants the herd's secret and none is configured")]
     NoSecret,
     #[error("{0}")]
@@ -34,8 +40,8 @@ pub(crate) enum LinkError {
     Silent(Duration),
     #[error("the neighbour sent a line that is not UTF-8")]
     BadLine,
-    #[error("bad digest line {0:?}")]
-    BadDigest(String),
+    #[error("bad reconciliation line {0:?}")]
+    BadRecon(String),
     #[error("the store is gone")]
     StoreGone,
 }
@@ -43,8 +49,17 @@ pub(crate) enum LinkError {
 /// Why the listening side refused a connection that asked to be a peer link.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Refusal {
-    #[error("malformed hello, expected HERD-PEER 1 <from> <to>")]
+    #[error(
+        "malformed hello, expected HERD-PEER {} <from> <to>",
+        super::wire::VERSION
+    )]
     MalformedHello,
+    #[error(
+        "{from} speaks peer protocol {theirs} and this server {}: run the same herd \
+         version on both",
+        super::wire::VERSION
+    )]
+    Version { from: String, theirs: u32 },
     #[error("this is {me}, not {to}")]
     WrongServer { me: String, to: String },
     #[error("{from} is not a neighbour of {me}")]

@@ -6,8 +6,9 @@
 //! [`InboundPeer`] on it. On a TLS herd a neighbour's connection opens with a TLS handshake
 //! instead, and [`super::door::take_peer`] hands it over once the hello has come inside TLS,
 //! with the certificate the hello's name is checked against. The inbound peer finishes the
-//! handshake, then takes the dialler's lines: `SYNC` is answered with this server's digest,
-//! records are merged into the store, `PING` is answered with `PONG`. It sends no records:
+//! handshake, then takes the dialler's lines: reconciliation queries are answered from the
+//! store's range summaries, records are merged into the store, `PING` is answered with
+//! `PONG` (in the outbox's urgent lane, ahead of any answer). It sends no records:
 //! records travel from dialler to listener only, so each server floods over the links it
 //! dialled.
 
@@ -21,7 +22,8 @@ use actix::prelude::*;
 use super::error::Refusal;
 use super::handshake::{Greeting, InboundLines, InboundWrite, PeerPolicy};
 use super::link::LinkSettings;
-use super::records::{Fingerprints, Merge, Records};
+use super::recon::Query;
+use super::records::{Merge, Reconcile, Records};
 use super::tls::PeerCertificate;
 use super::wire;
 use crate::codec::{LineError, PeerInput};
@@ -41,8 +43,7 @@ pub(crate) struct InboundDeps {
     pub(crate) policy: PeerPolicy,
     pub(crate) records: Records,
     pub(crate) log: EventLog,
-    /// The queue cap (a digest goes whole, past it), the handshake time-out and the
-    /// heartbeat this server's links keep.
+    /// The queue cap, the handshake time-out and the heartbeat this server's links keep.
     pub(crate) settings: LinkSettings,
     /// Where each neighbour's floods are counted.
     pub(crate) metrics: PeerMetrics,
@@ -86,7 +87,7 @@ impl InboundPeer {
     ) -> Addr<InboundPeer> {
         let hello = String::from_utf8_lossy(hello).into_owned();
         InboundPeer::create(move |ctx| {
-            let out = Outbox::new(deps.settings.max_queued);
+            let out = Outbox::for_link(deps.settings.max_queued);
             ctx.add_stream(lines);
             let settings = &deps.settings;
             ctx.run_later(settings.handshake_timeout, |act, _| {
@@ -164,23 +165,26 @@ impl InboundPeer {
         self.out.close();
     }
 
-    /// A line from an authenticated neighbour: a record to merge, a request for our
-    /// digest, or a heartbeat.
+    /// A line from an authenticated neighbour: a record to merge, a reconciliation query,
+    /// or a heartbeat.
     fn peer_line(&mut self, from: Arc<str>, line: &[u8], ctx: &mut Context<Self>) {
         let text = std::str::from_utf8(line).unwrap_or("");
         if text == wire::PING {
-            self.send_line(wire::PONG);
+            self.out.push_urgent(wire::PONG.as_bytes());
             return;
         }
-        if text == wire::SYNC {
+        if let Some(query) = Query::parse(text) {
             self.deps
                 .records
-                .fingerprints
-                .send(Fingerprints)
+                .reconcile
+                .send(Reconcile(query))
                 .into_actor(self)
-                .map(|held, act, _| {
-                    if let Ok(held) = held {
-                        act.send_digest(&held);
+                .map(|answer, act, _| {
+                    // The dialler keeps a few queries unanswered at most, so the answers
+                    // stay far under the cap; past it the dialler is not reading, and the
+                    // overflow ends the connection.
+                    if let Ok(Some(answer)) = answer {
+                        let _ = act.out.push_line(answer.line().as_bytes());
                     }
                 })
                 .spawn(ctx);
@@ -207,24 +211,11 @@ impl InboundPeer {
         }
     }
 
-    /// One line per record held, then the end marker. Bounded by the table, and it must go
-    /// whole, whatever the per-connection cap, or a large table could never sync.
-    fn send_digest(&mut self, held: &[(Arc<str>, crate::protocol::Fingerprint)]) {
-        let mut digest = String::with_capacity(held.len() * 48 + 16);
-        for (client, fingerprint) in held {
-            wire::digest_line(client, *fingerprint, &mut digest);
-        }
-        digest.push_str(wire::DIGEST_END);
-        digest.push('\n');
-        let summary = format!("<digest of {} records>", held.len());
-        self.deps.log.sent(self.addr, summary.as_bytes());
-        self.out.push_uncapped(digest.as_bytes());
-    }
-
+    /// A handshake line: urgent, like every control line, so it goes out before anything
+    /// queued after it is taken (a `PONG` too is urgent, and must not pass the welcome).
     fn send_line(&mut self, line: &str) {
         self.deps.log.sent(self.addr, line.as_bytes());
-        // On overflow the writer ends with the error, which ends the connection.
-        let _ = self.out.push_line(line.as_bytes());
+        self.out.push_urgent(line.as_bytes());
     }
 }
 
@@ -257,7 +248,11 @@ impl StreamHandler<Result<PeerInput, LineError>> for InboundPeer {
                 return;
             }
         };
-        self.deps.log.received(self.addr, &line);
+        // Reconciliation lines are many and say nothing to an operator; the link's summary
+        // line says how the reconciliation went, on the dialler's side.
+        if !Query::is_query(&line) {
+            self.deps.log.received(self.addr, &line);
+        }
         match &self.stage {
             Stage::Challenged { from, nonce } => {
                 let from = from.clone();

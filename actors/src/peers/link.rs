@@ -5,16 +5,16 @@
 //! A link is a value, not an actor: the manager owns every link's queue, so a flood is
 //! pushed straight into the queues of the links that need it, with no mailbox between.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::SpawnHandle;
 
 use super::handshake::LinkTarget;
+use super::recon::Query;
 use crate::metrics::LinkMetrics;
 use crate::outbox::Outbox;
-use crate::protocol::Fingerprint;
 
 /// Exponential backoff with jitter: each delay is drawn from the upper half of a window that
 /// doubles from `min` to `max`, so restarted servers do not all dial at the same instant.
@@ -99,12 +99,33 @@ pub(crate) enum LinkState {
 pub(crate) struct UpLink {
     /// The one sending side of the connection; its writer drains it.
     pub(crate) queue: Outbox,
-    /// The neighbour's digest while it arrives; `None` once the link has synced.
-    pub(crate) digest: Option<HashMap<Box<str>, Fingerprint>>,
+    /// How far the reconciliation of the two stores has come.
+    pub(crate) resync: Resync,
     /// The connection's reader and writer, stopped when the link goes down.
     pub(crate) io: [SpawnHandle; 2],
     /// When the neighbour last said anything.
     pub(crate) last_heard: Instant,
+}
+
+/// Where an up link's reconciliation is: the dialler keeps at most [`Resync::WINDOW`]
+/// queries unanswered, so the listener's answers never pile up past a small window.
+pub(crate) enum Resync {
+    /// Queries asked and not yet followed up, the ones waiting for room in the window, and
+    /// what has been done so far.
+    Reconciling {
+        in_flight: usize,
+        waiting: VecDeque<Query>,
+        queries: usize,
+        records: usize,
+        started: Instant,
+    },
+    /// The stores agree, but for what floods have brought since.
+    Done,
+}
+
+impl Resync {
+    /// Queries a dialler keeps unanswered at most.
+    pub(crate) const WINDOW: usize = 32;
 }
 
 /// One neighbour's outbound link.

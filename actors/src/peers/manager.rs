@@ -1,9 +1,9 @@
 //! PeerManager: owns this server's outbound link to each neighbour, fans floods out to
 //! them, and starts an [`InboundPeer`] for each link a neighbour dials in.
 //!
-//! Each link dials its neighbour, proves who it is, then sends `SYNC`, reads the neighbour's
-//! digest and sends it every record it lacks or holds older (anti-entropy). From then on it
-//! carries this server's floods. When a link fails the manager drops the connection and
+//! Each link dials its neighbour, proves who it is, then reconciles the two stores (range
+//! fingerprints, [`super::recon`]) and streams the neighbour every record it lacks or holds
+//! otherwise, as the socket drains; floods go out alongside from the moment the link is up. When a link fails the manager drops the connection and
 //! dials again after an exponential, jittered backoff; a neighbour that dials us makes the
 //! waiting link dial at once. Records only ever travel from dialler to listener: each server
 //! floods over the links it dialled, so nothing that a listener says can change the
@@ -148,10 +148,7 @@ impl Handler<DialedIn> for PeerManager {
         };
         match &self.links[i].state {
             LinkState::Waiting { .. } => self.dial(i, ctx),
-            LinkState::Up(up) => {
-                // On overflow the writer ends with the error and the link drops.
-                let _ = up.queue.push_line(wire::PING.as_bytes());
-            }
+            LinkState::Up(up) => up.queue.push_urgent(wire::PING.as_bytes()),
             LinkState::Dialling => {}
         }
     }

@@ -20,6 +20,7 @@ pub(crate) mod handshake;
 pub(crate) mod inbound;
 pub(crate) mod link;
 pub(crate) mod manager;
+pub(crate) mod recon;
 pub(crate) mod records;
 pub(crate) mod tls;
 pub(crate) mod wire;

@@ -5,19 +5,20 @@
 //! the peers must not know the store: they are handed these recipients at start-up, and the
 //! store handles the messages, which are defined here, where they are sent.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::protocol::{Fingerprint, Record};
+use super::recon::{Answer, Next, Query};
+use crate::protocol::Record;
 
 /// Where the peer side sends what it learns and asks what it needs to send.
 #[derive(Clone)]
 pub(crate) struct Records {
     pub(crate) merge: Recipient<Merge>,
-    pub(crate) fingerprints: Recipient<Fingerprints>,
-    pub(crate) missing: Recipient<Missing>,
+    pub(crate) first_query: Recipient<FirstQuery>,
+    pub(crate) reconcile: Recipient<Reconcile>,
+    pub(crate) follow_up: Recipient<FollowUp>,
 }
 
 /// Request: a record a neighbour sent us, to keep and flood on if it is newer here.
@@ -31,13 +32,18 @@ pub(crate) struct Merge {
     pub(crate) seen: Vec<Arc<str>>,
 }
 
-/// Request: the fingerprint of every record held, for a neighbour's digest.
+/// Request: a dialler's first reconciliation query, from the records held now.
 #[derive(Message, Debug)]
-#[rtype(result = "Vec<(Arc<str>, Fingerprint)>")]
-pub(crate) struct Fingerprints;
+#[rtype(result = "Query")]
+pub(crate) struct FirstQuery;
 
-/// Request: the AT lines of the records a neighbour holding `0` (client -> fingerprint)
-/// lacks or holds older.
+/// Request: the listener's answer to a neighbour's reconciliation query (`None` for one
+/// that no dialler should ask).
 #[derive(Message, Debug)]
-#[rtype(result = "Vec<Arc<str>>")]
-pub(crate) struct Missing(pub(crate) HashMap<Box<str>, Fingerprint>);
+#[rtype(result = "Option<Answer>")]
+pub(crate) struct Reconcile(pub(crate) Query);
+
+/// Request: what the dialler asks and sends next, after a listener's answer.
+#[derive(Message, Debug)]
+#[rtype(result = "Next")]
+pub(crate) struct FollowUp(pub(crate) Answer);

@@ -1,33 +1,31 @@
-//! The peer protocol's lines: handshake, records and digests. Pure, no I/O.
+//! The peer protocol's lines: handshake, floods and heartbeats. Pure, no I/O.
 //!
 //! `docs/peer-protocol.md` tells the whole exchange; in short, the dialling server sends
 //!
 //! ```text
-//! HERD-PEER 1 <from> <to>
+//! HERD-PEER 2 <from> <to>
 //! ```
 //!
 //! and the listening server answers `HERD-WELCOME <to>`, `HERD-REFUSED <reason>`, or, when
 //! the herd has a secret, `HERD-CHALLENGE <nonce>` first, to which the dialler answers
 //! `HERD-PROOF <hex HMAC-SHA256(secret, "herd-peer-v1\n<from>\n<to>\n<nonce>")>`. After the
-//! welcome the dialler sends `SYNC`, records from a sync (`AT ...` lines, as clients see
-//! them) and floods (`FLOOD <seen> AT ...`); the listener answers `SYNC` with
-//! `DIGEST <client> <nanos> <hash>` lines and `DIGEST-END`, and `PING` with `PONG`.
+//! welcome the dialler reconciles the two stores ([`super::recon`]: `FPS` and `ITEMS` lines,
+//! answered with `FPR` and `NEED`), sends the records the listener lacks (`AT ...` lines,
+//! as clients see them) and floods (`FLOOD <seen> AT ...`), and `PING`, answered with
+//! `PONG`.
 
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::protocol::{fields, Fingerprint};
+use crate::protocol::fields;
 
 pub(crate) const HELLO: &str = "HERD-PEER";
 pub(crate) const CHALLENGE: &str = "HERD-CHALLENGE";
 pub(crate) const PROOF: &str = "HERD-PROOF";
 pub(crate) const WELCOME: &str = "HERD-WELCOME";
 pub(crate) const REFUSED: &str = "HERD-REFUSED";
-pub(crate) const SYNC: &str = "SYNC";
-pub(crate) const DIGEST: &str = "DIGEST";
-pub(crate) const DIGEST_END: &str = "DIGEST-END";
 pub(crate) const FLOOD: &str = "FLOOD";
 /// Asks the listener for a `PONG`. Writing it tests a link that may be half-open.
 pub(crate) const PING: &str = "PING";
@@ -35,7 +33,7 @@ pub(crate) const PING: &str = "PING";
 pub(crate) const PONG: &str = "PONG";
 
 /// The longest peer line: a record's AT line (whose client fields fit a client's line)
-/// with a seen list in front, or a digest line.
+/// with a seen list in front, or a reconciliation line.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// The most names a `FLOOD` line's seen list may hold: more than any herd flooding suits.
@@ -70,8 +68,10 @@ pub(crate) fn parse_flood(line: &str) -> Option<(Vec<Arc<str>>, &str)> {
     (seen.len() <= MAX_SEEN).then_some((seen, at_line))
 }
 
-/// The protocol version this server speaks.
-const VERSION: &str = "1";
+/// The peer protocol this server speaks. Version 1 synced with a digest of every record;
+/// 2 reconciles ranges. A server speaks only its own: one of another version is refused,
+/// with both versions named.
+pub(crate) const VERSION: u32 = 2;
 
 /// Whether a connection's first line asks to become a peer link.
 pub(crate) fn is_hello(line: &[u8]) -> bool {
@@ -81,17 +81,37 @@ pub(crate) fn is_hello(line: &[u8]) -> bool {
             .is_some_and(|&b| crate::protocol::is_space(b))
 }
 
-/// `HERD-PEER 1 <from> <to>`.
+/// `HERD-PEER 2 <from> <to>`.
 pub(crate) fn hello(from: &str, to: &str) -> String {
     format!("{HELLO} {VERSION} {from} {to}\n")
 }
 
-/// The `(from, to)` of a hello line, if it is one of this version.
-pub(crate) fn parse_hello(line: &str) -> Option<(&str, &str)> {
+/// A hello line's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hello<'a> {
+    pub(crate) version: u32,
+    pub(crate) from: &'a str,
+    pub(crate) to: &'a str,
+}
+
+/// The parts of a hello line of any version, if it is one.
+pub(crate) fn parse_hello(line: &str) -> Option<Hello<'_>> {
     match fields(line).collect::<Vec<_>>()[..] {
-        [HELLO, VERSION, from, to] => Some((from, to)),
+        [HELLO, version, from, to] => Some(Hello {
+            version: version.parse().ok()?,
+            from,
+            to,
+        }),
         _ => None,
     }
+}
+
+/// The peer protocol version that a refusal from a server older than version 2 names:
+/// such a server answers a hello it cannot parse with
+/// `HERD-REFUSED malformed hello, expected HERD-PEER 1 <from> <to>`.
+pub(crate) fn refusal_version(refusal: &str) -> Option<u32> {
+    let (_, rest) = refusal.split_once("expected HERD-PEER ")?;
+    rest.split(' ').next()?.parse().ok()
 }
 
 /// A fresh 32-byte nonce, hex-encoded.
@@ -144,39 +164,27 @@ pub(crate) fn argument<'a>(line: &'a str, keyword: &str) -> Option<&'a str> {
     }
 }
 
-/// `DIGEST <client> <nanos> <hash>\n`.
-pub(crate) fn digest_line(client: &str, v: Fingerprint, out: &mut String) {
-    use std::fmt::Write as _;
-    let _ = writeln!(out, "{DIGEST} {client} {} {:016x}", v.nanos, v.hash);
-}
-
-/// The client and version of a digest line.
-pub(crate) fn parse_digest_line(line: &str) -> Option<(&str, Fingerprint)> {
-    match fields(line).collect::<Vec<_>>()[..] {
-        [DIGEST, client, nanos, hash] => Some((
-            client,
-            Fingerprint {
-                nanos: nanos.parse().ok()?,
-                hash: u64::from_str_radix(hash, 16).ok()?,
-            },
-        )),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn hello_round_trips_and_needs_this_version() {
+    fn hello_round_trips_with_its_version() {
+        let hello_line = hello("Hill", "Smith");
+        let parsed = parse_hello(hello_line.trim_end()).unwrap();
         assert_eq!(
-            parse_hello(hello("Hill", "Smith").trim_end()),
-            Some(("Hill", "Smith"))
+            (parsed.version, parsed.from, parsed.to),
+            (VERSION, "Hill", "Smith")
         );
-        assert_eq!(parse_hello("HERD-PEER 2 Hill Smith"), None);
-        assert_eq!(parse_hello("HERD-PEER 1 Hill"), None);
-        assert!(is_hello(b"HERD-PEER 1 a b"));
+        assert_eq!(parse_hello("HERD-PEER 1 Hill Smith").unwrap().version, 1);
+        assert_eq!(parse_hello("HERD-PEER x Hill Smith"), None);
+        assert_eq!(parse_hello("HERD-PEER 2 Hill"), None);
+        assert_eq!(
+            refusal_version("HERD-REFUSED malformed hello, expected HERD-PEER 1 <from> <to>"),
+            Some(1)
+        );
+        assert_eq!(refusal_version("HERD-REFUSED wrong secret from Hill"), None);
+        assert!(is_hello(b"HERD-PEER 2 a b"));
         assert!(!is_hello(b"HERD-PEERS 1 a b"));
         assert!(!is_hello(b"IAMAT a +1+1 1"));
     }
@@ -208,17 +216,5 @@ mod tests {
         assert_eq!(parse_flood("AT Hill +0.000000001 a +1+1 1"), None);
         let many = format!("FLOOD {} AT x", vec!["n"; 2000].join(","));
         assert_eq!(parse_flood(&many), None);
-    }
-
-    #[test]
-    fn digest_lines_round_trip() {
-        let v = Fingerprint {
-            nanos: 10_500_000_000,
-            hash: 0x0123_4567_89ab_cdef,
-        };
-        let mut line = String::new();
-        digest_line("kiwi", v, &mut line);
-        assert_eq!(parse_digest_line(line.trim_end()), Some(("kiwi", v)));
-        assert_eq!(parse_digest_line("DIGEST kiwi x 00"), None);
     }
 }

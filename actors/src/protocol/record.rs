@@ -19,6 +19,9 @@ pub(crate) struct Record {
     at_line: Arc<str>,
     /// Byte range of the coordinates within `at_line`.
     coordinates: (usize, usize),
+    /// A hash of `at_line`, stable across servers and versions: what set reconciliation
+    /// sums and compares.
+    hash: u64,
 }
 
 impl Record {
@@ -43,6 +46,7 @@ impl Record {
             client: Arc::from(cmd.client),
             time: cmd.time,
             location: cmd.location,
+            hash: item_hash(&line),
             at_line: Arc::from(line),
             coordinates: (start, end),
         }
@@ -97,6 +101,7 @@ impl Record {
             time: cmd.time,
             location: cmd.location,
             coordinates: (start, start + coords.len()),
+            hash: item_hash(&at_line),
             at_line,
         })
     }
@@ -127,6 +132,12 @@ impl Record {
         &self.at_line[self.coordinates.0..self.coordinates.1]
     }
 
+    /// A hash of the AT line, stable across servers: two records with the same hash are,
+    /// but for a 2^-64 chance, the same record.
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
     /// The herd's total "newer" order: client time first, then the AT line's bytes, so two
     /// different check-ins with the same client time still have one winner everywhere.
     pub(crate) fn newer_than(&self, other: &Record) -> bool {
@@ -134,38 +145,7 @@ impl Record {
     }
 }
 
-/// A record's fingerprint: its client time and a hash of its AT line, so two servers can
-/// tell whether they hold the same record for a client without sending it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Fingerprint {
-    /// The client's time, in nanoseconds.
-    pub(crate) nanos: i64,
-    /// FNV-1a of the AT line.
-    pub(crate) hash: u64,
-}
-
-impl Fingerprint {
-    pub(crate) fn of(record: &Record) -> Fingerprint {
-        Fingerprint {
-            nanos: record.time().nanos(),
-            hash: fnv1a(record.at_line().as_bytes()),
-        }
-    }
-
-    /// Whether a server holding `self` should send its record to one holding `theirs`:
-    /// theirs is older, or as old but a different record (the receiver's "newer" rule then
-    /// picks the same winner both sides would).
-    pub(crate) fn should_send_over(self, theirs: Option<Fingerprint>) -> bool {
-        match theirs {
-            None => true,
-            Some(t) => self.nanos > t.nanos || (self.nanos == t.nanos && self.hash != t.hash),
-        }
-    }
-}
-
-/// FNV-1a, 64 bits: stable across processes, unlike std's randomly keyed hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+/// The hash of an AT line: XXH3, 64 bits, which every server computes alike.
+fn item_hash(at_line: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(at_line.as_bytes())
 }

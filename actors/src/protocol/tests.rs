@@ -371,20 +371,18 @@ proptest! {
 }
 
 #[test]
-fn fingerprints_send_what_the_other_side_lacks_or_holds_older() {
-    let at = |server: &str, line: &str| {
-        Fingerprint::of(&Record::check_in(
-            server,
-            Timestamp::from_nanos(0),
-            &iamat(line),
-        ))
-    };
-    let old = at("Hill", "IAMAT kiwi +1+1 10");
-    let new = at("Hill", "IAMAT kiwi +1+1 11");
-    let rival = at("Smith", "IAMAT kiwi +1+1 11");
-    assert!(new.should_send_over(None));
-    assert!(new.should_send_over(Some(old)));
-    assert!(!old.should_send_over(Some(new)));
-    assert!(!new.should_send_over(Some(new)));
-    assert!(new.should_send_over(Some(rival)) && rival.should_send_over(Some(new)));
+fn a_record_hash_is_the_same_whichever_server_parses_its_at_line() {
+    let taken = Record::check_in(
+        "Hill",
+        Timestamp::from_nanos(0),
+        &iamat("IAMAT kiwi +1+1 10"),
+    );
+    let parsed = Record::parse_at_line(taken.at_line()).unwrap();
+    assert_eq!(taken.hash(), parsed.hash());
+    let other = Record::check_in(
+        "Hill",
+        Timestamp::from_nanos(1),
+        &iamat("IAMAT kiwi +1+1 10"),
+    );
+    assert_ne!(taken.hash(), other.hash());
 }

@@ -22,6 +22,7 @@
 //! it and to the writer.
 
 pub(crate) mod durable;
+mod recon;
 pub(crate) mod table;
 
 use std::sync::Arc;
@@ -33,7 +34,8 @@ use futures::future::{FutureExt, Shared};
 
 use crate::metrics::StoreMetrics;
 use crate::peers::manager::Flood;
-use crate::peers::records::{Fingerprints, Merge, Missing};
+use crate::peers::recon::Answer;
+use crate::peers::records::{FirstQuery, FollowUp, Merge, Reconcile};
 use crate::protocol::{Record, Timestamp};
 use durable::{Commit, ForgetBefore, Writer};
 use table::Table;
@@ -346,19 +348,27 @@ impl Handler<Lookup> for LocationStore {
     }
 }
 
-impl Handler<Fingerprints> for LocationStore {
-    type Result = MessageResult<Fingerprints>;
+impl Handler<FirstQuery> for LocationStore {
+    type Result = MessageResult<FirstQuery>;
 
-    fn handle(&mut self, _: Fingerprints, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.table.fingerprints())
+    fn handle(&mut self, _: FirstQuery, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.table.first_query())
     }
 }
 
-impl Handler<Missing> for LocationStore {
-    type Result = Vec<Arc<str>>;
+impl Handler<Reconcile> for LocationStore {
+    type Result = Option<Answer>;
 
-    fn handle(&mut self, Missing(theirs): Missing, _: &mut Context<Self>) -> Vec<Arc<str>> {
-        self.table.missing_from(&theirs)
+    fn handle(&mut self, Reconcile(query): Reconcile, _: &mut Context<Self>) -> Option<Answer> {
+        self.table.answer(&query)
+    }
+}
+
+impl Handler<FollowUp> for LocationStore {
+    type Result = MessageResult<FollowUp>;
+
+    fn handle(&mut self, FollowUp(answer): FollowUp, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.table.follow(&answer))
     }
 }
 

@@ -1,15 +1,45 @@
-//! Each client's latest record, under the herd's "newer" order; a plain type, so the order
-//! and the anti-entropy arithmetic are tested without actors.
+//! Each client's latest record, under the herd's "newer" order, and the range summaries that
+//! set reconciliation compares; a plain type, so the order and the reconciliation are tested
+//! without actors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::protocol::{Fingerprint, Record};
+use crate::peers::recon::{key_of, Range, Summary};
+use crate::protocol::Record;
+
+/// Nibbles of a client's key that pick its bucket: 16^4 = 65,536 buckets, about 15 clients
+/// each at a million.
+const BUCKET_NIBBLES: u8 = 4;
+const BUCKETS: usize = 1 << (4 * BUCKET_NIBBLES as usize);
 
 /// Latest record per client. An older or equal record never replaces what is held.
-#[derive(Debug, Default)]
+///
+/// Beside the records, the clients are kept in buckets by their key's first nibbles, each
+/// bucket with the [`Summary`] of its records. A new record changes one bucket's summary
+/// (O(1)); a range of the key space as deep as a bucket or shallower sums whole buckets,
+/// and a deeper one sums the records of its one bucket. So no link-up walks the whole table.
+#[derive(Debug)]
 pub(crate) struct Table {
     records: HashMap<Arc<str>, Record>,
+    buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Bucket {
+    summary: Summary,
+    /// Each client in the bucket, with its key.
+    clients: Vec<(u64, Arc<str>)>,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::with_capacity(0)
+    }
+}
+
+fn bucket_of(key: u64) -> usize {
+    (key >> (64 - 4 * u32::from(BUCKET_NIBBLES))) as usize
 }
 
 impl Table {
@@ -17,6 +47,7 @@ impl Table {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Table {
             records: HashMap::with_capacity(n),
+            buckets: vec![Bucket::default(); BUCKETS],
         }
     }
 
@@ -25,40 +56,36 @@ impl Table {
         match self.records.get_mut(record.client().as_ref()) {
             Some(held) if !record.newer_than(held) => false,
             Some(held) => {
+                let summary = &mut self.buckets[bucket_of(key_of(record.client()))].summary;
+                summary.remove(held.hash());
+                summary.add(record.hash());
                 *held = record;
                 true
             }
             None => {
+                let key = key_of(record.client());
+                let bucket = &mut self.buckets[bucket_of(key)];
+                bucket.summary.add(record.hash());
+                bucket.clients.push((key, record.client().clone()));
                 self.records.insert(record.client().clone(), record);
                 true
             }
         }
     }
 
-    /// Every client held, with its record's fingerprint.
-    pub(crate) fn fingerprints(&self) -> Vec<(Arc<str>, Fingerprint)> {
-        self.records
-            .iter()
-            .map(|(client, record)| (client.clone(), Fingerprint::of(record)))
-            .collect()
-    }
-
-    /// The AT lines of the records a server holding `theirs` lacks or holds older.
-    pub(crate) fn missing_from(&self, theirs: &HashMap<Box<str>, Fingerprint>) -> Vec<Arc<str>> {
-        self.records
-            .iter()
-            .filter(|(client, r)| {
-                Fingerprint::of(r).should_send_over(theirs.get(&***client).copied())
-            })
-            .map(|(_, r)| r.at_line_shared())
-            .collect()
-    }
-
     /// Drops the records whose client time is before `nanos`; how many.
     pub(crate) fn forget_before(&mut self, nanos: i64) -> usize {
         let before = self.records.len();
-        self.records
-            .retain(|_, record| record.time().nanos() >= nanos);
+        let buckets = &mut self.buckets;
+        self.records.retain(|client, record| {
+            let keep = record.time().nanos() >= nanos;
+            if !keep {
+                let bucket = &mut buckets[bucket_of(key_of(client))];
+                bucket.summary.remove(record.hash());
+                bucket.clients.retain(|(_, c)| c != client);
+            }
+            keep
+        });
         before - self.records.len()
     }
 
@@ -68,6 +95,46 @@ impl Table {
 
     pub(crate) fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// What the table holds in `range`.
+    pub(crate) fn summary(&self, range: Range) -> Summary {
+        match range.buckets(BUCKET_NIBBLES) {
+            Some(buckets) => {
+                let mut summary = Summary::default();
+                for b in &self.buckets[buckets.start as usize..buckets.end as usize] {
+                    summary.merge(b.summary);
+                }
+                summary
+            }
+            None => {
+                let mut summary = Summary::default();
+                for record in self.records_in(range) {
+                    summary.add(record.hash());
+                }
+                summary
+            }
+        }
+    }
+
+    /// The summaries of the children of `range`.
+    pub(crate) fn child_summaries(&self, range: Range) -> Vec<Summary> {
+        range.children().map(|c| self.summary(c)).collect()
+    }
+
+    /// The records in `range`.
+    pub(crate) fn records_in(&self, range: Range) -> impl Iterator<Item = &Record> {
+        let buckets = match (range.buckets(BUCKET_NIBBLES), range.top(BUCKET_NIBBLES)) {
+            (Some(buckets), _) => buckets.start as usize..buckets.end as usize,
+            (None, Some(top)) => top as usize..top as usize + 1,
+            // A range is either as deep as a bucket or shallower.
+            (None, None) => 0..0,
+        };
+        self.buckets[buckets]
+            .iter()
+            .flat_map(|b| &b.clients)
+            .filter(move |(key, _)| range.contains(*key))
+            .filter_map(|(_, client)| self.records.get(client))
     }
 }
 
@@ -92,49 +159,50 @@ mod tests {
         assert_eq!(a.len(), 1);
     }
 
-    fn digest(table: &Table) -> HashMap<Box<str>, Fingerprint> {
-        table
-            .fingerprints()
-            .into_iter()
-            .map(|(client, fingerprint)| (Box::from(&*client), fingerprint))
-            .collect()
+    /// The summary of `range` worked out from scratch, record by record.
+    fn summed(table: &Table, range: Range) -> Summary {
+        let mut s = Summary::default();
+        for r in table.records.values() {
+            if range.contains(key_of(r.client())) {
+                s.add(r.hash());
+            }
+        }
+        s
     }
 
     #[test]
-    fn digest_exchange_sends_exactly_the_missing_and_older_records_both_ways() {
-        let mut a = Table::default();
-        let mut b = Table::default();
-        let same = record("Hill", "IAMAT same +1+1 1");
-        let a_only = record("Hill", "IAMAT a_only +1+1 1");
-        let b_only = record("Smith", "IAMAT b_only +1+1 1");
-        let a_newer = record("Hill", "IAMAT split +1+1 9");
-        let b_older = record("Smith", "IAMAT split +1+1 3");
-        let b_newer = record("Smith", "IAMAT other +1+1 9");
-        let a_older = record("Hill", "IAMAT other +1+1 3");
-        for r in [&same, &a_only, &a_newer, &a_older] {
-            a.offer(r.clone());
+    fn summaries_follow_every_change_at_every_depth() {
+        let mut t = Table::default();
+        for i in 0..3000 {
+            t.offer(record("Hill", &format!("IAMAT c{i} +1+1 {}", i % 7)));
         }
-        for r in [&same, &b_only, &b_older, &b_newer] {
-            b.offer(r.clone());
+        for i in (0..3000).step_by(3) {
+            t.offer(record("Smith", &format!("IAMAT c{i} +2+2 100")));
         }
-        let mut a_sends = a.missing_from(&digest(&b));
-        let mut b_sends = b.missing_from(&digest(&a));
-        a_sends.sort();
-        b_sends.sort();
-        let mut want_a: Vec<Arc<str>> = vec![a_only.at_line_shared(), a_newer.at_line_shared()];
-        let mut want_b: Vec<Arc<str>> = vec![b_only.at_line_shared(), b_newer.at_line_shared()];
-        want_a.sort();
-        want_b.sort();
-        assert_eq!(a_sends, want_a);
-        assert_eq!(b_sends, want_b);
-        for line in a_sends {
-            b.offer(Record::parse_at_line(&line).unwrap());
+        t.forget_before(3_000_000_000);
+        let mut range = Range::ROOT;
+        for depth in 0..=8usize {
+            assert_eq!(t.summary(range), summed(&t, range), "depth {depth}");
+            let counted = t.records_in(range).count() as u64;
+            assert_eq!(counted, t.summary(range).count, "depth {depth}");
+            let children: Summary =
+                t.child_summaries(range)
+                    .into_iter()
+                    .fold(Summary::default(), |mut all, s| {
+                        all.merge(s);
+                        all
+                    });
+            assert_eq!(children, t.summary(range), "depth {depth}");
+            // Down the child that holds the first record still in this range.
+            let Some(first) = t.records_in(range).next() else {
+                break;
+            };
+            let key = key_of(first.client());
+            range = range
+                .children()
+                .find(|c| c.contains(key))
+                .expect("a child holds it");
         }
-        for line in b_sends {
-            a.offer(Record::parse_at_line(&line).unwrap());
-        }
-        assert_eq!(a.len(), 5);
-        assert!(a.missing_from(&digest(&b)).is_empty());
-        assert!(b.missing_from(&digest(&a)).is_empty());
+        assert_eq!(t.summary(Range::ROOT).count as usize, t.len());
     }
 }

@@ -51,7 +51,7 @@ async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
 }
 
 #[actix::test]
-async fn a_neighbours_digest_gets_back_what_it_lacks() {
+async fn a_neighbour_reconciling_with_the_store_is_sent_what_it_lacks() {
     let (floods, _flooded) = collector::<Flood>();
     let store = LocationStore::new(floods, Table::default(), None, None).start();
     let kiwi = record("Hill", "IAMAT kiwi +1+1 20");
@@ -59,16 +59,26 @@ async fn a_neighbours_digest_gets_back_what_it_lacks() {
     for record in [&kiwi, &pear] {
         assert_eq!(store.send(CheckIn(record.clone())).await.unwrap(), Ok(true));
     }
-
-    let held = store.send(Fingerprints).await.unwrap();
-    assert_eq!(held.len(), 2);
-    let pear_only = held
-        .into_iter()
-        .filter(|(client, _)| &**client == "pear")
-        .map(|(client, fingerprint)| (Box::from(&*client), fingerprint))
-        .collect();
-    let missing = store.send(Missing(pear_only)).await.unwrap();
-    assert_eq!(missing, vec![kiwi.at_line_shared()]);
+    // The store dials a neighbour that holds pear only.
+    let mut neighbour = Table::default();
+    neighbour.offer(pear.clone());
+    let mut queries = vec![store.send(FirstQuery).await.unwrap()];
+    let mut sent = Vec::new();
+    while let Some(query) = queries.pop() {
+        let answer = neighbour.answer(&query).expect("an answer");
+        let next = store.send(FollowUp(answer)).await.unwrap();
+        queries.extend(next.queries);
+        sent.extend(next.records);
+    }
+    assert_eq!(sent, vec![kiwi.at_line_shared()]);
+    // And answers a neighbour dialling it, which holds pear only: that one lacks kiwi.
+    let query = neighbour.first_query();
+    let answer = store
+        .send(Reconcile(query))
+        .await
+        .unwrap()
+        .expect("an answer");
+    assert_eq!(neighbour.follow(&answer).records, Vec::<Arc<str>>::new());
 }
 
 mod durable {

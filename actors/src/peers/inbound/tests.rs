@@ -7,8 +7,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::peers::link::LinkSettings;
+use crate::peers::recon::{wire_hash, Answer, Child};
+use crate::protocol::Record;
 use crate::server::Tuning;
-use crate::test_support::{ask, hill_config, read_until, start_hill, until_closed};
+use crate::store::table::Table;
+use crate::test_support::{ask, hill_config, logged, read_until, start_hill, until_closed};
 
 /// Hill, with Smith as its neighbour, listening on a free port; `extra` goes at the top of
 /// its herd.toml.
@@ -31,7 +34,7 @@ async fn held(addr: std::net::SocketAddr, client: &str) -> String {
 /// A connection from "Smith" that has been welcomed.
 async fn smith(addr: std::net::SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"HERD-PEER 1 Smith Hill\n").await.unwrap();
+    s.write_all(b"HERD-PEER 2 Smith Hill\n").await.unwrap();
     assert_eq!(read_until(&mut s, b"\n").await, b"HERD-WELCOME Hill\n");
     s
 }
@@ -42,14 +45,23 @@ async fn a_first_line_that_is_a_peer_hello_hands_the_connection_to_the_peer_side
     let addr = hill(&dir, "", LinkSettings::default()).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     // The hello and the lines behind it arrive together: none may be lost in the handoff.
-    s.write_all(b"HERD-PEER 1 Smith Hill\nFLOOD Smith AT Smith +0.000000001 kiwi +1+1 7\nPING\n")
+    s.write_all(b"HERD-PEER 2 Smith Hill\nFLOOD Smith AT Smith +0.000000001 kiwi +1+1 7\nPING\n")
         .await
         .unwrap();
     let got = read_until(&mut s, b"PONG\n").await;
     assert_eq!(got, b"HERD-WELCOME Hill\nPONG\n");
-    s.write_all(b"SYNC\n").await.unwrap();
-    let digest = String::from_utf8(read_until(&mut s, b"DIGEST-END\n").await).unwrap();
-    assert!(digest.starts_with("DIGEST kiwi 7000000000 "), "{digest}");
+    // A dialler holding nothing asks what Hill holds: Hill lists the one record's hash.
+    let empty = Table::default();
+    s.write_all(format!("{}\n", empty.first_query().line()).as_bytes())
+        .await
+        .unwrap();
+    let answer = String::from_utf8(read_until(&mut s, b"\n").await).unwrap();
+    let Some(Answer::Children { children, .. }) = Answer::parse(answer.trim_end()) else {
+        panic!("not an answer: {answer}");
+    };
+    let listed: Vec<&Child> = children.iter().filter(|c| **c != Child::Same).collect();
+    let kiwi = Record::parse_at_line("AT Smith +0.000000001 kiwi +1+1 7").unwrap();
+    assert_eq!(listed, [&Child::Items(vec![wire_hash(kiwi.hash())])]);
     // What a neighbour floods, a client finds.
     assert_eq!(
         held(addr, "kiwi").await,
@@ -118,11 +130,28 @@ async fn an_unanswered_challenge_is_refused_after_the_handshake_time_out() {
     };
     let addr = hill(&dir, "secret = \"s3cret\"", links).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"HERD-PEER 1 Smith Hill\n").await.unwrap();
+    s.write_all(b"HERD-PEER 2 Smith Hill\n").await.unwrap();
     let challenge = String::from_utf8(read_until(&mut s, b"\n").await).unwrap();
     assert!(challenge.starts_with("HERD-CHALLENGE "), "{challenge}");
     assert_eq!(
         until_closed(&mut s).await,
         b"HERD-REFUSED no proof within 100ms\n"
+    );
+}
+
+#[actix::test]
+async fn a_dialler_of_another_protocol_version_is_refused_with_both_versions_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = hill(&dir, "", LinkSettings::default()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"HERD-PEER 1 Smith Hill\n").await.unwrap();
+    let refusal = "HERD-REFUSED Smith speaks peer protocol 1 and this server 2: run the same \
+                   herd version on both\n";
+    assert_eq!(until_closed(&mut s).await, refusal.as_bytes());
+    let said = ": Smith speaks peer protocol 1 and this server 2";
+    let log = logged(&dir.path().join("logs/Hill.log"), said).await;
+    assert!(
+        log.contains("refused peer handshake from 127.0.0.1:"),
+        "{log}"
     );
 }

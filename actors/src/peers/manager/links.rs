@@ -1,6 +1,7 @@
 //! How each outbound link comes up, syncs, beats and goes down: the manager's side of a
 //! link's life, from the dial to the backoff after it fails.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -13,8 +14,9 @@ use crate::codec::{LineCodec, LineError, PeerInput, PeerLines};
 use crate::outbox::Outbox;
 use crate::peers::error::LinkError;
 use crate::peers::handshake::{self, Connected, LinkRead, LinkWrite};
-use crate::peers::link::{LinkState, UpLink};
-use crate::peers::records::Missing;
+use crate::peers::link::{LinkState, Resync, UpLink};
+use crate::peers::recon::{Answer, Query};
+use crate::peers::records::{FirstQuery, FollowUp};
 use crate::peers::wire;
 
 impl PeerManager {
@@ -47,10 +49,8 @@ impl PeerManager {
         if !self.links[i].is_current(generation) {
             return;
         }
-        let queue = Outbox::new(self.deps.settings.max_queued);
         // Floods are queued from now on, so nothing that arrives during the sync is missed.
-        // The queue is new and its cap at least a MiB: the SYNC goes in, as the sync's lines do.
-        queue.push_line_uncapped(wire::SYNC.as_bytes());
+        let queue = Outbox::for_link(self.deps.settings.max_queued);
         let io = [
             self.spawn_reader(i, generation, read, ctx),
             self.spawn_writer(i, generation, queue.clone(), write, ctx),
@@ -61,11 +61,84 @@ impl PeerManager {
         link.metrics.link(true);
         link.state = LinkState::Up(UpLink {
             queue,
-            digest: Some(Default::default()),
+            // The first query is on its way from the store.
+            resync: Resync::Reconciling {
+                in_flight: 1,
+                waiting: VecDeque::new(),
+                queries: 0,
+                records: 0,
+                started: Instant::now(),
+            },
             io,
             last_heard: Instant::now(),
         });
         self.deps.log.peer_up(link.neighbour());
+        self.deps
+            .records
+            .first_query
+            .send(FirstQuery)
+            .into_actor(self)
+            .map(move |query, act, ctx| match query {
+                Ok(query) => act.resync_step(i, generation, vec![query], Vec::new()),
+                Err(_) => act.link_failed(i, generation, &LinkError::StoreGone, ctx),
+            })
+            .spawn(ctx);
+    }
+
+    /// One step of link `i`'s reconciliation: `records` the neighbour lacks go into the
+    /// bulk lane, and `queries` are sent as the window allows. The step that asked for them
+    /// is done (its query leaves the window); the reconciliation ends when nothing is left.
+    fn resync_step(
+        &mut self,
+        i: usize,
+        generation: u64,
+        queries: Vec<Query>,
+        records: Vec<Arc<str>>,
+    ) {
+        let link = &mut self.links[i];
+        if !link.is_current(generation) {
+            return;
+        }
+        let neighbour = link.target.neighbour.clone();
+        let LinkState::Up(up) = &mut link.state else {
+            return;
+        };
+        let Resync::Reconciling {
+            in_flight,
+            waiting,
+            queries: asked,
+            records: sent,
+            started,
+        } = &mut up.resync
+        else {
+            return;
+        };
+        *sent += records.len();
+        up.queue.push_bulk(records);
+        waiting.extend(queries);
+        *in_flight -= 1;
+        while *in_flight < Resync::WINDOW {
+            let Some(query) = waiting.pop_front() else {
+                break;
+            };
+            // Queries are few (the window) and small: under the cap unless the neighbour
+            // stopped reading, and then the overflow ends the link, as a flood's would.
+            if up.queue.push_line(query.line().as_bytes()).is_err() {
+                return;
+            }
+            *in_flight += 1;
+            *asked += 1;
+        }
+        if *in_flight == 0 {
+            let note = format!(
+                "peer {neighbour} reconciled: {} queries, {} records sent, in {:.3} s",
+                asked,
+                sent,
+                started.elapsed().as_secs_f64()
+            );
+            up.resync = Resync::Done;
+            self.deps.log.note(&note);
+        }
     }
 
     /// The neighbour's lines, ending with `None` when it closes.
@@ -106,8 +179,8 @@ impl PeerManager {
         }))
     }
 
-    /// A line from the neighbour on link `i`: its digest while the link syncs, then
-    /// answers to our heartbeats.
+    /// A line from the neighbour on link `i`: answers to our reconciliation queries and to
+    /// our heartbeats.
     fn link_line(&mut self, i: usize, generation: u64, line: &[u8], ctx: &mut Context<Self>) {
         let LinkState::Up(up) = &mut self.links[i].state else {
             return;
@@ -115,43 +188,25 @@ impl PeerManager {
         up.last_heard = Instant::now();
         let text = std::str::from_utf8(line).unwrap_or("");
         if text == wire::PONG {
-            // Heard; a PONG may come in the middle of the digest, for a PING sent before it.
             return;
         }
-        let Some(digest) = &mut up.digest else {
+        let Some(answer) = Answer::parse(text) else {
+            let e = LinkError::BadRecon(text.chars().take(80).collect());
+            self.link_failed(i, generation, &e, ctx);
+            return;
+        };
+        if !matches!(up.resync, Resync::Reconciling { .. }) {
             let neighbour = self.links[i].neighbour();
             log::debug!("{} -> {neighbour}: ignored {text:?}", self.deps.policy.me);
             return;
-        };
-        if text != wire::DIGEST_END {
-            match wire::parse_digest_line(text) {
-                Some((client, fingerprint)) => {
-                    digest.insert(client.into(), fingerprint);
-                }
-                None => {
-                    let e = LinkError::BadDigest(text.into());
-                    self.link_failed(i, generation, &e, ctx);
-                }
-            }
-            return;
         }
-        let digest = up.digest.take().unwrap_or_default();
         self.deps
             .records
-            .missing
-            .send(Missing(digest))
+            .follow_up
+            .send(FollowUp(answer))
             .into_actor(self)
-            .map(move |lines, act, ctx| match lines {
-                Ok(lines) => {
-                    let link = &act.links[i];
-                    if let (true, Some(queue)) = (link.is_current(generation), link.queue()) {
-                        // A sync sends a copy of (part of) the table: bounded by what we
-                        // hold, and it must go whole, or a large table could never sync.
-                        for line in lines {
-                            queue.push_line_uncapped(line.as_bytes());
-                        }
-                    }
-                }
+            .map(move |next, act, ctx| match next {
+                Ok(next) => act.resync_step(i, generation, next.queries, next.records),
                 Err(_) => act.link_failed(i, generation, &LinkError::StoreGone, ctx),
             })
             .spawn(ctx);
@@ -174,7 +229,16 @@ impl PeerManager {
                 self.deps.log.peer_down(link.neighbour(), &why);
             }
             LinkState::Dialling => {
-                log::debug!("{} -> {}: {why}", self.deps.policy.me, link.neighbour())
+                log::debug!("{} -> {}: {why}", self.deps.policy.me, link.neighbour());
+                // A neighbour of another version refuses every dial alike: said once.
+                let new = link
+                    .last_error
+                    .as_ref()
+                    .is_none_or(|(last, _)| *last != why);
+                if matches!(e, LinkError::Version { .. }) && new {
+                    let note = format!("peer {} refused us: {why}", link.neighbour());
+                    self.deps.log.note(&note);
+                }
             }
             LinkState::Waiting { .. } => return,
         }
@@ -197,8 +261,8 @@ impl PeerManager {
                 let generation = link.generation;
                 self.link_failed(i, generation, &LinkError::Silent(limit), ctx);
             } else {
-                // On overflow the writer ends with the error and the link drops.
-                let _ = up.queue.push_line(wire::PING.as_bytes());
+                // Urgent: never refused, never behind a sync's bulk.
+                up.queue.push_urgent(wire::PING.as_bytes());
             }
         }
     }

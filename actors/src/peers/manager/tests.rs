@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::peers::handshake::PeerPolicy;
+use crate::peers::recon::Query;
 use crate::store::table::Table;
 use crate::store::{CheckIn, LocationStore};
 use crate::test_support::{collector, record, temp_log};
@@ -31,7 +32,7 @@ impl Neighbour {
             read: BufReader::new(read),
             write,
         };
-        assert_eq!(n.raw_line().await, format!("HERD-PEER 1 Hill {me}"));
+        assert_eq!(n.raw_line().await, format!("HERD-PEER 2 Hill {me}"));
         if let Some(secret) = secret {
             n.send("HERD-CHALLENGE 00ff").await;
             let proof = n.raw_line().await;
@@ -59,13 +60,21 @@ impl Neighbour {
         line.trim_end_matches('\n').to_owned()
     }
 
-    /// The next line the link sent; a SYNC is answered with an empty digest.
+    /// The next line the link sent; a reconciliation query is answered as a neighbour
+    /// holding no records would.
     async fn line(&mut self) -> String {
         let line = self.raw_line().await;
-        if line == wire::SYNC {
-            self.send(wire::DIGEST_END).await;
+        if let Some(query) = Query::parse(&line) {
+            let answer = Table::default().answer(&query).expect("an answer");
+            self.send(&answer.line()).await;
         }
         line
+    }
+
+    /// The link's first line is its first reconciliation query, of the whole key space.
+    async fn reconciles(&mut self) {
+        let line = self.line().await;
+        assert!(line.starts_with("FPS - "), "{line}");
     }
 }
 
@@ -97,8 +106,9 @@ fn hill(
     };
     let records = Records {
         merge: store.clone().recipient(),
-        fingerprints: store.clone().recipient(),
-        missing: store.clone().recipient(),
+        first_query: store.clone().recipient(),
+        reconcile: store.clone().recipient(),
+        follow_up: store.clone().recipient(),
     };
     let (log, dir) = temp_log("Hill");
     let metrics = PeerMetrics::default();
@@ -142,15 +152,15 @@ async fn a_link_comes_up_when_the_listener_appears_late_and_again_after_a_drop()
     until_link(&manager, |l| l.last_error.is_some()).await;
     let listener = TcpListener::bind(addr).await.unwrap();
 
-    // First connection: SYNC, then the record the neighbour's empty digest lacks.
+    // First connection: a reconciliation, then the record the empty neighbour lacks.
     let mut first = Neighbour::accept(&listener, "Smith", None).await;
-    assert_eq!(first.line().await, "SYNC");
+    first.reconciles().await;
     assert_eq!(first.line().await, kiwi.at_line());
     drop(first);
 
     // The link comes back after the drop, syncs again, then carries floods.
     let mut second = Neighbour::accept(&listener, "Smith", None).await;
-    assert_eq!(second.line().await, "SYNC");
+    second.reconciles().await;
     assert_eq!(second.line().await, kiwi.at_line());
     let pear = record("Hill", "IAMAT pear +2+2 6");
     manager
@@ -176,7 +186,7 @@ async fn a_link_answers_the_challenge_with_the_secret() {
     let addr = listener.local_addr().unwrap();
     let (_manager, _store, _dir) = hill(&[("Smith", addr)], Some(b"k3y"), quick());
     let mut n = Neighbour::accept(&listener, "Smith", Some(b"k3y")).await;
-    assert_eq!(n.line().await, "SYNC");
+    n.reconciles().await;
 }
 
 #[actix::test]
@@ -189,7 +199,7 @@ async fn a_neighbour_that_stops_reading_is_dropped_and_resynced() {
     };
     let (manager, _store, _dir) = hill(&[("Smith", addr)], None, settings);
     let mut stalled = Neighbour::accept(&listener, "Smith", None).await;
-    assert_eq!(stalled.line().await, "SYNC");
+    stalled.reconciles().await;
     until_link(&manager, |l| l.up).await;
     // From here the neighbour reads nothing: far more than socket buffers plus the cap.
     let line = record("Hill", &format!("IAMAT {} +1+1 1", "x".repeat(200)));
@@ -207,7 +217,7 @@ async fn a_neighbour_that_stops_reading_is_dropped_and_resynced() {
     }
     // The link gave up on the stalled connection and dialled again, and syncs afresh.
     let mut again = Neighbour::accept(&listener, "Smith", None).await;
-    assert_eq!(again.line().await, "SYNC");
+    again.reconciles().await;
     drop(stalled);
 }
 
@@ -227,7 +237,7 @@ async fn floods_go_only_to_neighbours_that_lack_them() {
     let mut neighbours = Vec::new();
     for (name, listener) in names.iter().zip(&listeners) {
         let mut n = Neighbour::accept(listener, name, None).await;
-        assert_eq!(n.line().await, "SYNC");
+        n.reconciles().await;
         neighbours.push(n);
     }
     let flood = |record: &Record, from: Option<&str>, seen: &[&str]| Flood {
@@ -268,7 +278,7 @@ async fn a_neighbour_that_stops_answering_heartbeats_is_given_up_and_dialled_aga
     };
     let (manager, _store, _dir) = hill(&[("Smith", addr)], None, settings);
     let mut hung = Neighbour::accept(&listener, "Smith", None).await;
-    assert_eq!(hung.line().await, "SYNC");
+    hung.reconciles().await;
     // Pings arrive and are never answered, as with a stopped server whose kernel still
     // takes the bytes.
     assert_eq!(hung.line().await, "PING");
@@ -279,22 +289,71 @@ async fn a_neighbour_that_stops_answering_heartbeats_is_given_up_and_dialled_aga
     })
     .await;
     let mut again = Neighbour::accept(&listener, "Smith", None).await;
-    assert_eq!(again.line().await, "SYNC");
+    again.reconciles().await;
     drop(hung);
 }
 
 #[actix::test]
-async fn a_pong_in_the_middle_of_the_digest_is_no_fault() {
+async fn a_pong_before_an_answer_is_no_fault() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (manager, store, _dir) = hill(&[("Smith", addr)], None, quick());
     let kiwi = record("Hill", "IAMAT kiwi +1+1 5");
     assert_eq!(store.send(CheckIn(kiwi.clone())).await.unwrap(), Ok(true));
     let mut n = Neighbour::accept(&listener, "Smith", None).await;
-    assert_eq!(n.raw_line().await, "SYNC");
-    // The neighbour answers a PING sent before its digest was done.
-    n.send("DIGEST pear 1 0000000000000001\nPONG\nDIGEST-END")
-        .await;
+    let query = Query::parse(&n.raw_line().await).expect("a query");
+    // The neighbour answers a PING sent before the query was answered.
+    let answer = Table::default().answer(&query).unwrap();
+    n.send(&format!("PONG\n{}", answer.line())).await;
     assert_eq!(n.line().await, kiwi.at_line());
     until_link(&manager, |l| l.up && l.last_error.is_none()).await;
+}
+
+#[actix::test]
+async fn a_heartbeat_goes_out_ahead_of_a_reconciliation_far_over_the_queue_cap() {
+    // A neighbour whose kernel takes little ahead of what it reads, as a busy server's
+    // socket would: what waits in front of a PING is then what our side holds.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = LinkSettings {
+        max_queued: 64 * 1024,
+        heartbeat: Duration::from_millis(100),
+        // What the kernel's socket buffers hold (megabytes) is read before each PING.
+        heartbeat_misses: 10,
+        ..quick()
+    };
+    let (manager, store, _dir) = hill(&[("Smith", addr)], None, settings);
+    // About 6 MB of records: a hundred times the link's cap.
+    let id = "x".repeat(250);
+    for i in 0..24_000 {
+        let line = format!("IAMAT {id}{i} +1+1 5");
+        assert_eq!(
+            store.send(CheckIn(record("Hill", &line))).await.unwrap(),
+            Ok(true)
+        );
+    }
+    let mut n = Neighbour::accept(&listener, "Smith", None).await;
+    n.reconciles().await;
+    // A neighbour that reads slowly: the records stream as it drains, the heartbeats pass
+    // them, and the link stays up until every record has come.
+    let (mut records, mut pings) = (0, 0);
+    while records < 24_000 {
+        let line = n.line().await;
+        if line == "PING" {
+            pings += 1;
+            n.send("PONG").await;
+        } else {
+            assert!(line.starts_with("AT Hill "), "{line}");
+            records += 1;
+            if records % 200 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    assert!(pings >= 2, "{pings} heartbeats while the records streamed");
+    let status = &manager.send(LinkStatuses).await.unwrap()[0];
+    assert!(status.up && status.last_error.is_none(), "{status:?}");
 }

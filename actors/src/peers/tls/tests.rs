@@ -290,7 +290,7 @@ fn server_names_that_differ_only_in_case_are_refused_on_a_tls_herd() {
 async fn a_neighbour_with_the_herds_certificate_for_its_name_gets_in() {
     let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let smith = connector(&ca, &ca.issue("Smith"));
-    let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 1 Smith Hill").await;
+    let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 2 Smith Hill").await;
     // No challenge: the certificate proved the name.
     assert_eq!(answer.as_deref(), Ok("HERD-WELCOME Hill\n"));
     let mut tls = tls.unwrap();
@@ -309,7 +309,7 @@ async fn a_neighbour_with_the_herds_certificate_for_its_name_gets_in() {
 async fn a_certificate_of_another_ca_is_refused_and_logged() {
     let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let stranger = connector(&ca, &Ca::new("another CA").issue("Smith"));
-    let (_, answer) = dial_hill(addr, &stranger, "HERD-PEER 1 Smith Hill").await;
+    let (_, answer) = dial_hill(addr, &stranger, "HERD-PEER 2 Smith Hill").await;
     assert!(answer.is_err(), "{answer:?}");
     logged(&log, "TLS handshake failed: ").await;
     logged(&log, "(it is not signed by the herd's CA)").await;
@@ -321,7 +321,7 @@ async fn an_expired_certificate_is_refused_and_logged() {
     let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let now = SystemTime::now();
     let expired = connector(&ca, &ca.issue_between("Smith", now - 30 * DAY, now - DAY));
-    let (_, answer) = dial_hill(addr, &expired, "HERD-PEER 1 Smith Hill").await;
+    let (_, answer) = dial_hill(addr, &expired, "HERD-PEER 2 Smith Hill").await;
     assert!(answer.is_err(), "{answer:?}");
     let log = logged(&log, "(it has expired)").await;
     assert!(
@@ -335,7 +335,7 @@ async fn a_certificate_for_another_servers_name_is_refused_and_logged() {
     let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     // Smith's own certificate, from the herd's CA, claiming to be Jaquez (also a neighbour).
     let smith = connector(&ca, &ca.issue("Smith"));
-    let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 1 Jaquez Hill").await;
+    let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 2 Jaquez Hill").await;
     let refusal = "the certificate shown is not valid for Jaquez: it is for Smith";
     assert_eq!(answer, Ok(format!("HERD-REFUSED {refusal}\n")));
     // Refused means closed: no record can follow the refusal.
@@ -352,7 +352,7 @@ async fn a_plain_text_peer_on_a_tls_herd_is_refused_and_logged() {
     let (_dir, _, addr, log) = tls_hill(Tuning::default()).await;
     let mut plain = TcpStream::connect(addr).await.unwrap();
     plain
-        .write_all(b"HERD-PEER 1 Smith Hill\nAT Smith +0.000000001 kiwi +1+1 7\n")
+        .write_all(b"HERD-PEER 2 Smith Hill\nAT Smith +0.000000001 kiwi +1+1 7\n")
         .await
         .unwrap();
     let refusal = "this herd's peer links use TLS: a hello in plain text is refused";
@@ -389,7 +389,7 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_idle_time_out() {
 async fn bytes_injected_into_a_tls_link_end_it_and_change_no_record() {
     let (_dir, ca, addr, log) = tls_hill(Tuning::default()).await;
     let smith = connector(&ca, &ca.issue("Smith"));
-    let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 1 Smith Hill").await;
+    let (tls, answer) = dial_hill(addr, &smith, "HERD-PEER 2 Smith Hill").await;
     assert_eq!(answer.as_deref(), Ok("HERD-WELCOME Hill\n"));
     let mut tls = tls.unwrap();
     // Someone on the path writes a record into the TCP stream, beside the TLS records.
