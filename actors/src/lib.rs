@@ -49,3 +49,4 @@ mod store;
 mod test_support;
 
 pub use server::{bind, preflight, start, Server, StartError};
+pub use store::durable::fill_store;

@@ -215,6 +215,9 @@ struct LinkFamilies {
     floods_sent: Family<NeighbourLabel, Counter>,
     floods_received: Family<NeighbourLabel, Counter>,
     queued_bytes: Family<NeighbourLabel, Gauge>,
+    sent_bytes: Family<NeighbourLabel, Counter>,
+    received_bytes: Family<NeighbourLabel, Counter>,
+    synced_records: Family<NeighbourLabel, Counter>,
 }
 
 impl LinkFamilies {
@@ -251,6 +254,23 @@ impl LinkFamilies {
                 "herd_link_queued_bytes",
                 "Bytes queued for the neighbour and not yet written",
             ),
+            sent_bytes: registered(
+                r,
+                "herd_link_sent_bytes",
+                "Bytes of peer lines written to the neighbour, on both links with it (inside \
+                 TLS on a TLS herd)",
+            ),
+            received_bytes: registered(
+                r,
+                "herd_link_received_bytes",
+                "Bytes of peer lines read from the neighbour after its handshake, on both \
+                 links with it",
+            ),
+            synced_records: registered(
+                r,
+                "herd_link_synced_records",
+                "Records sent to the neighbour because a reconciliation found it lacked them",
+            ),
         }
     }
 
@@ -263,6 +283,9 @@ impl LinkFamilies {
             floods_sent: self.floods_sent.get_or_create_owned(&label),
             floods_received: self.floods_received.get_or_create_owned(&label),
             queued_bytes: self.queued_bytes.get_or_create_owned(&label),
+            sent_bytes: self.sent_bytes.get_or_create_owned(&label),
+            received_bytes: self.received_bytes.get_or_create_owned(&label),
+            synced_records: self.synced_records.get_or_create_owned(&label),
         }
     }
 }

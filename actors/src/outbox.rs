@@ -70,6 +70,8 @@ struct State {
     budget: Option<ReplyBudget>,
     /// Bytes written since the start.
     sent_total: u64,
+    /// Counts the bytes written, for `/metrics`.
+    counter: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl State {
@@ -117,6 +119,9 @@ impl State {
     /// `n` more bytes have been written.
     fn sent(&mut self, n: usize) {
         self.sent_total += n as u64;
+        if let Some(counter) = &self.counter {
+            counter.inc_by(n as u64);
+        }
         if let Some(budget) = &self.budget {
             budget.release(n);
         }
@@ -155,6 +160,7 @@ impl Outbox {
             drain_waiter: None,
             budget: None,
             sent_total: 0,
+            counter: None,
         })))
     }
 
@@ -169,6 +175,11 @@ impl Outbox {
             s.max_chunk = LINK_CHUNK;
         }
         out
+    }
+
+    /// From now on, counts every byte written into `counter`.
+    pub(crate) fn count_sent(&self, counter: prometheus_client::metrics::counter::Counter) {
+        self.0.borrow_mut().counter = Some(counter);
     }
 
     /// An outbox whose unsent bytes also count against `budget`.

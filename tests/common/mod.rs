@@ -2,6 +2,7 @@
 //! to a temporary folder, and raw TCP clients.
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod metrics;
 pub mod netns;
 pub mod relay;
 

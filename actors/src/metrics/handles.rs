@@ -275,9 +275,27 @@ pub(crate) struct LinkMetrics {
     pub(super) floods_sent: Counter,
     pub(super) floods_received: Counter,
     pub(super) queued_bytes: Gauge,
+    pub(super) sent_bytes: Counter,
+    pub(super) received_bytes: Counter,
+    pub(super) synced_records: Counter,
 }
 
 impl LinkMetrics {
+    /// Where a link's outbox counts the bytes it writes.
+    pub(crate) fn sent_bytes(&self) -> Counter {
+        self.sent_bytes.clone()
+    }
+
+    /// A line of `len` bytes and its newline came from the neighbour.
+    pub(crate) fn received_line(&self, len: usize) {
+        self.received_bytes.inc_by(len as u64 + 1);
+    }
+
+    /// A reconciliation found `n` records the neighbour lacked.
+    pub(crate) fn synced(&self, n: usize) {
+        self.synced_records.inc_by(n as u64);
+    }
+
     /// The outbound link came up (`true`) or went down.
     pub(crate) fn link(&self, up: bool) {
         self.up.set(i64::from(up));

@@ -152,6 +152,7 @@ impl InboundPeer {
         self.deps.log.peer_in_up(&from, self.addr);
         self.dialled_in.do_send(DialedIn(from.clone()));
         self.metrics = self.deps.metrics.link(&from);
+        self.out.count_sent(self.metrics.sent_bytes());
         self.stage = Stage::Peer(from);
     }
 
@@ -264,6 +265,7 @@ impl StreamHandler<Result<PeerInput, LineError>> for InboundPeer {
             }
             Stage::Peer(from) => {
                 let from = from.clone();
+                self.metrics.received_line(line.len());
                 self.peer_line(from, &line, ctx);
             }
             Stage::Refused => {}

@@ -202,6 +202,32 @@ impl Database {
     }
 }
 
+/// Writes `lines`, AT lines as servers produce them, into the store of server `name` in
+/// `dir` (made if missing), as fast as SQLite takes them, a transaction per 50,000 rows:
+/// for benchmarks and tests that need a large store without checking each record in.
+/// Returns how many rows were written; a line that is not an AT line stops it.
+pub fn fill_store(
+    dir: &Path,
+    name: &str,
+    lines: impl IntoIterator<Item = String>,
+) -> Result<usize, String> {
+    const BATCH: usize = 50_000;
+    let mut db = Database::open(dir, name, false).map_err(|e| e.to_string())?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut written = 0;
+    for line in lines {
+        let record = Record::parse_at_line(&line).map_err(|e| format!("{line:?}: {e}"))?;
+        batch.push(record);
+        if batch.len() == BATCH {
+            db.commit(&batch).map_err(|e| e.to_string())?;
+            written += batch.len();
+            batch.clear();
+        }
+    }
+    db.commit(&batch).map_err(|e| e.to_string())?;
+    Ok(written + batch.len())
+}
+
 /// The one thread that touches the database.
 pub(crate) struct Writer {
     db: Database,

@@ -51,6 +51,7 @@ impl PeerManager {
         }
         // Floods are queued from now on, so nothing that arrives during the sync is missed.
         let queue = Outbox::for_link(self.deps.settings.max_queued);
+        queue.count_sent(self.links[i].metrics.sent_bytes());
         let io = [
             self.spawn_reader(i, generation, read, ctx),
             self.spawn_writer(i, generation, queue.clone(), write, ctx),
@@ -114,6 +115,7 @@ impl PeerManager {
             return;
         };
         *sent += records.len();
+        link.metrics.synced(records.len());
         up.queue.push_bulk(records);
         waiting.extend(queries);
         *in_flight -= 1;
@@ -286,7 +288,10 @@ impl StreamHandler<LinkInput> for PeerManager {
             return;
         }
         match line {
-            Some(Ok(PeerInput::Line(line))) => self.link_line(link, generation, &line, ctx),
+            Some(Ok(PeerInput::Line(line))) => {
+                self.links[link].metrics.received_line(line.len());
+                self.link_line(link, generation, &line, ctx)
+            }
             Some(Ok(PeerInput::Skipped(n))) => self.deps.log.note(&format!(
                 "ignored {n} over-long line(s) from peer {}",
                 self.links[link].neighbour()
