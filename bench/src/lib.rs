@@ -7,6 +7,8 @@
 //! - `flood` scenario: time from an IAMAT at one server until every other server holds it.
 //! - `conns` scenario: many idle connections to one server; memory per connection, RTT.
 //! - `startup` scenario: time from exec of a server command until it accepts connections.
+//! - `resync` scenario (proxy-herd only): two servers with large stores that differ,
+//!   reconciling on link-up; time, bytes, memory and CPU of the sync.
 //! - `check_in`: one client checking in, each time later than before; the run's client ids.
 //! - `closed_loop`: C connections each keeping D requests in flight, timed into a histogram.
 //! - `fresh`: whether every server holds the newest record of every client.
@@ -42,6 +44,7 @@ mod limits;
 mod procfs;
 mod progress;
 mod report;
+mod resync;
 mod startup;
 mod targets;
 mod whatsat;
@@ -61,6 +64,8 @@ pub enum Scenario {
     Conns(conns::Args),
     /// Time from exec of a server command until its address accepts connections.
     Startup(startup::Args),
+    /// Two proxy-herd servers with large stores that differ: the link-up reconciliation.
+    Resync(resync::Args),
 }
 
 /// Runs one scenario and prints its summary.
@@ -90,6 +95,10 @@ pub fn run(scenario: Scenario) -> Result<(), String> {
         Scenario::Startup(args) => {
             let json = args.common.json;
             (startup::run(args)?, json)
+        }
+        Scenario::Resync(args) => {
+            let json = args.json;
+            (resync::run(args)?, json)
         }
     };
     report.print(json);
