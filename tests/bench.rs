@@ -192,3 +192,22 @@ fn a_target_off_loopback_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn resync_reconciles_two_differing_stores_and_a_restart_that_differs_in_nothing() {
+    let report = bench(&["resync", "--records", "20000", "--differences", "400"]);
+    assert_eq!(num(&report, "differences"), 400.0);
+    assert!(num(&report, "converged_s") > 0.0);
+    // Each side sent at least the records the other lacked: a hundred of its own and a
+    // hundred newer ones, some 70 bytes each.
+    for way in ["bytes_hill_to_smith", "bytes_smith_to_hill"] {
+        assert!(num(&report, way) > 200.0 * 60.0, "{way}: {report}");
+    }
+    // The restart found nothing to send: a line each way, and the handshake.
+    for way in ["restart_bytes_hill_to_smith", "restart_bytes_smith_to_hill"] {
+        assert!(num(&report, way) < 1000.0, "{way}: {report}");
+    }
+    assert_eq!(num(&report, "restart_link_downs"), 1.0, "{report}");
+    let said = report["hill_reconciled"].as_str().unwrap_or_default();
+    assert!(said.contains(" records sent, in "), "{report}");
+}
