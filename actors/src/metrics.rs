@@ -146,8 +146,26 @@ impl Metrics {
         r.register(
             "herd_store_commit_failures",
             "Commits that failed (a full disk, a file no longer writable): their check-ins \
-             were not acknowledged",
+             were not acknowledged, and their records are written again once the disk takes \
+             them",
             store.failures.clone(),
+        );
+        r.register(
+            "herd_store_unwritten_records",
+            "Records held in memory and not yet on disk: waiting for the next commit, or for \
+             the disk to take writes again",
+            store.unwritten.clone(),
+        );
+        r.register(
+            "herd_store_evicted_records",
+            "Records dropped, here and on disk, because the store held [store] max_records",
+            store.evicted.clone(),
+        );
+        r.register(
+            "herd_records_refused",
+            "Records a neighbour sent dated further ahead of this server's clock than \
+             [limits] max_clock_ahead_s allows (and a minute for the servers' clocks)",
+            store.future.clone(),
         );
 
         let records = registered(

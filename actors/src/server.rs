@@ -25,9 +25,9 @@ use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
 use crate::session::SessionDeps;
 use crate::settings::{ServerSettings, Settings, SettingsError};
-use crate::store::durable::{Database, Load, StoreError, Writer};
+use crate::store::durable::{Database, ForgetAfter, Load, StoreError, Writer};
 use crate::store::table::Table;
-use crate::store::{Flush, LocationStore, Stats};
+use crate::store::{Bounds, Flush, LocationStore, Stats, PEER_CLOCK_SLACK};
 
 mod tuning;
 
@@ -244,6 +244,11 @@ pub(crate) async fn start_with(
             Some(admin)
         }
     };
+    let bounds = Bounds {
+        max_age: config.store.max_age,
+        max_ahead: config.limits.max_clock_ahead,
+        max_records: config.store.max_records,
+    };
     let (writer, table) = match &config.store.dir {
         None => (None, Table::default()),
         Some(dir) => {
@@ -256,7 +261,7 @@ pub(crate) async fn start_with(
             let path = db.path().to_owned();
             let writer = Writer::start(db);
             let started = std::time::Instant::now();
-            let table = writer
+            let mut table = writer
                 .send(Load)
                 .await
                 .map_err(|_| StartError::WriterGone)??;
@@ -266,6 +271,22 @@ pub(crate) async fn start_with(
                 path.display(),
                 started.elapsed().as_secs_f64()
             ));
+            // Taken before the clock bound was, or from a server whose clock ran ahead:
+            // each would win over every later check-in of its client, here and in the herd.
+            let future = bounds.future_cutoff();
+            let dropped = table.forget_after(future);
+            if dropped > 0 {
+                writer
+                    .send(ForgetAfter(future))
+                    .await
+                    .map_err(|_| StartError::WriterGone)??;
+                log.note(&format!(
+                    "dropped {dropped} records dated more than {}s ahead of this server's \
+                     clock (limits.max_clock_ahead_s, and {}s for the servers' clocks)",
+                    bounds.max_ahead.as_secs(),
+                    PEER_CLOCK_SLACK.as_secs()
+                ));
+            }
             (Some(writer), table)
         }
     };
@@ -309,13 +330,8 @@ pub(crate) async fn start_with(
     )
     .start();
     store_ctx.run(
-        LocationStore::new(
-            peers.clone().recipient(),
-            table,
-            writer,
-            config.store.max_age,
-        )
-        .with_metrics(metrics.store.clone()),
+        LocationStore::new(peers.clone().recipient(), table, writer, bounds)
+            .with_metrics(metrics.store.clone()),
     );
     // Descriptors for all but clients: a link to each neighbour and one from it, calls to
     // the places provider, and a margin for the listener, the log, the store and the rest.

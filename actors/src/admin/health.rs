@@ -2,12 +2,15 @@
 //!
 //! A server serves once its accept loop runs, and while its event log can be written (the
 //! log is the product's record of what the server did: a server that cannot keep it is not
-//! healthy, though it still answers clients). Before that it is starting, or loading its
+//! healthy, though it still answers clients) and its store commits (a server whose disk
+//! refuses writes holds what it takes in memory, and acknowledges no check-in, until the
+//! disk takes them again). Before that it is starting, or loading its
 //! store (seconds, for a large one); after SIGTERM it is stopping.
 //!
 //! ```text
 //! 200 {"server":"Hill","status":"serving"}
 //! 503 {"server":"Hill","status":"unavailable","reason":"loading store"}
+//! 503 {"server":"Hill","status":"unavailable","reason":"the store cannot be written: ..."}
 //! ```
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -16,6 +19,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::event_log::EventLog;
+use crate::metrics::StoreMetrics;
 
 /// Where a server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +80,20 @@ pub(crate) struct Health {
 
 impl Health {
     /// How server `name` is doing now.
-    pub(crate) fn of(name: &str, readiness: &Readiness, log: &EventLog) -> Health {
+    pub(crate) fn of(
+        name: &str,
+        readiness: &Readiness,
+        log: &EventLog,
+        store: &StoreMetrics,
+    ) -> Health {
         let reason = match readiness.phase() {
-            Phase::Serving => log
-                .write_error()
-                .map(|why| format!("the event log cannot be written: {why}")),
+            Phase::Serving => store
+                .failing()
+                .map(|why| format!("the store cannot be written: {why}"))
+                .or_else(|| {
+                    log.write_error()
+                        .map(|why| format!("the event log cannot be written: {why}"))
+                }),
             phase => Some(phase.as_str().to_owned()),
         };
         Health {
@@ -108,17 +121,25 @@ mod tests {
     fn a_server_serves_only_between_its_accept_loop_and_its_stop() {
         let (log, _dir) = temp_log("Hill");
         let readiness = Readiness::default();
-        let reason = |r: &Readiness| Health::of("Hill", r, &log).reason;
+        let store = StoreMetrics::default();
+        let reason = |r: &Readiness| Health::of("Hill", r, &log, &store).reason;
         assert_eq!(reason(&readiness).as_deref(), Some("starting"));
         readiness.set(Phase::LoadingStore);
         assert_eq!(reason(&readiness).as_deref(), Some("loading store"));
         readiness.set(Phase::Serving);
-        let health = Health::of("Hill", &readiness, &log);
+        let health = Health::of("Hill", &readiness, &log, &store);
         assert!(health.is_serving());
         assert_eq!(
             serde_json::to_string(&health).expect("JSON"),
             r#"{"server":"Hill","status":"serving"}"#
         );
+        store.set_failing(Some("database or disk is full".into()));
+        assert_eq!(
+            reason(&readiness).as_deref(),
+            Some("the store cannot be written: database or disk is full")
+        );
+        store.set_failing(None);
+        assert_eq!(reason(&readiness), None);
         readiness.set(Phase::Stopping);
         assert_eq!(reason(&readiness).as_deref(), Some("stopping"));
     }

@@ -136,7 +136,7 @@ impl AdminState {
     }
 
     fn health(&self) -> Health {
-        Health::of(&self.name, &self.readiness, &self.log)
+        Health::of(&self.name, &self.readiness, &self.log, &self.metrics.store)
     }
 
     /// The counts the rates are computed from, now.

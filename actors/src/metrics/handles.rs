@@ -1,7 +1,7 @@
 //! The handles each part of the server counts with: one per series, created by the
 //! registry at start-up (or detached, by `Default`, for an actor tested alone).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -353,6 +353,11 @@ pub(crate) struct StoreMetrics {
     pub(super) commits: LatencyHistogram,
     pub(super) records: Counter,
     pub(super) failures: Counter,
+    pub(crate) unwritten: Gauge,
+    pub(crate) evicted: Counter,
+    pub(crate) future: Counter,
+    /// Why commits fail, while they do: `/health` and `/status` say so.
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl Default for StoreMetrics {
@@ -361,6 +366,10 @@ impl Default for StoreMetrics {
             commits: LatencyHistogram::with_bounds(COMMIT_BOUNDS),
             records: Counter::default(),
             failures: Counter::default(),
+            unwritten: Gauge::default(),
+            evicted: Counter::default(),
+            future: Counter::default(),
+            failing: Arc::default(),
         }
     }
 }
@@ -375,6 +384,33 @@ impl StoreMetrics {
     /// A commit failed: none of its records is on disk.
     pub(crate) fn failed(&self) {
         self.failures.inc();
+    }
+
+    /// Commits fail, and why (`Some`), or they work again (`None`).
+    pub(crate) fn set_failing(&self, why: Option<String>) {
+        if let Ok(mut failing) = self.failing.lock() {
+            *failing = why;
+        }
+    }
+
+    /// Why commits fail, while they do.
+    pub(crate) fn failing(&self) -> Option<String> {
+        self.failing.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Records held and not yet on disk.
+    pub(crate) fn set_unwritten(&self, n: usize) {
+        self.unwritten.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// `n` records evicted to keep within the cap.
+    pub(crate) fn evicted(&self, n: usize) {
+        self.evicted.inc_by(n as u64);
+    }
+
+    /// A neighbour's record from too far in the future was refused.
+    pub(crate) fn refused_future(&self) {
+        self.future.inc();
     }
 
     /// Commits written, records in them, and commits that failed.

@@ -36,6 +36,7 @@ impl Tuning {
                 idle_timeout: limits.idle_timeout,
                 line_timeout: limits.line_timeout,
                 probation_timeout: limits.peer_handshake_timeout,
+                max_clock_ahead: limits.max_clock_ahead,
             },
             max_connections: limits.max_connections,
             max_connections_per_ip: limits.max_connections_per_ip,

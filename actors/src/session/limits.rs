@@ -26,6 +26,9 @@ pub(crate) struct Limits {
     /// A connection let in past the caps must send a peer hello within this, and a TLS
     /// neighbour finish its handshake and hello (both are `peer_handshake_timeout_ms`).
     pub(crate) probation_timeout: Duration,
+    /// A check-in dated further ahead of this server's clock is invalid: it would win over
+    /// every later check-in of its client.
+    pub(crate) max_clock_ahead: Duration,
 }
 
 /// First size of a connection's read buffer (see [`Limits::read_buffer`]): what lets a

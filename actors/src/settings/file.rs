@@ -62,6 +62,7 @@ pub(super) struct LimitsTable {
     pub(super) peer_heartbeat_ms: Option<Raw>,
     pub(super) peer_handshake_timeout_ms: Option<Raw>,
     pub(super) peer_queue_mb: Option<Raw>,
+    pub(super) max_clock_ahead_s: Option<Raw>,
 }
 
 #[derive(Default, Deserialize, Serialize)]
@@ -70,6 +71,7 @@ pub(super) struct StoreTable {
     pub(super) dir: Option<Raw>,
     pub(super) fsync: Option<Raw>,
     pub(super) max_age_s: Option<Raw>,
+    pub(super) max_records: Option<Raw>,
 }
 
 #[derive(Default, Deserialize, Serialize)]

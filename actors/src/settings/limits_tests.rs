@@ -23,6 +23,7 @@ fn the_limits_have_defaults() {
             peer_heartbeat: Duration::from_millis(1000),
             peer_handshake_timeout: Duration::from_millis(2000),
             peer_queue: 16 << 20,
+            max_clock_ahead: Duration::from_secs(3600),
         }
     );
 }
@@ -35,7 +36,7 @@ fn the_limits_are_read_from_the_file_in_the_units_they_name() {
             "max_line_bytes = 256\nmax_connections = 1000\nmax_connections_per_ip = 10\n\
              idle_timeout_s = 60\nline_timeout_s = 5\nreply_window_kb = 8\nmax_pending = 4\n\
              reply_budget_mb = 2\npeer_heartbeat_ms = 50\npeer_handshake_timeout_ms = 60000\n\
-             peer_queue_mb = 3",
+             peer_queue_mb = 3\nmax_clock_ahead_s = 300",
         ),
         &[],
     );
@@ -53,6 +54,7 @@ fn the_limits_are_read_from_the_file_in_the_units_they_name() {
             peer_heartbeat: Duration::from_millis(50),
             peer_handshake_timeout: Duration::from_secs(60),
             peer_queue: 3 << 20,
+            max_clock_ahead: Duration::from_secs(300),
         }
     );
 }

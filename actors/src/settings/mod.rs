@@ -76,6 +76,8 @@ pub(crate) struct Limits {
     pub(crate) peer_handshake_timeout: Duration,
     /// Bytes queued for a neighbour that does not read, past which its link is dropped.
     pub(crate) peer_queue: usize,
+    /// How far ahead of this server's clock a check-in may be dated.
+    pub(crate) max_clock_ahead: Duration,
 }
 
 /// What an empty `[limits]` table gives.
@@ -94,6 +96,8 @@ pub(crate) struct StoreSettings {
     pub(crate) fsync: bool,
     /// How long a record is kept; `None` is for ever.
     pub(crate) max_age: Option<Duration>,
+    /// The most clients kept; `None`: no cap.
+    pub(crate) max_records: Option<usize>,
 }
 
 /// `[tls]`, when on: the herd's CA, and where the servers' certificates are by default.

@@ -16,6 +16,7 @@ fn the_store_defaults_to_data_in_the_working_directory_kept_for_ever() {
             dir: Some(PathBuf::from("data")),
             fsync: false,
             max_age: None,
+            max_records: None,
         }
     );
 }
@@ -25,7 +26,7 @@ fn the_store_is_read_from_the_file() {
     let config = loaded(
         &with_table(
             "store",
-            "dir = \"/var/lib/herd\"\nfsync = true\nmax_age_s = 3600",
+            "dir = \"/var/lib/herd\"\nfsync = true\nmax_age_s = 3600\nmax_records = 500000",
         ),
         &[],
     );
@@ -35,6 +36,7 @@ fn the_store_is_read_from_the_file() {
             dir: Some(PathBuf::from("/var/lib/herd")),
             fsync: true,
             max_age: Some(Duration::from_secs(3600)),
+            max_records: Some(500_000),
         }
     );
 }
@@ -61,6 +63,7 @@ fn the_environment_overrides_the_store() {
             dir: Some(PathBuf::from("env-data")),
             fsync: false,
             max_age: Some(Duration::from_secs(60)),
+            max_records: None,
         }
     );
     let fsync = loaded(TWO, &[("HERD_STORE__FSYNC", "true")]);

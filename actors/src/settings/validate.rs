@@ -37,8 +37,12 @@ const REPLY_BUDGET_MB: Whole = Whole("limits.reply_budget_mb", 1..=65_536, 64);
 const PEER_HEARTBEAT_MS: Whole = Whole("limits.peer_heartbeat_ms", 50..=60_000, 1000);
 const PEER_HANDSHAKE_MS: Whole = Whole("limits.peer_handshake_timeout_ms", 50..=60_000, 2000);
 const PEER_QUEUE_MB: Whole = Whole("limits.peer_queue_mb", 1..=4096, 16);
+/// A year at most; an hour by default: a phone's clock is rarely off by more, and a record
+/// from further ahead would win over every later check-in of its client.
+const MAX_CLOCK_AHEAD_S: Whole = Whole("limits.max_clock_ahead_s", 1..=31_622_400, 3600);
 /// Ten years at most.
 const MAX_AGE_S: Whole = Whole("store.max_age_s", 0..=315_360_000, 0);
+const MAX_RECORDS: Whole = Whole("store.max_records", 0..=1_000_000_000, 0);
 
 /// Checks the merged layers; a value the environment set is refused naming its variable.
 pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Settings, Fault> {
@@ -163,6 +167,7 @@ pub(super) fn limits(table: &LimitsTable) -> Result<Limits, Fault> {
             &table.peer_handshake_timeout_ms,
         )?),
         peer_queue: whole::<usize>(&PEER_QUEUE_MB, &table.peer_queue_mb)? << 20,
+        max_clock_ahead: Duration::from_secs(whole(&MAX_CLOCK_AHEAD_S, &table.max_clock_ahead_s)?),
     })
 }
 
@@ -184,6 +189,7 @@ fn store(table: &StoreTable) -> Result<StoreSettings, Fault> {
         dir,
         fsync,
         max_age,
+        max_records: unless_zero(whole(&MAX_RECORDS, &table.max_records)?),
     })
 }
 

@@ -191,6 +191,16 @@ impl Database {
             .expect("a pragma on an open database");
     }
 
+    /// Deletes the records whose client time is after `nanos`; how many.
+    pub(crate) fn forget_after(&mut self, nanos: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM records WHERE nanos > ?1", [nanos])
+            .map_err(|error| StoreError::NotWritable {
+                path: self.path.clone(),
+                error,
+            })
+    }
+
     /// Deletes the records whose client time is before `nanos`; how many.
     pub(crate) fn forget_before(&mut self, nanos: i64) -> Result<usize, StoreError> {
         self.conn
@@ -275,6 +285,46 @@ impl Handler<Commit> for Writer {
 
     fn handle(&mut self, Commit(records): Commit, _: &mut SyncContext<Self>) -> Self::Result {
         self.db.commit(&records)
+    }
+}
+
+/// Request (tests): from now on every write fails, as on a full disk (`Some(true)`) or a
+/// file that cannot be written (`Some(false)`); or writes work again (`None`).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct FailWrites(pub(crate) Option<bool>);
+
+#[cfg(test)]
+impl Handler<FailWrites> for Writer {
+    type Result = ();
+
+    fn handle(&mut self, FailWrites(how): FailWrites, _: &mut SyncContext<Self>) {
+        match how {
+            Some(full) => self.db.fail_writes(full),
+            None => self
+                .db
+                .conn
+                .execute_batch("PRAGMA max_page_count = 1073741823; PRAGMA query_only = OFF")
+                .expect("pragmas on an open database"),
+        }
+    }
+}
+
+/// Request: delete the records whose client time is after this many nanoseconds.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StoreError>")]
+pub(crate) struct ForgetAfter(pub(crate) i64);
+
+impl Handler<ForgetAfter> for Writer {
+    type Result = Result<usize, StoreError>;
+
+    fn handle(
+        &mut self,
+        ForgetAfter(nanos): ForgetAfter,
+        _: &mut SyncContext<Self>,
+    ) -> Self::Result {
+        self.db.forget_after(nanos)
     }
 }
 

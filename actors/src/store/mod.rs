@@ -50,13 +50,58 @@ pub(crate) const MERGE_WAIT: Duration = Duration::from_millis(10);
 /// batch keeps growing; it bounds the wait under a steady stream of records.
 const SETTLE_YIELDS: u32 = 16;
 
+/// After a commit fails, the first wait before the next try; it doubles up to
+/// [`RETRY_MAX`] while commits keep failing.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// What a neighbour's clock may add to the bound on a check-in's time: the server that
+/// took it checked it against its own clock, which may be this much ahead of ours.
+pub(crate) const PEER_CLOCK_SLACK: Duration = Duration::from_secs(60);
+
+/// What the store keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Records whose client time is older than this are dropped, here and on disk.
+    pub(crate) max_age: Option<Duration>,
+    /// Records dated further ahead of this server's clock than this (and
+    /// [`PEER_CLOCK_SLACK`]) are refused: they would win over every later check-in.
+    pub(crate) max_ahead: Duration,
+    /// The most clients held; past it, those with the oldest client times go, here and on
+    /// disk.
+    pub(crate) max_records: Option<usize>,
+}
+
+impl Default for Bounds {
+    /// No age bound and no cap; an hour ahead at most.
+    fn default() -> Self {
+        Bounds {
+            max_age: None,
+            max_ahead: Duration::from_secs(3600),
+            max_records: None,
+        }
+    }
+}
+
+impl Bounds {
+    /// The client time past which a neighbour's record is refused, now.
+    pub(crate) fn future_cutoff(&self) -> i64 {
+        let ahead = (self.max_ahead + PEER_CLOCK_SLACK).as_nanos();
+        Timestamp::now()
+            .nanos()
+            .saturating_add(i64::try_from(ahead).unwrap_or(i64::MAX))
+    }
+}
+
 /// The actor that owns the table. Records that are new here are handed on as floods.
 pub(crate) struct LocationStore {
     table: Table,
     floods: Recipient<Flood>,
     durable: Option<Durable>,
-    /// Records whose client time is older than this are dropped, here and on disk.
-    max_age: Option<Duration>,
+    bounds: Bounds,
+    /// Once the cap has evicted records, a new client's record older than this would be
+    /// evicted at once: it is not taken.
+    evicted_before: i64,
     metrics: StoreMetrics,
 }
 
@@ -65,12 +110,23 @@ struct Durable {
     writer: Addr<Writer>,
     /// Records for the next commit, and who waits for it.
     next: Batch,
-    /// The outcome of the commit being written, if one is: new records wait for the next.
-    writing: Option<Shared<oneshot::Receiver<Outcome>>>,
+    /// The outcome of the commit being written, if one is, and its records: new records
+    /// wait for the next.
+    writing: Option<(Shared<oneshot::Receiver<Outcome>>, usize)>,
+    /// Commits fail (a full disk, a file no longer writable): the records stay in `next`,
+    /// and the next try waits for this timer.
+    failing: Option<Failing>,
     /// A timer will start the next commit, for records that wait for no check-in.
     timer: Option<SpawnHandle>,
     /// The next commit starts once the messages already here are handled.
     soon: bool,
+}
+
+/// Commits that keep failing: the timer of the next try, until it fires, and how long it
+/// waited.
+struct Failing {
+    retry: Option<SpawnHandle>,
+    delay: Duration,
 }
 
 /// How a commit went, as every check-in in it learns.
@@ -99,12 +155,12 @@ impl Default for Batch {
 
 impl LocationStore {
     /// A store holding `table` (loaded from `writer`'s database, if there is one), whose
-    /// new records go to `floods`. Records past `max_age` are dropped once it starts.
+    /// new records go to `floods`, within `bounds` (applied to the table once it starts).
     pub(crate) fn new(
         floods: Recipient<Flood>,
         table: Table,
         writer: Option<Addr<Writer>>,
-        max_age: Option<Duration>,
+        bounds: Bounds,
     ) -> Self {
         LocationStore {
             table,
@@ -113,10 +169,12 @@ impl LocationStore {
                 writer,
                 next: Batch::default(),
                 writing: None,
+                failing: None,
                 timer: None,
                 soon: false,
             }),
-            max_age,
+            bounds,
+            evicted_before: i64::MIN,
             metrics: StoreMetrics::default(),
         }
     }
@@ -129,7 +187,7 @@ impl LocationStore {
 
     /// The client time before which records are too old to keep, if there is an age bound.
     fn cutoff(&self) -> Option<i64> {
-        let age = i64::try_from(self.max_age?.as_nanos()).unwrap_or(i64::MAX);
+        let age = i64::try_from(self.bounds.max_age?.as_nanos()).unwrap_or(i64::MAX);
         Some(Timestamp::now().nanos().saturating_sub(age))
     }
 
@@ -146,7 +204,9 @@ impl LocationStore {
         awaited: bool,
         ctx: &mut Context<Self>,
     ) -> Option<Option<Shared<oneshot::Receiver<Outcome>>>> {
-        if self.too_old(record) || !self.table.offer(record.clone()) {
+        let evicted_at_once = record.time().nanos() < self.evicted_before
+            && self.table.get(record.client()).is_none();
+        if self.too_old(record) || evicted_at_once || !self.table.offer(record.clone()) {
             return None;
         }
         let committed = self.durable.as_mut().map(|durable| {
@@ -154,8 +214,53 @@ impl LocationStore {
             durable.next.awaited |= awaited;
             durable.next.outcome.clone()
         });
+        self.evict_past_the_cap(ctx);
+        self.count_unwritten();
         self.write_soon(ctx);
         Some(committed)
+    }
+
+    /// Past `max_records`, drops the records with the oldest client times, here, from the
+    /// next commit and on disk, down to 1% under the cap, so that the O(n) pass that picks
+    /// them runs once per 1% of the cap's new clients.
+    fn evict_past_the_cap(&mut self, ctx: &mut Context<Self>) {
+        let Some(cap) = self.bounds.max_records else {
+            return;
+        };
+        if self.table.len() <= cap {
+            return;
+        }
+        let keep = cap - cap / 100;
+        let Some(newest_gone) = self.table.nth_oldest_time(self.table.len() - keep - 1) else {
+            return;
+        };
+        let before = newest_gone.saturating_add(1);
+        let evicted = self.table.forget_before(before);
+        self.evicted_before = self.evicted_before.max(before);
+        self.metrics.evicted(evicted);
+        log::info!("store: evicted {evicted} records past the cap of {cap}");
+        if let Some(durable) = &mut self.durable {
+            durable.next.records.retain(|r| r.time().nanos() >= before);
+            durable
+                .writer
+                .send(ForgetBefore(before))
+                .into_actor(self)
+                .map(|result, _, _| match result {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => log::error!("store: cannot evict records on disk: {e}"),
+                    Err(_) => log::error!("store: the writer stopped"),
+                })
+                .spawn(ctx);
+        }
+    }
+
+    /// Brings the gauge of records not yet on disk up to date.
+    fn count_unwritten(&self) {
+        if let Some(durable) = &self.durable {
+            let writing = durable.writing.as_ref().map_or(0, |(_, n)| *n);
+            self.metrics
+                .set_unwritten(durable.next.records.len() + writing);
+        }
     }
 
     /// Starts the next commit once the check-ins already on their way are in it: the
@@ -196,12 +301,14 @@ impl LocationStore {
             .spawn(ctx);
     }
 
-    /// Starts the next commit, unless one is being written (it starts the next when done).
+    /// Starts the next commit, unless one is being written (it starts the next when done)
+    /// or commits fail (the retry timer starts it).
     fn write_next(&mut self, ctx: &mut Context<Self>) {
         let Some(durable) = &mut self.durable else {
             return;
         };
-        if durable.writing.is_some() || durable.next.records.is_empty() {
+        let waiting_to_retry = durable.failing.as_ref().is_some_and(|f| f.retry.is_some());
+        if durable.writing.is_some() || waiting_to_retry || durable.next.records.is_empty() {
             return;
         }
         let next = &durable.next;
@@ -221,10 +328,11 @@ impl LocationStore {
             ctx.cancel_future(timer);
         }
         let batch = std::mem::take(&mut durable.next);
-        durable.writing = Some(batch.outcome.clone());
         let records = batch.records.len();
+        durable.writing = Some((batch.outcome.clone(), records));
         let started = Instant::now();
-        let commit = durable.writer.send(Commit(batch.records));
+        // The writer gets a copy: on failure the records are written again.
+        let commit = durable.writer.send(Commit(batch.records.clone()));
         commit
             .into_actor(self)
             .map(move |result, act, ctx| {
@@ -233,6 +341,7 @@ impl LocationStore {
                     Ok(Err(e)) => Err(e.to_string().into()),
                     Err(_) => Err("the store's writer stopped".into()),
                 };
+                let failed = outcome.is_err();
                 match &outcome {
                     Ok(()) => act.metrics.committed(records, started.elapsed()),
                     Err(e) => {
@@ -240,13 +349,54 @@ impl LocationStore {
                         log::error!("store: commit failed: {e}");
                     }
                 }
-                let _ = batch.done.send(outcome);
-                if let Some(durable) = &mut act.durable {
-                    durable.writing = None;
+                let _ = batch.done.send(outcome.clone());
+                let Some(durable) = &mut act.durable else {
+                    return;
+                };
+                durable.writing = None;
+                if failed {
+                    // Held in memory until the disk takes them, ahead of what came since
+                    // (a client's newer record must be written after its older one).
+                    let mut again = batch.records;
+                    again.append(&mut durable.next.records);
+                    durable.next.records = again;
+                    act.retry_later(outcome.err(), ctx);
+                } else if durable.failing.take().is_some() {
+                    act.metrics.set_failing(None);
+                    log::warn!("store: commits work again");
                 }
+                act.count_unwritten();
                 act.write_soon(ctx);
             })
             .spawn(ctx);
+    }
+
+    /// A commit failed with `why`: the next try waits, longer each time it fails again.
+    fn retry_later(&mut self, why: Option<Arc<str>>, ctx: &mut Context<Self>) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
+        let delay = durable
+            .failing
+            .as_ref()
+            .map_or(RETRY_MIN, |f| (f.delay * 2).min(RETRY_MAX));
+        let retry = ctx.run_later(delay, |act, ctx| {
+            if let Some(durable) = &mut act.durable {
+                // Failing still, as far as anyone knows, until this try says otherwise.
+                if let Some(failing) = &mut durable.failing {
+                    failing.retry = None;
+                }
+                durable.next.awaited = true;
+            }
+            act.write_next(ctx);
+        });
+        durable.failing = Some(Failing {
+            retry: Some(retry),
+            delay,
+        });
+        if let Some(why) = why {
+            self.metrics.set_failing(Some(why.to_string()));
+        }
     }
 
     /// Drops the records older than the age bound, here and on disk. The disk holds what
@@ -257,7 +407,7 @@ impl LocationStore {
         if dropped == 0 {
             return;
         }
-        let age = self.max_age.map_or(0, |age| age.as_nanos());
+        let age = self.bounds.max_age.map_or(0, |age| age.as_nanos());
         log::info!("store: forgot {dropped} records older than {age} ns");
         if let Some(durable) = &self.durable {
             durable
@@ -278,7 +428,9 @@ impl Actor for LocationStore {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(age) = self.max_age {
+        // A store loaded past a cap set since (or lowered) keeps within it from the start.
+        self.evict_past_the_cap(ctx);
+        if let Some(age) = self.bounds.max_age {
             // What the disk still holds from before the bound was set (or from a long
             // stop) goes at once; the rest as it ages.
             self.forget_old(ctx);
@@ -324,6 +476,15 @@ impl Handler<Merge> for LocationStore {
     type Result = ();
 
     fn handle(&mut self, Merge { record, from, seen }: Merge, ctx: &mut Context<Self>) {
+        if record.time().nanos() > self.bounds.future_cutoff() {
+            self.metrics.refused_future();
+            log::warn!(
+                "store: refused a record from {from} dated past this server's clock and \
+                 the limit: {}",
+                record.at_line()
+            );
+            return;
+        }
         // Its AT reply was sent by the server that took it; nobody here waits on it.
         if self.keep(&record, false, ctx).is_some() {
             self.floods.do_send(Flood {
@@ -417,7 +578,7 @@ impl Handler<Flush> for LocationStore {
         };
         // The commit being written, then the records that wait for the next one, at once.
         durable.next.awaited = true;
-        let writing = durable.writing.clone();
+        let writing = durable.writing.as_ref().map(|(outcome, _)| outcome.clone());
         let next = (!durable.next.records.is_empty()).then(|| durable.next.outcome.clone());
         self.write_next(ctx);
         Box::pin(async move {

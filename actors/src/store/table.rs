@@ -75,18 +75,38 @@ impl Table {
 
     /// Drops the records whose client time is before `nanos`; how many.
     pub(crate) fn forget_before(&mut self, nanos: i64) -> usize {
+        self.forget(|record| record.time().nanos() < nanos)
+    }
+
+    /// Drops the records whose client time is after `nanos`; how many.
+    pub(crate) fn forget_after(&mut self, nanos: i64) -> usize {
+        self.forget(|record| record.time().nanos() > nanos)
+    }
+
+    /// Drops the records `gone` picks, from their buckets too; how many.
+    fn forget(&mut self, gone: impl Fn(&Record) -> bool) -> usize {
         let before = self.records.len();
         let buckets = &mut self.buckets;
         self.records.retain(|client, record| {
-            let keep = record.time().nanos() >= nanos;
-            if !keep {
-                let bucket = &mut buckets[bucket_of(key_of(client))];
-                bucket.summary.remove(record.hash());
-                bucket.clients.retain(|(_, c)| c != client);
+            if !gone(record) {
+                return true;
             }
-            keep
+            let bucket = &mut buckets[bucket_of(key_of(client))];
+            bucket.summary.remove(record.hash());
+            bucket.clients.retain(|(_, c)| c != client);
+            false
         });
         before - self.records.len()
+    }
+
+    /// The client time of the `n`th oldest record (from 0), if there are more than `n`.
+    pub(crate) fn nth_oldest_time(&self, n: usize) -> Option<i64> {
+        let mut times: Vec<i64> = self.records.values().map(|r| r.time().nanos()).collect();
+        if n >= times.len() {
+            return None;
+        }
+        let (_, nth, _) = times.select_nth_unstable(n);
+        Some(*nth)
     }
 
     pub(crate) fn get(&self, client: &str) -> Option<&Record> {

@@ -7,7 +7,7 @@ use crate::test_support::{collector, record};
 #[actix::test]
 async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
     let (floods, mut flooded) = collector::<Flood>();
-    let store = LocationStore::new(floods, Table::default(), None, None).start();
+    let store = LocationStore::new(floods, Table::default(), None, Bounds::default()).start();
 
     let first = record("Hill", "IAMAT kiwi +1+1 20");
     assert_eq!(store.send(CheckIn(first.clone())).await.unwrap(), Ok(true));
@@ -53,7 +53,7 @@ async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
 #[actix::test]
 async fn a_neighbour_reconciling_with_the_store_is_sent_what_it_lacks() {
     let (floods, _flooded) = collector::<Flood>();
-    let store = LocationStore::new(floods, Table::default(), None, None).start();
+    let store = LocationStore::new(floods, Table::default(), None, Bounds::default()).start();
     let kiwi = record("Hill", "IAMAT kiwi +1+1 20");
     let pear = record("Hill", "IAMAT pear +1+1 20");
     for record in [&kiwi, &pear] {
@@ -81,6 +81,32 @@ async fn a_neighbour_reconciling_with_the_store_is_sent_what_it_lacks() {
     assert_eq!(neighbour.follow(&answer).records, Vec::<Arc<str>>::new());
 }
 
+#[actix::test]
+async fn a_neighbours_record_from_the_future_is_refused_and_counted() {
+    let (floods, mut flooded) = collector::<Flood>();
+    let metrics = crate::metrics::StoreMetrics::default();
+    let store = LocationStore::new(floods, Table::default(), None, Bounds::default())
+        .with_metrics(metrics.clone())
+        .start();
+    let now = Timestamp::now().nanos() / 1_000_000_000;
+    // Within the hour and the minute the servers' clocks may differ by: taken.
+    let soon = record("Smith", &format!("IAMAT soon +1+1 {}", now + 3600 + 30));
+    // Past them: refused, however it came.
+    let forged = record("Smith", "IAMAT victim +1+1 9000000000.0");
+    for r in [&soon, &forged] {
+        store.do_send(Merge {
+            record: r.clone(),
+            from: "Smith".into(),
+            seen: Vec::new(),
+        });
+    }
+    assert_eq!(store.send(Lookup("victim".into())).await.unwrap(), None);
+    assert_eq!(store.send(Lookup("soon".into())).await.unwrap(), Some(soon));
+    assert_eq!(metrics.future.get(), 1);
+    assert!(flooded.recv().await.is_some());
+    assert!(flooded.try_recv().is_err(), "the forged record was flooded");
+}
+
 mod durable {
     //! The store with its durable copy: a real SQLite file in a temporary directory.
 
@@ -89,7 +115,8 @@ mod durable {
     use futures::future::join_all;
 
     use super::*;
-    use crate::store::durable::{Database, Load, StoreError};
+    use crate::metrics::StoreMetrics;
+    use crate::store::durable::{Database, FailWrites, Load, StoreError};
 
     fn open(dir: &tempfile::TempDir) -> Database {
         Database::open(dir.path(), "Hill", false).expect("a store")
@@ -97,7 +124,13 @@ mod durable {
 
     fn store_over(db: Database) -> Addr<LocationStore> {
         let (floods, _) = collector::<Flood>();
-        LocationStore::new(floods, Table::default(), Some(Writer::start(db)), None).start()
+        LocationStore::new(
+            floods,
+            Table::default(),
+            Some(Writer::start(db)),
+            Bounds::default(),
+        )
+        .start()
     }
 
     #[actix::test]
@@ -139,6 +172,82 @@ mod durable {
             assert_eq!((stats.commits, stats.committed, stats.failed), (0, 0, 1));
             assert_eq!(open(&dir).load().unwrap().len(), 0);
         }
+    }
+
+    #[actix::test]
+    async fn a_disk_that_refuses_writes_is_told_and_every_record_held_is_written_once_it_takes_them(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        let metrics = StoreMetrics::default();
+        let (floods, _) = collector::<Flood>();
+        let store = LocationStore::new(
+            floods,
+            Table::default(),
+            Some(writer.clone()),
+            Bounds::default(),
+        )
+        .with_metrics(metrics.clone())
+        .start();
+        writer.send(FailWrites(Some(true))).await.unwrap();
+        let kiwi = record("Hill", &format!("IAMAT {} +1+1 5", "k".repeat(8000)));
+        let kept = store.send(CheckIn(kiwi.clone())).await.unwrap();
+        assert!(kept.is_err(), "acknowledged without a commit");
+        assert!(metrics
+            .failing()
+            .is_some_and(|why| why.contains("cannot write")));
+        // Neighbours' records keep coming while the disk is full: held, not lost.
+        for i in 0..10 {
+            store.do_send(Merge {
+                record: record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i)),
+                from: "Jaquez".into(),
+                seen: Vec::new(),
+            });
+        }
+        let _ = store.send(Stats).await;
+        assert_eq!(metrics.unwritten.get(), 11);
+        assert_eq!(open(&dir).load().unwrap().len(), 0);
+        // The disk takes writes again: the retries write everything held.
+        writer.send(FailWrites(None)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while metrics.unwritten.get() > 0 || metrics.failing().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "never written");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let back = open(&dir).load().unwrap();
+        assert_eq!(back.len(), 11);
+        assert_eq!(back.get(kiwi.client()), Some(&kiwi));
+    }
+
+    #[actix::test]
+    async fn past_the_cap_the_oldest_records_go_from_memory_and_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = StoreMetrics::default();
+        let (floods, _) = collector::<Flood>();
+        let bounds = Bounds {
+            max_records: Some(100),
+            ..Bounds::default()
+        };
+        let writer = Writer::start(open(&dir));
+        let store = LocationStore::new(floods, Table::default(), Some(writer), bounds)
+            .with_metrics(metrics.clone())
+            .start();
+        for i in 0..250 {
+            let r = record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i));
+            assert_eq!(store.send(CheckIn(r)).await.unwrap(), Ok(true));
+        }
+        let held = store.send(Stats).await.unwrap().records;
+        assert!((90..=100).contains(&held), "{held} held");
+        assert_eq!(metrics.evicted.get(), 250 - held as u64);
+        assert_eq!(store.send(Lookup("c0".into())).await.unwrap(), None);
+        assert!(store.send(Lookup("c249".into())).await.unwrap().is_some());
+        // A new client older than everything held would go at once: it is not taken.
+        let old = record("Hill", "IAMAT newcomer +1+1 1000");
+        assert_eq!(store.send(CheckIn(old)).await.unwrap(), Ok(false));
+        store.send(Flush).await.unwrap();
+        let back = open(&dir).load().unwrap();
+        assert_eq!(back.len(), held);
+        assert!(back.get("c0").is_none());
     }
 
     #[actix::test]
@@ -212,8 +321,11 @@ mod durable {
             .unwrap();
         let loaded = writer.send(Load).await.unwrap().unwrap();
         let (floods, _) = collector::<Flood>();
-        let age = Some(Duration::from_secs(60));
-        let store = LocationStore::new(floods, loaded, Some(writer), age).start();
+        let bounds = Bounds {
+            max_age: Some(Duration::from_secs(60)),
+            ..Bounds::default()
+        };
+        let store = LocationStore::new(floods, loaded, Some(writer), bounds).start();
         assert_eq!(store.send(Lookup("old".into())).await.unwrap(), None);
         assert_eq!(store.send(Lookup("new".into())).await.unwrap(), Some(new));
         // Offered again, by a neighbour whose bound is longer: still too old.

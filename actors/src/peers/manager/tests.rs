@@ -10,7 +10,7 @@ use super::*;
 use crate::peers::handshake::PeerPolicy;
 use crate::peers::recon::Query;
 use crate::store::table::Table;
-use crate::store::{CheckIn, LocationStore};
+use crate::store::{Bounds, CheckIn, LocationStore};
 use crate::test_support::{collector, record, temp_log};
 
 /// How long a test waits for anything before it fails instead of hanging.
@@ -86,7 +86,7 @@ fn hill(
     settings: LinkSettings,
 ) -> (Addr<PeerManager>, Addr<LocationStore>, tempfile::TempDir) {
     let (floods, _) = collector::<Flood>();
-    let store = LocationStore::new(floods, Table::default(), None, None).start();
+    let store = LocationStore::new(floods, Table::default(), None, Bounds::default()).start();
     let secret: Option<Arc<[u8]>> = secret.map(Arc::from);
     let targets: Vec<LinkTarget> = neighbours
         .iter()
