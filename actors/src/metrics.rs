@@ -139,6 +139,12 @@ impl Metrics {
             store.commits.clone(),
         );
         r.register(
+            "herd_store_loop_blocked_seconds",
+            "Time a turn of the event loop spent writing a commit (fsync = false commits on \
+             the loop; with fsync = true, none)",
+            store.blocked.clone(),
+        );
+        r.register(
             "herd_store_committed_records",
             "Records written to the store, the server's own check-ins and its neighbours'",
             store.records.clone(),

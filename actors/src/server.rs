@@ -25,7 +25,7 @@ use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
 use crate::session::SessionDeps;
 use crate::settings::{ServerSettings, Settings, SettingsError};
-use crate::store::durable::{Database, ForgetAfter, Load, StoreError, Writer};
+use crate::store::durable::{Committer, Database, StoreError};
 use crate::store::table::Table;
 use crate::store::{Bounds, Flush, LocationStore, Stats, PEER_CLOCK_SLACK};
 
@@ -249,22 +249,18 @@ pub(crate) async fn start_with(
         max_ahead: config.limits.max_clock_ahead,
         max_records: config.store.max_records,
     };
-    let (writer, table) = match &config.store.dir {
+    let (committer, table) = match &config.store.dir {
         None => (None, Table::default()),
         Some(dir) => {
             readiness.set(Phase::LoadingStore);
             let db = Database::open(dir, &name, config.store.fsync)?;
             #[cfg(test)]
             if tuning.store_fails {
-                db.fail_writes(true);
+                db.fail_writes(Some(true));
             }
             let path = db.path().to_owned();
-            let writer = Writer::start(db);
             let started = std::time::Instant::now();
-            let mut table = writer
-                .send(Load)
-                .await
-                .map_err(|_| StartError::WriterGone)??;
+            let (mut db, mut table) = load_beside(db).await?;
             log.note(&format!(
                 "loaded {} records from {} in {:.3}s",
                 table.len(),
@@ -276,10 +272,7 @@ pub(crate) async fn start_with(
             let future = bounds.future_cutoff();
             let dropped = table.forget_after(future);
             if dropped > 0 {
-                writer
-                    .send(ForgetAfter(future))
-                    .await
-                    .map_err(|_| StartError::WriterGone)??;
+                db.forget_after(future)?;
                 log.note(&format!(
                     "dropped {dropped} records dated more than {}s ahead of this server's \
                      clock (limits.max_clock_ahead_s, and {}s for the servers' clocks)",
@@ -287,7 +280,12 @@ pub(crate) async fn start_with(
                     PEER_CLOCK_SLACK.as_secs()
                 ));
             }
-            (Some(writer), table)
+            let committer = if config.store.fsync {
+                Committer::thread(db)
+            } else {
+                Committer::on_loop(db)?
+            };
+            (Some(committer), table)
         }
     };
     let secret: Option<Arc<[u8]>> = config
@@ -330,7 +328,7 @@ pub(crate) async fn start_with(
     )
     .start();
     store_ctx.run(
-        LocationStore::new(peers.clone().recipient(), table, writer, bounds)
+        LocationStore::new(peers.clone().recipient(), table, committer, bounds)
             .with_metrics(metrics.store.clone()),
     );
     // Descriptors for all but clients: a link to each neighbour and one from it, calls to
@@ -383,4 +381,18 @@ pub(crate) async fn start_with(
         #[cfg(test)]
         budget,
     })
+}
+
+/// Reads every record of `db`, on a thread of its own (seconds, for a large store), so the
+/// rest of the system (the admin listener's answers) goes on meanwhile.
+async fn load_beside(db: Database) -> Result<(Database, Table), StartError> {
+    let (done, loaded) = futures::channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("herd-load".into())
+        .spawn(move || {
+            let table = db.load();
+            let _ = done.send(table.map(|table| (db, table)));
+        })
+        .map_err(StoreError::Thread)?;
+    Ok(loaded.await.map_err(|_| StartError::WriterGone)??)
 }

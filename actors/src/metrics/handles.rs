@@ -7,7 +7,7 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::histogram::{LatencyHistogram, COMMIT_BOUNDS};
+use super::histogram::{LatencyHistogram, BLOCKED_BOUNDS, COMMIT_BOUNDS};
 
 /// What became of a check-in (an `IAMAT` line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +351,7 @@ impl PeerMetrics {
 #[derive(Debug, Clone)]
 pub(crate) struct StoreMetrics {
     pub(super) commits: LatencyHistogram,
+    pub(super) blocked: LatencyHistogram,
     pub(super) records: Counter,
     pub(super) failures: Counter,
     pub(crate) unwritten: Gauge,
@@ -364,6 +365,7 @@ impl Default for StoreMetrics {
     fn default() -> Self {
         StoreMetrics {
             commits: LatencyHistogram::with_bounds(COMMIT_BOUNDS),
+            blocked: LatencyHistogram::with_bounds(BLOCKED_BOUNDS),
             records: Counter::default(),
             failures: Counter::default(),
             unwritten: Gauge::default(),
@@ -379,6 +381,11 @@ impl StoreMetrics {
     pub(crate) fn committed(&self, records: usize, took: Duration) {
         self.commits.observe(took);
         self.records.inc_by(records as u64);
+    }
+
+    /// A commit on the event loop held it for `took`.
+    pub(crate) fn blocked(&self, took: Duration) {
+        self.blocked.observe(took);
     }
 
     /// A commit failed: none of its records is on disk.

@@ -5,12 +5,16 @@
 //! default) keeps every commit through any crash of the process, `FULL` (`fsync = true`)
 //! through a power cut too. The file carries its schema's version in `PRAGMA user_version`.
 //!
-//! SQLite calls block, so they run in the [`Writer`], a `SyncActor` on a `SyncArbiter` of
-//! one thread: never on the event loop. The LocationStore sends it whole batches, one
-//! transaction each.
+//! Who writes the commits is a [`Committer`]: without `fsync`, the store itself, on the
+//! event loop, since a WAL commit that does not sync costs less than the hop to another
+//! thread and back, with the checkpoints (which sync) on a [`Checkpointer`] thread of their
+//! own; with `fsync = true`, the [`Writer`], a `SyncActor` on a `SyncArbiter` of one thread,
+//! since every commit then waits for the disk.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use actix::prelude::*;
 use rusqlite::{params, Connection, OpenFlags};
@@ -21,10 +25,13 @@ use crate::protocol::Record;
 /// The schema this server writes, in `PRAGMA user_version`.
 const SCHEMA: i64 = 1;
 
-/// WAL pages between checkpoints (16 MiB): a checkpoint syncs the file, so fewer of them
-/// cost the writer less, for a longer WAL to replay after a crash (still well under a
-/// second).
+/// WAL pages between checkpoints (16 MiB) when the writer's thread checkpoints (`fsync =
+/// true`): a checkpoint syncs the file, so fewer of them cost the writer less, for a longer
+/// WAL to replay after a crash (still well under a second).
 const CHECKPOINT_PAGES: u32 = 4000;
+
+/// How often the [`Checkpointer`] moves the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// SQLite's page cache: 16 MiB, so that a store of a million clients (about 100 MB) keeps
 /// its upper B-tree pages in memory.
@@ -36,6 +43,8 @@ const CACHE_KIB: u32 = 16 * 1024;
 pub(crate) enum StoreError {
     #[error("cannot create the store directory {}: {error}", dir.display())]
     CreateDir { dir: PathBuf, error: std::io::Error },
+    #[error("cannot start the store's checkpoint thread: {0}")]
+    Thread(std::io::Error),
     #[error(
         "{} is not a herd store or is damaged ({why}): move it away and start again; \
          the server gets its records back from its neighbours",
@@ -177,14 +186,14 @@ impl Database {
         tx.commit().map_err(failed)
     }
 
-    /// From now on every write fails, as on a full disk (`full`) or a file that can no
-    /// longer be written.
+    /// From now on every write fails, as on a full disk (`Some(true)`) or a file that can
+    /// no longer be written (`Some(false)`); or writes work again (`None`).
     #[cfg(test)]
-    pub(crate) fn fail_writes(&self, full: bool) {
-        let pragma = if full {
-            "PRAGMA max_page_count = 1"
-        } else {
-            "PRAGMA query_only = ON"
+    pub(crate) fn fail_writes(&self, how: Option<bool>) {
+        let pragma = match how {
+            Some(true) => "PRAGMA max_page_count = 1",
+            Some(false) => "PRAGMA query_only = ON",
+            None => "PRAGMA max_page_count = 1073741823; PRAGMA query_only = OFF",
         };
         self.conn
             .execute_batch(pragma)
@@ -238,6 +247,93 @@ pub fn fill_store(
     Ok(written + batch.len())
 }
 
+/// Who writes the store's commits.
+pub(crate) enum Committer {
+    /// The store, on the event loop (`fsync = false`); the checkpointer syncs beside it.
+    OnLoop(OnLoop),
+    /// The writer's thread (`fsync = true`).
+    Thread(Addr<Writer>),
+}
+
+/// The database the store writes on the event loop, and the thread that checkpoints it.
+pub(crate) struct OnLoop {
+    db: Database,
+    /// Ends its thread when dropped.
+    _checkpoints: Checkpointer,
+}
+
+impl std::ops::Deref for OnLoop {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for OnLoop {
+    fn deref_mut(&mut self) -> &mut Database {
+        &mut self.db
+    }
+}
+
+impl Committer {
+    /// Commits on the event loop; checkpoints on a thread of their own, through a second
+    /// connection, so no sync ever runs on the loop. (`db` stops checkpointing itself.)
+    pub(crate) fn on_loop(db: Database) -> Result<Committer, StoreError> {
+        let writable = |error| StoreError::NotWritable {
+            path: db.path.clone(),
+            error,
+        };
+        db.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(writable)?;
+        let checkpoints = Checkpointer::start(&db.path)?;
+        Ok(Committer::OnLoop(OnLoop {
+            db,
+            _checkpoints: checkpoints,
+        }))
+    }
+
+    /// Commits on the writer's thread, which checkpoints too.
+    pub(crate) fn thread(db: Database) -> Committer {
+        Committer::Thread(Writer::start(db))
+    }
+}
+
+/// A thread that moves the WAL into the database file every [`CHECKPOINT_EVERY`] (a
+/// `PASSIVE` checkpoint: it never waits for the writer, nor the writer for it), through a
+/// connection of its own; it ends when this is dropped.
+pub(crate) struct Checkpointer {
+    _stop: mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = Connection::open(path).map_err(|error| StoreError::NotWritable {
+            path: path.into(),
+            error,
+        })?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let shown = path.display().to_string();
+        std::thread::Builder::new()
+            .name("herd-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        row.get::<_, i64>(0)
+                    });
+                    if let Err(e) = done {
+                        log::warn!("store: checkpoint of {shown} failed: {e}");
+                    }
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        Ok(Checkpointer { _stop: stop })
+    }
+}
+
 /// The one thread that touches the database.
 pub(crate) struct Writer {
     db: Database,
@@ -262,19 +358,6 @@ impl Writer {
     }
 }
 
-/// Request: every record kept, at start-up.
-#[derive(Message)]
-#[rtype(result = "Result<Table, StoreError>")]
-pub(crate) struct Load;
-
-impl Handler<Load> for Writer {
-    type Result = Result<Table, StoreError>;
-
-    fn handle(&mut self, _: Load, _: &mut SyncContext<Self>) -> Self::Result {
-        self.db.load()
-    }
-}
-
 /// Request: write these records, in one transaction.
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
@@ -288,8 +371,7 @@ impl Handler<Commit> for Writer {
     }
 }
 
-/// Request (tests): from now on every write fails, as on a full disk (`Some(true)`) or a
-/// file that cannot be written (`Some(false)`); or writes work again (`None`).
+/// Request (tests): see [`Database::fail_writes`].
 #[cfg(test)]
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -300,31 +382,7 @@ impl Handler<FailWrites> for Writer {
     type Result = ();
 
     fn handle(&mut self, FailWrites(how): FailWrites, _: &mut SyncContext<Self>) {
-        match how {
-            Some(full) => self.db.fail_writes(full),
-            None => self
-                .db
-                .conn
-                .execute_batch("PRAGMA max_page_count = 1073741823; PRAGMA query_only = OFF")
-                .expect("pragmas on an open database"),
-        }
-    }
-}
-
-/// Request: delete the records whose client time is after this many nanoseconds.
-#[derive(Message)]
-#[rtype(result = "Result<usize, StoreError>")]
-pub(crate) struct ForgetAfter(pub(crate) i64);
-
-impl Handler<ForgetAfter> for Writer {
-    type Result = Result<usize, StoreError>;
-
-    fn handle(
-        &mut self,
-        ForgetAfter(nanos): ForgetAfter,
-        _: &mut SyncContext<Self>,
-    ) -> Self::Result {
-        self.db.forget_after(nanos)
+        self.db.fail_writes(how);
     }
 }
 

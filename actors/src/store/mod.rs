@@ -4,23 +4,21 @@
 //! that is newer than what is held replaces it, goes on to the peers as a [`Flood`], and, when
 //! the server keeps a store, into the next commit of its [`durable`] copy.
 //!
-//! Commits are grouped: one is written at a time, and records that arrive meanwhile wait for
-//! the next, so a busy server commits a batch per round trip to the disk, not a row per
-//! check-in. A check-in is acknowledged (its AT reply sent) only once its commit is done;
-//! its flood leaves at once, before, as the herd promises.
+//! Commits are grouped ([`batcher::CommitBatcher`]): one is written at a time, and records
+//! that arrive meanwhile wait for the next, so a busy server commits a batch per turn of
+//! its event loop, not a row per check-in. A check-in is acknowledged (its AT reply sent)
+//! only once its commit is done; its flood leaves at once, before, as the herd promises.
 //!
-//! A check-in's commit starts as soon as the writer is free and the lines already read by
-//! the event loop have joined it (a few turns of the loop, no timer). Records from
-//! neighbours, which nobody here waits on (their AT reply was sent by the server that took
-//! them, from its own store), ride along in the next check-in's commit, or go on their own
-//! once [`MERGE_BATCH`] of them wait or the oldest has waited [`MERGE_WAIT`]: on a busy
-//! herd, where every server writes every record, that is most of the rows for a fraction of
-//! the commits. A crash can lose at most that wait's worth of them here, and the sync with
-//! their origin brings them back.
+//! Where a commit runs is a matter of cost ([`durable::Committer`]): without `fsync`, a
+//! commit is a write into SQLite's WAL with no sync, and runs right here on the event loop
+//! (a hop to another thread and back per batch cost more than the write); the checkpoints,
+//! which sync, run on a thread of their own. With `fsync = true` every commit syncs, so it
+//! runs on the writer's thread.
 //!
 //! The table itself is a plain type ([`table::Table`]); the actor only serialises access to
-//! it and to the writer.
+//! it and to the durable copy.
 
+mod batcher;
 pub(crate) mod durable;
 mod recon;
 pub(crate) mod table;
@@ -29,31 +27,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures::channel::oneshot;
-use futures::future::{FutureExt, Shared};
 
 use crate::metrics::StoreMetrics;
 use crate::peers::manager::Flood;
 use crate::peers::recon::Answer;
 use crate::peers::records::{FirstQuery, FollowUp, Merge, Reconcile};
 use crate::protocol::{Record, Timestamp};
-use durable::{Commit, ForgetBefore, Writer};
+use batcher::{CommitBatcher, Committed, Outcome, Step};
+use durable::{Commit, Committer, ForgetBefore};
 use table::Table;
-
-/// Records from neighbours that start a commit of their own, if no check-in does first.
-pub(crate) const MERGE_BATCH: usize = 256;
-
-/// The longest a record from a neighbour waits for its commit.
-pub(crate) const MERGE_WAIT: Duration = Duration::from_millis(10);
-
-/// How many times in a row a commit waits for one more turn of the event loop while its
-/// batch keeps growing; it bounds the wait under a steady stream of records.
-const SETTLE_YIELDS: u32 = 16;
-
-/// After a commit fails, the first wait before the next try; it doubles up to
-/// [`RETRY_MAX`] while commits keep failing.
-const RETRY_MIN: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// What a neighbour's clock may add to the bound on a check-in's time: the server that
 /// took it checked it against its own clock, which may be this much ahead of ours.
@@ -97,7 +79,9 @@ impl Bounds {
 pub(crate) struct LocationStore {
     table: Table,
     floods: Recipient<Flood>,
-    durable: Option<Durable>,
+    /// The durable copy, if the server keeps one: how commits are written, and what goes
+    /// into the next.
+    durable: Option<(Committer, CommitBatcher)>,
     bounds: Bounds,
     /// Once the cap has evicted records, a new client's record older than this would be
     /// evicted at once: it is not taken.
@@ -105,74 +89,20 @@ pub(crate) struct LocationStore {
     metrics: StoreMetrics,
 }
 
-/// The way to the durable copy, and the commits in progress.
-struct Durable {
-    writer: Addr<Writer>,
-    /// Records for the next commit, and who waits for it.
-    next: Batch,
-    /// The outcome of the commit being written, if one is, and its records: new records
-    /// wait for the next.
-    writing: Option<(Shared<oneshot::Receiver<Outcome>>, usize)>,
-    /// Commits fail (a full disk, a file no longer writable): the records stay in `next`,
-    /// and the next try waits for this timer.
-    failing: Option<Failing>,
-    /// A timer will start the next commit, for records that wait for no check-in.
-    timer: Option<SpawnHandle>,
-    /// The next commit starts once the messages already here are handled.
-    soon: bool,
-}
-
-/// Commits that keep failing: the timer of the next try, until it fires, and how long it
-/// waited.
-struct Failing {
-    retry: Option<SpawnHandle>,
-    delay: Duration,
-}
-
-/// How a commit went, as every check-in in it learns.
-type Outcome = Result<(), Arc<str>>;
-
-/// Records that go into one commit.
-struct Batch {
-    records: Vec<Record>,
-    /// A check-in waits on this commit: it starts as soon as the writer is free.
-    awaited: bool,
-    done: oneshot::Sender<Outcome>,
-    outcome: Shared<oneshot::Receiver<Outcome>>,
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        let (done, outcome) = oneshot::channel();
-        Batch {
-            records: Vec::new(),
-            awaited: false,
-            done,
-            outcome: outcome.shared(),
-        }
-    }
-}
-
 impl LocationStore {
-    /// A store holding `table` (loaded from `writer`'s database, if there is one), whose
-    /// new records go to `floods`, within `bounds` (applied to the table once it starts).
+    /// A store holding `table` (loaded from the durable copy `committer` writes, if there
+    /// is one), whose new records go to `floods`, within `bounds` (applied to the table
+    /// once it starts).
     pub(crate) fn new(
         floods: Recipient<Flood>,
         table: Table,
-        writer: Option<Addr<Writer>>,
+        committer: Option<Committer>,
         bounds: Bounds,
     ) -> Self {
         LocationStore {
             table,
             floods,
-            durable: writer.map(|writer| Durable {
-                writer,
-                next: Batch::default(),
-                writing: None,
-                failing: None,
-                timer: None,
-                soon: false,
-            }),
+            durable: committer.map(|c| (c, CommitBatcher::default())),
             bounds,
             evicted_before: i64::MIN,
             metrics: StoreMetrics::default(),
@@ -203,20 +133,22 @@ impl LocationStore {
         record: &Record,
         awaited: bool,
         ctx: &mut Context<Self>,
-    ) -> Option<Option<Shared<oneshot::Receiver<Outcome>>>> {
+    ) -> Option<Option<Committed>> {
         let evicted_at_once = record.time().nanos() < self.evicted_before
             && self.table.get(record.client()).is_none();
         if self.too_old(record) || evicted_at_once || !self.table.offer(record.clone()) {
             return None;
         }
-        let committed = self.durable.as_mut().map(|durable| {
-            durable.next.records.push(record.clone());
-            durable.next.awaited |= awaited;
-            durable.next.outcome.clone()
-        });
+        let committed = match &mut self.durable {
+            Some((_, batcher)) => {
+                let (committed, step) = batcher.add(record.clone(), awaited, now());
+                self.drive(step, ctx);
+                Some(committed)
+            }
+            None => None,
+        };
         self.evict_past_the_cap(ctx);
         self.count_unwritten();
-        self.write_soon(ctx);
         Some(committed)
     }
 
@@ -239,164 +171,132 @@ impl LocationStore {
         self.evicted_before = self.evicted_before.max(before);
         self.metrics.evicted(evicted);
         log::info!("store: evicted {evicted} records past the cap of {cap}");
-        if let Some(durable) = &mut self.durable {
-            durable.next.records.retain(|r| r.time().nanos() >= before);
-            durable
-                .writer
-                .send(ForgetBefore(before))
-                .into_actor(self)
-                .map(|result, _, _| match result {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => log::error!("store: cannot evict records on disk: {e}"),
-                    Err(_) => log::error!("store: the writer stopped"),
-                })
-                .spawn(ctx);
+        if let Some((_, batcher)) = &mut self.durable {
+            batcher.forget(|r| r.time().nanos() < before);
+        }
+        self.forget_on_disk(before, "evict records past the cap", ctx);
+    }
+
+    /// Deletes the records older than `before` from the disk (in order with the commits).
+    fn forget_on_disk(&mut self, before: i64, what: &'static str, ctx: &mut Context<Self>) {
+        match &mut self.durable {
+            None => {}
+            Some((Committer::OnLoop(db), _)) => {
+                if let Err(e) = db.forget_before(before) {
+                    log::error!("store: cannot {what} on disk: {e}");
+                }
+            }
+            Some((Committer::Thread(writer), _)) => {
+                writer
+                    .send(ForgetBefore(before))
+                    .into_actor(self)
+                    .map(move |result, _, _| match result {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => log::error!("store: cannot {what} on disk: {e}"),
+                        Err(_) => log::error!("store: the writer stopped"),
+                    })
+                    .spawn(ctx);
+            }
         }
     }
 
     /// Brings the gauge of records not yet on disk up to date.
     fn count_unwritten(&self) {
-        if let Some(durable) = &self.durable {
-            let writing = durable.writing.as_ref().map_or(0, |(_, n)| *n);
-            self.metrics
-                .set_unwritten(durable.next.records.len() + writing);
+        if let Some((_, batcher)) = &self.durable {
+            self.metrics.set_unwritten(batcher.unwritten());
         }
     }
 
-    /// Starts the next commit once the check-ins already on their way are in it: the
-    /// check-ins that arrived together go into one commit, for the cost of none of their time.
-    fn write_soon(&mut self, ctx: &mut Context<Self>) {
-        let Some(durable) = &mut self.durable else {
-            return;
-        };
-        // After a commit, nothing may wait for the next one: then there is nothing to start.
-        if !durable.soon && !durable.next.records.is_empty() {
-            durable.soon = true;
-            let seen = durable.next.records.len();
-            self.settle(seen, 0, ctx);
-        }
-    }
-
-    /// Yields to the event loop, then starts the next commit unless the batch grew meanwhile
-    /// (then yields again, at most [`SETTLE_YIELDS`] times). A yield runs the tasks already
-    /// woken and polls the sockets once without waiting, so sessions whose lines are already
-    /// here join this commit instead of costing one of their own; when nothing more comes,
-    /// the commit starts at once. A timer, even of zero, would wait for the next
-    /// millisecond tick.
-    fn settle(&mut self, seen: usize, yields: u32, ctx: &mut Context<Self>) {
-        tokio::task::yield_now()
-            .into_actor(self)
-            .map(move |(), act, ctx| {
-                let Some(durable) = &mut act.durable else {
-                    return;
-                };
-                let now = durable.next.records.len();
-                if now > seen && yields < SETTLE_YIELDS {
-                    act.settle(now, yields + 1, ctx);
+    /// Does what the batcher says: yields a turn, sleeps, or writes a commit, and reports
+    /// back to it until it rests.
+    fn drive(&mut self, mut step: Step, ctx: &mut Context<Self>) {
+        loop {
+            let Some((committer, _)) = &mut self.durable else {
+                return;
+            };
+            match step {
+                Step::Rest => return,
+                Step::Yield => {
+                    // A yield runs the tasks already woken and polls the sockets once
+                    // without waiting, so sessions whose lines are already here join this
+                    // commit; a timer, even of zero, would wait for the next millisecond.
+                    tokio::task::yield_now()
+                        .into_actor(self)
+                        .map(|(), act, ctx| {
+                            if let Some((_, batcher)) = &mut act.durable {
+                                let step = batcher.yielded(now());
+                                act.drive(step, ctx);
+                            }
+                        })
+                        .spawn(ctx);
                     return;
                 }
-                durable.soon = false;
-                act.write_next(ctx);
-            })
-            .spawn(ctx);
-    }
-
-    /// Starts the next commit, unless one is being written (it starts the next when done)
-    /// or commits fail (the retry timer starts it).
-    fn write_next(&mut self, ctx: &mut Context<Self>) {
-        let Some(durable) = &mut self.durable else {
-            return;
-        };
-        let waiting_to_retry = durable.failing.as_ref().is_some_and(|f| f.retry.is_some());
-        if durable.writing.is_some() || waiting_to_retry || durable.next.records.is_empty() {
-            return;
-        }
-        let next = &durable.next;
-        if !next.awaited && next.records.len() < MERGE_BATCH {
-            if durable.timer.is_none() {
-                durable.timer = Some(ctx.run_later(MERGE_WAIT, |act, ctx| {
-                    if let Some(durable) = &mut act.durable {
-                        durable.timer = None;
-                        durable.next.awaited = true;
+                Step::WakeAt(until) => {
+                    ctx.run_later(until.saturating_duration_since(now()), |act, ctx| {
+                        if let Some((_, batcher)) = &mut act.durable {
+                            let step = batcher.woke(now());
+                            act.drive(step, ctx);
+                        }
+                    });
+                    return;
+                }
+                Step::Write(records) => match committer {
+                    Committer::OnLoop(db) => {
+                        let started = Instant::now();
+                        let outcome: Outcome =
+                            db.commit(&records).map_err(|e| e.to_string().into());
+                        let took = started.elapsed();
+                        self.metrics.blocked(took);
+                        step = self.committed(records, outcome, took);
                     }
-                    act.write_next(ctx);
-                }));
-            }
-            return;
-        }
-        if let Some(timer) = durable.timer.take() {
-            ctx.cancel_future(timer);
-        }
-        let batch = std::mem::take(&mut durable.next);
-        let records = batch.records.len();
-        durable.writing = Some((batch.outcome.clone(), records));
-        let started = Instant::now();
-        // The writer gets a copy: on failure the records are written again.
-        let commit = durable.writer.send(Commit(batch.records.clone()));
-        commit
-            .into_actor(self)
-            .map(move |result, act, ctx| {
-                let outcome: Outcome = match result {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string().into()),
-                    Err(_) => Err("the store's writer stopped".into()),
-                };
-                let failed = outcome.is_err();
-                match &outcome {
-                    Ok(()) => act.metrics.committed(records, started.elapsed()),
-                    Err(e) => {
-                        act.metrics.failed();
-                        log::error!("store: commit failed: {e}");
+                    Committer::Thread(writer) => {
+                        let started = Instant::now();
+                        // The writer gets a copy: on failure the records are written again.
+                        writer
+                            .send(Commit(records.clone()))
+                            .into_actor(self)
+                            .map(move |result, act, ctx| {
+                                let outcome: Outcome = match result {
+                                    Ok(Ok(())) => Ok(()),
+                                    Ok(Err(e)) => Err(e.to_string().into()),
+                                    Err(_) => Err("the store's writer stopped".into()),
+                                };
+                                let step = act.committed(records, outcome, started.elapsed());
+                                act.drive(step, ctx);
+                            })
+                            .spawn(ctx);
+                        return;
                     }
-                }
-                let _ = batch.done.send(outcome.clone());
-                let Some(durable) = &mut act.durable else {
-                    return;
-                };
-                durable.writing = None;
-                if failed {
-                    // Held in memory until the disk takes them, ahead of what came since
-                    // (a client's newer record must be written after its older one).
-                    let mut again = batch.records;
-                    again.append(&mut durable.next.records);
-                    durable.next.records = again;
-                    act.retry_later(outcome.err(), ctx);
-                } else if durable.failing.take().is_some() {
-                    act.metrics.set_failing(None);
-                    log::warn!("store: commits work again");
-                }
-                act.count_unwritten();
-                act.write_soon(ctx);
-            })
-            .spawn(ctx);
+                },
+            }
+        }
     }
 
-    /// A commit failed with `why`: the next try waits, longer each time it fails again.
-    fn retry_later(&mut self, why: Option<Arc<str>>, ctx: &mut Context<Self>) {
-        let Some(durable) = &mut self.durable else {
-            return;
+    /// A commit went as `outcome`: counted, logged when commits start or stop failing, and
+    /// told to the batcher; what to do next.
+    fn committed(&mut self, records: Vec<Record>, outcome: Outcome, took: Duration) -> Step {
+        let Some((_, batcher)) = &mut self.durable else {
+            return Step::Rest;
         };
-        let delay = durable
-            .failing
-            .as_ref()
-            .map_or(RETRY_MIN, |f| (f.delay * 2).min(RETRY_MAX));
-        let retry = ctx.run_later(delay, |act, ctx| {
-            if let Some(durable) = &mut act.durable {
-                // Failing still, as far as anyone knows, until this try says otherwise.
-                if let Some(failing) = &mut durable.failing {
-                    failing.retry = None;
-                }
-                durable.next.awaited = true;
+        let was_failing = batcher.failing().is_some();
+        match &outcome {
+            Ok(()) => self.metrics.committed(records.len(), took),
+            Err(e) => {
+                self.metrics.failed();
+                log::error!("store: commit failed: {e}");
             }
-            act.write_next(ctx);
-        });
-        durable.failing = Some(Failing {
-            retry: Some(retry),
-            delay,
-        });
-        if let Some(why) = why {
-            self.metrics.set_failing(Some(why.to_string()));
         }
+        let step = batcher.written(records, outcome, now());
+        match batcher.failing() {
+            Some(why) => self.metrics.set_failing(Some(why.to_string())),
+            None if was_failing => {
+                self.metrics.set_failing(None);
+                log::warn!("store: commits work again");
+            }
+            None => {}
+        }
+        self.count_unwritten();
+        step
     }
 
     /// Drops the records older than the age bound, here and on disk. The disk holds what
@@ -409,18 +309,10 @@ impl LocationStore {
         }
         let age = self.bounds.max_age.map_or(0, |age| age.as_nanos());
         log::info!("store: forgot {dropped} records older than {age} ns");
-        if let Some(durable) = &self.durable {
-            durable
-                .writer
-                .send(ForgetBefore(cutoff))
-                .into_actor(self)
-                .map(|result, _, _| match result {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => log::error!("store: cannot forget old records: {e}"),
-                    Err(_) => log::error!("store: the writer stopped"),
-                })
-                .spawn(ctx);
+        if let Some((_, batcher)) = &mut self.durable {
+            batcher.forget(|r| r.time().nanos() < cutoff);
         }
+        self.forget_on_disk(cutoff, "forget old records", ctx);
     }
 }
 
@@ -573,20 +465,51 @@ impl Handler<Flush> for LocationStore {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(durable) = &mut self.durable else {
+        let Some((_, batcher)) = &mut self.durable else {
             return Box::pin(std::future::ready(()));
         };
         // The commit being written, then the records that wait for the next one, at once.
-        durable.next.awaited = true;
-        let writing = durable.writing.as_ref().map(|(outcome, _)| outcome.clone());
-        let next = (!durable.next.records.is_empty()).then(|| durable.next.outcome.clone());
-        self.write_next(ctx);
+        let (waits, step) = batcher.flush();
+        self.drive(step, ctx);
         Box::pin(async move {
-            for outcome in writing.into_iter().chain(next) {
+            for outcome in waits {
                 let _ = outcome.await;
             }
         })
     }
+}
+
+/// Request (tests): from now on every write fails, as on a full disk (`Some(true)`) or a
+/// file that cannot be written (`Some(false)`); or writes work again (`None`).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct FailWrites(pub(crate) Option<bool>);
+
+#[cfg(test)]
+impl Handler<FailWrites> for LocationStore {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, FailWrites(how): FailWrites, _: &mut Context<Self>) -> Self::Result {
+        match &mut self.durable {
+            Some((Committer::OnLoop(db), _)) => {
+                db.fail_writes(how);
+                Box::pin(std::future::ready(()))
+            }
+            Some((Committer::Thread(writer), _)) => {
+                let sent = writer.send(durable::FailWrites(how));
+                Box::pin(async move {
+                    let _ = sent.await;
+                })
+            }
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+}
+
+/// The store's clock: tokio's, so that tests can pause it.
+fn now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
 }
 
 #[cfg(test)]

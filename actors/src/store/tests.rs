@@ -116,27 +116,56 @@ mod durable {
 
     use super::*;
     use crate::metrics::StoreMetrics;
-    use crate::store::durable::{Database, FailWrites, Load, StoreError};
+    use crate::store::batcher::MERGE_WAIT;
+    use crate::store::durable::{Committer, Database, StoreError};
 
     fn open(dir: &tempfile::TempDir) -> Database {
         Database::open(dir.path(), "Hill", false).expect("a store")
     }
 
-    fn store_over(db: Database) -> Addr<LocationStore> {
+    /// Where commits run: on the event loop (`fsync = false`), or on the writer's thread.
+    #[derive(Debug, Clone, Copy)]
+    enum Runs {
+        OnLoop,
+        OnThread,
+    }
+
+    const BOTH: [Runs; 2] = [Runs::OnLoop, Runs::OnThread];
+
+    fn committer(db: Database, runs: Runs) -> Committer {
+        match runs {
+            Runs::OnLoop => Committer::on_loop(db).expect("a checkpointer"),
+            Runs::OnThread => Committer::thread(db),
+        }
+    }
+
+    fn store_over(db: Database, runs: Runs) -> Addr<LocationStore> {
+        store_with(db, runs, Bounds::default(), StoreMetrics::default())
+    }
+
+    fn store_with(
+        db: Database,
+        runs: Runs,
+        bounds: Bounds,
+        metrics: StoreMetrics,
+    ) -> Addr<LocationStore> {
         let (floods, _) = collector::<Flood>();
-        LocationStore::new(
-            floods,
-            Table::default(),
-            Some(Writer::start(db)),
-            Bounds::default(),
-        )
-        .start()
+        let table = db.load().expect("a table");
+        LocationStore::new(floods, table, Some(committer(db, runs)), bounds)
+            .with_metrics(metrics)
+            .start()
     }
 
     #[actix::test]
     async fn check_ins_arriving_together_are_written_in_few_commits() {
+        for runs in BOTH {
+            check_ins_arriving_together(runs).await;
+        }
+    }
+
+    async fn check_ins_arriving_together(runs: Runs) {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_over(open(&dir));
+        let store = store_over(open(&dir), runs);
         let check_ins = (0..2000).map(|i| {
             let record = record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i));
             store.send(CheckIn(record))
@@ -148,7 +177,7 @@ mod durable {
         assert_eq!((stats.records, stats.committed), (2000, 2000));
         assert!(
             stats.commits < 100,
-            "{} commits for 2000 check-ins",
+            "{runs:?}: {} commits for 2000 check-ins",
             stats.commits
         );
         // What was acknowledged is in the file.
@@ -158,11 +187,10 @@ mod durable {
 
     #[actix::test]
     async fn a_check_in_that_cannot_be_written_is_not_acknowledged() {
-        for full in [true, false] {
+        for (full, runs) in [(true, Runs::OnLoop), (false, Runs::OnThread)] {
             let dir = tempfile::tempdir().unwrap();
-            let db = open(&dir);
-            db.fail_writes(full);
-            let store = store_over(db);
+            let store = store_over(open(&dir), runs);
+            store.send(FailWrites(Some(full))).await.unwrap();
             // Too big for the free room of the file's pages.
             let kiwi = record("Hill", &format!("IAMAT {} +1+1 5", "k".repeat(8000)));
             let kept = store.send(CheckIn(kiwi)).await.unwrap();
@@ -177,19 +205,16 @@ mod durable {
     #[actix::test]
     async fn a_disk_that_refuses_writes_is_told_and_every_record_held_is_written_once_it_takes_them(
     ) {
+        for runs in BOTH {
+            a_disk_that_refuses_writes(runs).await;
+        }
+    }
+
+    async fn a_disk_that_refuses_writes(runs: Runs) {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Writer::start(open(&dir));
         let metrics = StoreMetrics::default();
-        let (floods, _) = collector::<Flood>();
-        let store = LocationStore::new(
-            floods,
-            Table::default(),
-            Some(writer.clone()),
-            Bounds::default(),
-        )
-        .with_metrics(metrics.clone())
-        .start();
-        writer.send(FailWrites(Some(true))).await.unwrap();
+        let store = store_with(open(&dir), runs, Bounds::default(), metrics.clone());
+        store.send(FailWrites(Some(true))).await.unwrap();
         let kiwi = record("Hill", &format!("IAMAT {} +1+1 5", "k".repeat(8000)));
         let kept = store.send(CheckIn(kiwi.clone())).await.unwrap();
         assert!(kept.is_err(), "acknowledged without a commit");
@@ -208,7 +233,7 @@ mod durable {
         assert_eq!(metrics.unwritten.get(), 11);
         assert_eq!(open(&dir).load().unwrap().len(), 0);
         // The disk takes writes again: the retries write everything held.
-        writer.send(FailWrites(None)).await.unwrap();
+        store.send(FailWrites(None)).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while metrics.unwritten.get() > 0 || metrics.failing().is_some() {
             assert!(tokio::time::Instant::now() < deadline, "never written");
@@ -223,15 +248,11 @@ mod durable {
     async fn past_the_cap_the_oldest_records_go_from_memory_and_disk() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = StoreMetrics::default();
-        let (floods, _) = collector::<Flood>();
         let bounds = Bounds {
             max_records: Some(100),
             ..Bounds::default()
         };
-        let writer = Writer::start(open(&dir));
-        let store = LocationStore::new(floods, Table::default(), Some(writer), bounds)
-            .with_metrics(metrics.clone())
-            .start();
+        let store = store_with(open(&dir), Runs::OnLoop, bounds, metrics.clone());
         for i in 0..250 {
             let r = record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i));
             assert_eq!(store.send(CheckIn(r)).await.unwrap(), Ok(true));
@@ -253,7 +274,7 @@ mod durable {
     #[actix::test]
     async fn records_from_neighbours_wait_a_little_to_share_a_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_over(open(&dir));
+        let store = store_over(open(&dir), Runs::OnLoop);
         // The floods trickle in, each handled before the next comes, all within the wait of
         // the first (on a clock that moves only when the test moves it, so this is exact).
         tokio::time::pause();
@@ -292,8 +313,14 @@ mod durable {
 
     #[actix::test]
     async fn flush_waits_for_everything_taken() {
+        for runs in BOTH {
+            flush_waits(runs).await;
+        }
+    }
+
+    async fn flush_waits(runs: Runs) {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_over(open(&dir));
+        let store = store_over(open(&dir), runs);
         for i in 0..500 {
             let record = record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i));
             store.do_send(Merge {
@@ -309,23 +336,16 @@ mod durable {
     #[actix::test]
     async fn records_past_the_age_bound_are_dropped_here_and_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let db = open(&dir);
+        let mut db = open(&dir);
         let now = Timestamp::now().nanos() / 1_000_000_000;
         let old = record("Hill", &format!("IAMAT old +1+1 {}", now - 3600));
         let new = record("Hill", &format!("IAMAT new +1+1 {now}"));
-        let writer = Writer::start(db);
-        writer
-            .send(Commit(vec![old.clone(), new.clone()]))
-            .await
-            .unwrap()
-            .unwrap();
-        let loaded = writer.send(Load).await.unwrap().unwrap();
-        let (floods, _) = collector::<Flood>();
+        db.commit(&[old.clone(), new.clone()]).unwrap();
         let bounds = Bounds {
             max_age: Some(Duration::from_secs(60)),
             ..Bounds::default()
         };
-        let store = LocationStore::new(floods, loaded, Some(writer), bounds).start();
+        let store = store_with(db, Runs::OnLoop, bounds, StoreMetrics::default());
         assert_eq!(store.send(Lookup("old".into())).await.unwrap(), None);
         assert_eq!(store.send(Lookup("new".into())).await.unwrap(), Some(new));
         // Offered again, by a neighbour whose bound is longer: still too old.
