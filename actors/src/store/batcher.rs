@@ -102,6 +102,21 @@ impl Batch {
     }
 }
 
+/// Keeps, of each client's records, the last: the table takes a client's records only in
+/// the herd's order, so the last is the newest, and the disk needs no other (a busy client,
+/// or a record that came from several neighbours, is one row of the commit).
+fn newest_only(records: &mut Vec<Record>) {
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    let mut kept: Vec<Record> = Vec::with_capacity(records.len());
+    for record in records.drain(..).rev() {
+        if seen.insert(record.client().clone()) {
+            kept.push(record);
+        }
+    }
+    kept.reverse();
+    *records = kept;
+}
+
 /// The next commit's records, and when it goes.
 pub(crate) struct CommitBatcher {
     next: Batch,
@@ -190,7 +205,8 @@ impl CommitBatcher {
             self.phase = Phase::Holding { until };
             return Step::WakeAt(until);
         }
-        let batch = std::mem::replace(&mut self.next, Batch::new());
+        let mut batch = std::mem::replace(&mut self.next, Batch::new());
+        newest_only(&mut batch.records);
         self.phase = Phase::Writing {
             records: batch.records.len(),
             done: batch.done,
@@ -291,6 +307,25 @@ mod tests {
         assert!(matches!(b.yielded(now), Step::Yield));
         assert_eq!(written(b.yielded(now)).len(), 3);
         assert_eq!(b.unwritten(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_writes_each_clients_newest_record_once() {
+        let mut b = CommitBatcher::default();
+        let now = Instant::now();
+        for line in ["IAMAT kiwi +1+1 1", "IAMAT pear +1+1 1", "IAMAT kiwi +2+2 2"] {
+            let _ = b.add(record("Hill", line), true, now);
+        }
+        assert!(matches!(b.yielded(now), Step::Yield));
+        let batch = written(b.yielded(now));
+        let lines: Vec<&str> = batch.iter().map(|r| r.at_line()).collect();
+        assert_eq!(
+            lines,
+            [
+                "AT Hill -1.000000000 pear +1+1 1",
+                "AT Hill -2.000000000 kiwi +2+2 2"
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]
