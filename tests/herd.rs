@@ -146,18 +146,21 @@ fn a_wrong_secret_keeps_a_server_out_of_the_herd() {
         files.addr("Jaquez"),
         &[("HERD_SECRET", "wrong")],
     );
-    let refusals = || {
+    wait_for("Hill to refuse Jaquez", || {
         files
             .log("Hill")
-            .matches("wrong secret from Jaquez")
-            .count()
-    };
-    let before = refusals();
+            .contains("wrong secret from Jaquez")
+            .then_some(())
+    });
+    // Refusals repeated within a minute are summed up, not logged one by one; each attempt
+    // still opens a connection, and Jaquez dials again only once the last was refused.
+    let attempts = || files.log("Hill").matches(" open ").count();
     let at = check_in(&files, "Jaquez", "IAMAT sneaky +1+1 10");
-    // Jaquez's link retries; once Hill has refused it after the check-in, a link that had
-    // got in would have carried the record.
-    wait_for("Jaquez to try Hill again", || {
-        (refusals() > before).then_some(())
+    let before = attempts();
+    // An attempt that began after the check-in has been refused once the next one opens; a
+    // link that had got in would have carried the record.
+    wait_for("Jaquez to try Hill twice more", || {
+        (attempts() >= before + 2).then_some(())
     });
     assert_eq!(held(&files, "Hill", "sneaky"), None);
     assert!(held(&files, "Jaquez", "sneaky").is_some_and(|h| h == at));
@@ -236,4 +239,28 @@ fn herd_up_runs_every_server_and_stops_them_all() {
             "{name} still up"
         );
     }
+}
+
+#[test]
+fn an_idle_herd_logs_no_heartbeats_unless_asked_to() {
+    // A heartbeat every 50 ms: in a second, some 20 per link.
+    let files = HerdFiles::new(PAIR, "[limits]\npeer_heartbeat_ms = 50\n");
+    let _hill = files.serve("Hill");
+    let _jaquez = Server::start(
+        &files.config,
+        "Jaquez",
+        files.addr("Jaquez"),
+        &[("HERD_LOG__HEARTBEATS", "true")],
+    );
+    links_up(&files, "Hill", &["Jaquez"]);
+    links_up(&files, "Jaquez", &["Hill"]);
+    wait_for("Jaquez to log heartbeats", || {
+        (files.log("Jaquez").matches(" PONG\n").count() >= 10).then_some(())
+    });
+    let hill = files.log("Hill");
+    assert!(
+        !hill.contains(" PING\n") && !hill.contains(" PONG\n"),
+        "{hill}"
+    );
+    assert!(hill.contains("peer Jaquez inbound up from"), "{hill}");
 }

@@ -25,7 +25,7 @@ use super::records::{Fingerprints, Merge, Records};
 use super::tls::PeerCertificate;
 use super::wire;
 use crate::codec::{LineError, PeerInput};
-use crate::event_log::EventLog;
+use crate::event_log::{Door, EventLog};
 use crate::metrics::{LinkMetrics, PeerMetrics};
 use crate::outbox::Outbox;
 use crate::protocol::Record;
@@ -155,10 +155,9 @@ impl InboundPeer {
     }
 
     fn refuse(&mut self, refusal: &Refusal) {
-        self.deps.log.note(&format!(
-            "refused peer handshake from {}: {refusal}",
-            self.addr
-        ));
+        self.deps
+            .log
+            .refused(self.addr, Door::PeerHandshake, &refusal.to_string());
         self.send_line(&format!("{} {refusal}", wire::REFUSED));
         self.stage = Stage::Refused;
         self.out.close();
@@ -222,7 +221,7 @@ impl InboundPeer {
     }
 
     fn send_line(&mut self, line: &str) {
-        self.deps.log.sent(self.addr, line.as_bytes());
+        self.deps.log.peer_sent(self.addr, line.as_bytes());
         // On overflow the writer ends with the error, which ends the connection.
         let _ = self.out.push_line(line.as_bytes());
     }
@@ -257,7 +256,7 @@ impl StreamHandler<Result<PeerInput, LineError>> for InboundPeer {
                 return;
             }
         };
-        self.deps.log.received(self.addr, &line);
+        self.deps.log.peer_received(self.addr, &line);
         match &self.stage {
             Stage::Challenged { from, nonce } => {
                 let from = from.clone();
