@@ -70,6 +70,9 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         let mut poll = tokio::time::interval(POLL);
         loop {
             tokio::select! {
+                // Signals first: on Ctrl-C the servers get SIGINT too, and their exits
+                // must not be taken for deaths before the signal is seen.
+                biased;
                 _ = term.recv() => {
                     herd.stop_on("SIGTERM");
                     return Ok(());
@@ -104,6 +107,9 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         );
         loop {
             tokio::select! {
+                // Signals first: on Ctrl-C the servers get SIGINT too, and their exits
+                // must not be taken for deaths before the signal is seen.
+                biased;
                 _ = term.recv() => {
                     herd.stop_on("SIGTERM");
                     return Ok(());
