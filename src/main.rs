@@ -9,6 +9,8 @@
 mod certs;
 /// `herd client`: lines to a server, replies to stdout.
 mod client;
+/// Readiness told as systemd asks (`NOTIFY_SOCKET`), to a unit or to `herd up`.
+mod notify;
 /// `herd status`: every server's admin `/status`, as one table.
 mod status;
 /// `herd up`: the whole herd as child processes.
@@ -125,6 +127,9 @@ fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
     raise_open_files_limit();
     let system = actix::System::new();
     system.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // First, so that a SIGHUP from here on reopens the log rather than ending the server.
+        let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
         let listener = herd_actors::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for server {name}"))?;
         let server = herd_actors::start(&config, name, listener).await?;
@@ -136,7 +141,16 @@ fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
             server.addr,
             server.log_path().display()
         );
-        let signal = shutdown_signal().await;
+        notify::tell("READY=1");
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        let signal = loop {
+            tokio::select! {
+                signal = &mut stop => break signal,
+                Some(()) = hangup.recv() => server.reopen_log(),
+            }
+        };
+        notify::tell("STOPPING=1");
         server
             .shut_down(&format!("{name} stopping on {signal}"))
             .await

@@ -10,9 +10,10 @@
 //! Every server is asked at once, each with a short time-out, by the admin listener's own
 //! [`StatusClient`](herd_actors::admin::StatusClient) on an actix system. The exit status
 //! says whether the whole herd is healthy: every server answers, serves, and has every link
-//! up. `--watch` redraws the table every second until Ctrl-C.
+//! up. `--watch` redraws the table every second until Ctrl-C, in place on a terminal, one
+//! table after another into a pipe or a file; a reader that closes the pipe ends it.
 
-use std::io::Write;
+use std::io::{ErrorKind, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,30 +33,42 @@ pub fn run(config_path: &Path, watch: bool) -> anyhow::Result<()> {
             config_path.display()
         );
     }
+    let terminal = std::io::stdout().is_terminal();
     actix_rt::System::new().block_on(async {
         let client = StatusClient::new(TIME_OUT, config.admin_authorization());
         loop {
             let rows = ask_all(&config, &client).await;
             let table = render(&rows);
             let verdict = verdict(&rows);
-            if !watch {
-                print!("{table}");
+            let said = verdict.as_deref().unwrap_or("the herd is healthy");
+            let frame = match (watch, terminal) {
+                (false, _) => table,
+                // Home, clear, then the table: one frame per second, in place.
+                (true, true) => format!("\x1b[H\x1b[2J{table}\n{said}\n"),
+                // Into a pipe or a file: one frame after another, no escapes.
+                (true, false) => format!("{table}{said}\n\n"),
+            };
+            // Once the reader is gone (`| head -1`), there is no one to show more to.
+            if !print(&frame)? || !watch {
                 return match verdict {
                     None => Ok(()),
                     Some(why) => bail!("{why}"),
                 };
             }
-            // Home, clear, then the table: one frame per second.
-            print!(
-                "\x1b[H\x1b[2J{table}\n{}\n",
-                verdict.as_deref().unwrap_or("the herd is healthy")
-            );
-            std::io::stdout()
-                .flush()
-                .context("cannot write to stdout")?;
             actix_rt::time::sleep(Duration::from_secs(1)).await;
         }
     })
+}
+
+/// Writes `text` to stdout: `false` if the reader has closed its end (a closed pipe is
+/// the reader's way to say it has read enough, not a failure).
+fn print(text: &str) -> anyhow::Result<bool> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
 }
 
 /// One server's row: its status, or why there is none.

@@ -1,9 +1,16 @@
 //! `herd up`: every server of the config file as a child process of this same binary.
 //!
+//! Nothing starts unless every server could: the whole config is checked first, as each
+//! server would check it (the off-loopback rule among the rest). Each child says when it takes
+//! connections (`NOTIFY_SOCKET`, see [`crate::notify`]), and the herd is called up only once
+//! every one has. A server that exits before that (its port taken, its files unfit) stops the
+//! others, and `herd up` fails as soon as it has said why. Once up, a server that dies on its
+//! own is reported and not restarted: the rest of the herd routes around it, and the
+//! operator sees why it died. When none is left, `herd up` fails.
+//!
 //! Each child's console output is printed with its server name in front. Ctrl-C (or
 //! SIGTERM) sends SIGTERM to every child, waits for them to exit (a server exits within a
-//! second), and then returns. A server that dies on its own is reported and not restarted:
-//! the rest of the herd routes around it, and the operator sees why it died.
+//! second), and then returns. SIGHUP is passed on: each server starts a new log file.
 //!
 //! A herd whose file has no secret gets a fresh random one for this run, given to every
 //! child as `HERD_SECRET`: the servers all have it, and no other local process does, so
@@ -11,77 +18,116 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use herd_actors::settings::Settings;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::notify;
 
 /// How long children get to exit after SIGTERM before they are killed.
 const GRACE: Duration = Duration::from_secs(3);
 
+/// How long a server may take to take connections: loading a large store takes seconds
+/// (about one per million records).
+const START_WITHIN: Duration = Duration::from_secs(60);
+
+/// How often the children are looked at.
+const POLL: Duration = Duration::from_millis(20);
+
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Settings::load(config_path)?;
-    let exe = std::env::current_exe().context("cannot find the herd binary")?;
+    for server in &config.servers {
+        herd_actors::preflight(&config, &server.name)?;
+    }
     let secret = match config.has_secret() {
         true => None,
         false => Some(fresh_secret()?),
     };
-    let mut children: Vec<(String, Child)> = Vec::new();
-    for server in &config.servers {
-        let mut command = Command::new(&exe);
-        if let Some(secret) = &secret {
-            command.env("HERD_SECRET", secret);
-        }
-        let spawned = command
-            .args(["serve", &server.name, "--config"])
-            .arg(config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        match spawned {
-            Ok(mut child) => {
-                prefix_output(&server.name, child.stdout.take(), false);
-                prefix_output(&server.name, child.stderr.take(), true);
-                children.push((server.name.clone(), child));
-            }
-            Err(e) => {
-                stop_all(&mut children);
-                return Err(e).with_context(|| format!("cannot start server {}", server.name));
-            }
-        }
-    }
-    eprintln!(
-        "herd: {} servers up from {}; Ctrl-C stops them all",
-        children.len(),
-        config_path.display()
-    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the signal handler")?;
     runtime.block_on(async {
-        let mut poll = tokio::time::interval(Duration::from_millis(100));
-        let signal = crate::shutdown_signal();
-        tokio::pin!(signal);
+        // Before any child exists, so that no signal can end this process without them.
+        let handle = |kind, name| signal(kind).with_context(|| format!("cannot handle {name}"));
+        let mut term = handle(SignalKind::terminate(), "SIGTERM")?;
+        let mut int = handle(SignalKind::interrupt(), "SIGINT")?;
+        let mut hup = handle(SignalKind::hangup(), "SIGHUP")?;
+        let mut herd = Herd::default();
+        let exe = std::env::current_exe().context("cannot find the herd binary")?;
+        for server in &config.servers {
+            let started = herd.start(&exe, &server.name, config_path, secret.as_deref());
+            if let Err(e) = started {
+                herd.stop();
+                return Err(e.context(format!("cannot start server {}", server.name)));
+            }
+        }
+        let deadline = Instant::now() + START_WITHIN;
+        let mut poll = tokio::time::interval(POLL);
         loop {
             tokio::select! {
-                name = &mut signal => {
-                    eprintln!("herd: {name}: stopping the herd");
-                    break;
+                // Signals first: on Ctrl-C the servers get SIGINT too, and their exits
+                // must not be taken for deaths before the signal is seen.
+                biased;
+                _ = term.recv() => {
+                    herd.stop_on("SIGTERM");
+                    return Ok(());
                 }
+                _ = int.recv() => {
+                    herd.stop_on("SIGINT");
+                    return Ok(());
+                }
+                _ = hup.recv() => herd.hang_up(),
                 _ = poll.tick() => {
-                    report_exits(&mut children);
-                    if children.is_empty() {
+                    if let Some((name, status)) = herd.first_exit() {
+                        herd.stop();
+                        bail!("server {name} exited ({status}) before it took connections; \
+                               stopped the herd");
+                    }
+                    if herd.is_up() {
                         break;
+                    }
+                    if Instant::now() > deadline {
+                        let slow = herd.not_up().join(", ");
+                        herd.stop();
+                        bail!("{slow} took no connections within {START_WITHIN:?}; \
+                               stopped the herd");
                     }
                 }
             }
         }
-    });
-    stop_all(&mut children);
-    Ok(())
+        eprintln!(
+            "herd: {} servers up from {}; Ctrl-C stops them all",
+            herd.children.len(),
+            config_path.display()
+        );
+        loop {
+            tokio::select! {
+                // Signals first: on Ctrl-C the servers get SIGINT too, and their exits
+                // must not be taken for deaths before the signal is seen.
+                biased;
+                _ = term.recv() => {
+                    herd.stop_on("SIGTERM");
+                    return Ok(());
+                }
+                _ = int.recv() => {
+                    herd.stop_on("SIGINT");
+                    return Ok(());
+                }
+                _ = hup.recv() => herd.hang_up(),
+                _ = poll.tick() => {
+                    herd.report_exits();
+                    if herd.children.is_empty() {
+                        bail!("every server has exited");
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// 32 random bytes, hex: a secret for one run of the herd.
@@ -91,11 +137,160 @@ fn fresh_secret() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Copies a child's output, line by line, with `[NAME] ` in front.
-fn prefix_output(name: &str, pipe: Option<impl Read + Send + 'static>, to_stderr: bool) {
-    let Some(pipe) = pipe else { return };
+/// The servers running, each a child process.
+#[derive(Default)]
+struct Herd {
+    children: Vec<Child>,
+}
+
+/// One server's process.
+struct Child {
+    name: String,
+    process: std::process::Child,
+    /// Where it says it takes connections.
+    ready: notify::Listener,
+    /// The threads that copy its output; done once it has exited.
+    output: Vec<JoinHandle<()>>,
+}
+
+impl Herd {
+    /// Starts `herd serve name`, its output prefixed with its name.
+    fn start(
+        &mut self,
+        exe: &Path,
+        name: &str,
+        config: &Path,
+        secret: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let ready = notify::Listener::new().context("no socket to hear it is ready on")?;
+        let mut command = Command::new(exe);
+        if let Some(secret) = secret {
+            command.env("HERD_SECRET", secret);
+        }
+        let mut process = command
+            .args(["serve", name, "--config"])
+            .arg(config)
+            .env("NOTIFY_SOCKET", ready.value())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let output = [
+            prefix_output(name, process.stdout.take(), false),
+            prefix_output(name, process.stderr.take(), true),
+        ];
+        self.children.push(Child {
+            name: name.to_owned(),
+            process,
+            ready,
+            output: output.into_iter().flatten().collect(),
+        });
+        Ok(())
+    }
+
+    /// Whether every server has said it takes connections.
+    fn is_up(&mut self) -> bool {
+        self.children.iter_mut().all(|c| c.ready.is_ready())
+    }
+
+    /// The servers that have not said so yet.
+    fn not_up(&mut self) -> Vec<String> {
+        let mut slow = Vec::new();
+        for child in &mut self.children {
+            if !child.ready.is_ready() {
+                slow.push(child.name.clone());
+            }
+        }
+        slow
+    }
+
+    /// The first server found to have exited, once its output is all out.
+    fn first_exit(&mut self) -> Option<(String, ExitStatus)> {
+        let i = self
+            .children
+            .iter_mut()
+            .position(|c| matches!(c.process.try_wait(), Ok(Some(_))))?;
+        let mut child = self.children.remove(i);
+        let status = child.reap();
+        Some((child.name, status))
+    }
+
+    /// Reports and forgets servers that have exited.
+    fn report_exits(&mut self) {
+        while let Some((name, status)) = self.first_exit() {
+            eprintln!("herd: server {name} exited ({status})");
+        }
+    }
+
+    /// SIGHUP to every server that is ready (one still starting may not handle it yet, and
+    /// opens its log afresh anyway).
+    fn hang_up(&mut self) {
+        for child in &mut self.children {
+            if child.ready.is_ready() {
+                child.signal(libc::SIGHUP);
+            }
+        }
+    }
+
+    /// Stops the herd on a signal.
+    fn stop_on(&mut self, signal: &str) {
+        eprintln!("herd: {signal}: stopping the herd");
+        self.stop();
+    }
+
+    /// SIGTERM to every server, then wait; whoever outstays the grace period is killed.
+    fn stop(&mut self) {
+        for child in &self.children {
+            child.signal(libc::SIGTERM);
+        }
+        let deadline = Instant::now() + GRACE;
+        while !self.children.is_empty() && Instant::now() < deadline {
+            self.report_exits();
+            std::thread::sleep(POLL);
+        }
+        for mut child in self.children.drain(..) {
+            eprintln!(
+                "herd: server {} did not stop in {GRACE:?}; killing it",
+                child.name
+            );
+            let _ = child.process.kill();
+            child.reap();
+        }
+    }
+}
+
+impl Child {
+    fn signal(&self, signal: libc::c_int) {
+        if let Ok(pid) = i32::try_from(self.process.id()) {
+            // SAFETY: kill(2) with a pid we spawned and still hold (not yet reaped) and a
+            // valid signal number has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
+    /// Waits for the process (which has exited or been killed) and for the rest of its
+    /// output, so that what it said comes before what is said of it.
+    fn reap(&mut self) -> ExitStatus {
+        let status = self.process.wait();
+        for thread in self.output.drain(..) {
+            let _ = thread.join();
+        }
+        // `wait` fails only for a child already reaped, which `Herd` never keeps.
+        status.unwrap_or_default()
+    }
+}
+
+/// Copies a child's output, line by line, with `[NAME] ` in front, until it ends.
+fn prefix_output(
+    name: &str,
+    pipe: Option<impl Read + Send + 'static>,
+    to_stderr: bool,
+) -> Option<JoinHandle<()>> {
+    let pipe = pipe?;
     let prefix = format!("[{name}] ");
-    std::thread::spawn(move || {
+    Some(std::thread::spawn(move || {
         for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
             let mut out = Vec::with_capacity(prefix.len() + line.len() + 1);
             out.extend_from_slice(prefix.as_bytes());
@@ -107,44 +302,5 @@ fn prefix_output(name: &str, pipe: Option<impl Read + Send + 'static>, to_stderr
                 std::io::stdout().write_all(&out)
             };
         }
-    });
-}
-
-/// Reports and forgets children that have exited.
-fn report_exits(children: &mut Vec<(String, Child)>) {
-    children.retain_mut(|(name, child)| match child.try_wait() {
-        Ok(Some(status)) => {
-            eprintln!("herd: server {name} exited ({status})");
-            false
-        }
-        Ok(None) => true,
-        Err(e) => {
-            eprintln!("herd: cannot watch server {name}: {e}");
-            false
-        }
-    });
-}
-
-/// SIGTERM to every child, then wait; whoever outstays the grace period is killed.
-fn stop_all(children: &mut Vec<(String, Child)>) {
-    for (_, child) in children.iter() {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill(2) with a pid we spawned and still hold (not yet reaped) and a
-            // valid signal number has no memory-safety preconditions.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-    }
-    let deadline = Instant::now() + GRACE;
-    while !children.is_empty() && Instant::now() < deadline {
-        report_exits(children);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for (name, child) in children.iter_mut() {
-        eprintln!("herd: server {name} did not stop in {GRACE:?}; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    children.clear();
+    }))
 }

@@ -334,3 +334,78 @@ fn a_server_with_an_admin_listener_stops_cleanly_and_restarts_on_both_ports_at_o
     let _again = files.serve("Hill");
     wait_for("serving again", || health(admin).filter(|(c, _)| *c == 200));
 }
+
+#[test]
+fn a_link_error_is_the_last_error_only_while_the_link_is_down() {
+    let files = HerdFiles::with_admin(PAIR, "");
+    // Hill starts alone: its link to Jaquez fails to come up.
+    let _hill = files.serve("Hill");
+    let last_error = || {
+        let (_, body) = http_get(files.admin("Hill"), "/status")?;
+        let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        Some(status["last_error"]["what"].as_str().map(str::to_owned))
+    };
+    let down = wait_for("Hill to see Jaquez down", || last_error().flatten());
+    assert!(down.starts_with("link to Jaquez: connect to"), "{down}");
+
+    let _jaquez = files.serve("Jaquez");
+    links_up(&files, "Hill", &["Jaquez"]);
+    links_up(&files, "Jaquez", &["Hill"]);
+    let config = files.config.to_str().expect("a UTF-8 path");
+    let out = wait_for("herd status to see the herd whole", || {
+        let out = herd(&["status", "--config", config]);
+        out.status.success().then_some(out)
+    });
+    let table = String::from_utf8_lossy(&out.stdout);
+    let hill = table
+        .lines()
+        .find(|l| l.starts_with("Hill"))
+        .expect("Hill's row");
+    assert!(
+        hill.ends_with("  -"),
+        "an error that no longer holds:\n{table}"
+    );
+    assert_eq!(last_error(), Some(None));
+    // The link's own report still says why it was down before.
+    let (_, body) = http_get(files.admin("Hill"), "/status").expect("a status");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let link = &status["links"][0];
+    assert_eq!(link["up"], true, "{status}");
+    assert!(link["last_error"].is_string(), "{status}");
+}
+
+#[test]
+fn herd_status_watch_into_a_pipe_writes_no_escapes_and_ends_when_the_reader_goes() {
+    use std::io::{BufRead, BufReader};
+    let files = HerdFiles::with_admin(&[("Hill", &[])], "");
+    let _server = files.serve("Hill");
+    wait_for("Hill to serve", || {
+        health(files.admin("Hill")).filter(|(c, _)| *c == 200)
+    });
+    let mut watch = std::process::Command::new(herd_bin())
+        .args(["status", "--watch", "--config"])
+        .arg(&files.config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("herd status --watch");
+    let stderr = Lines::of(watch.stderr.take());
+    let mut stdout = BufReader::new(watch.stdout.take().expect("piped"));
+    // Two frames, as `head -7` would read them, then the reader goes.
+    let mut frames = String::new();
+    while frames.matches("the herd is healthy").count() < 2 {
+        let mut line = String::new();
+        let n = stdout.read_line(&mut line).expect("read");
+        assert!(n > 0, "herd status ended: {frames}");
+        frames.push_str(&line);
+    }
+    drop(stdout);
+    let status = wait_for("herd status to end", || watch.try_wait().ok()?);
+    let stderr = stderr.all();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!frames.contains('\x1b'), "escapes into a pipe: {frames:?}");
+    assert!(frames.starts_with("SERVER"), "{frames}");
+    assert!(frames.contains("\n\nSERVER"), "{frames}");
+}

@@ -146,18 +146,21 @@ fn a_wrong_secret_keeps_a_server_out_of_the_herd() {
         files.addr("Jaquez"),
         &[("HERD_SECRET", "wrong")],
     );
-    let refusals = || {
+    wait_for("Hill to refuse Jaquez", || {
         files
             .log("Hill")
-            .matches("wrong secret from Jaquez")
-            .count()
-    };
-    let before = refusals();
+            .contains("wrong secret from Jaquez")
+            .then_some(())
+    });
+    // Refusals repeated within a minute are summed up, not logged one by one; each attempt
+    // still opens a connection, and Jaquez dials again only once the last was refused.
+    let attempts = || files.log("Hill").matches(" open ").count();
     let at = check_in(&files, "Jaquez", "IAMAT sneaky +1+1 10");
-    // Jaquez's link retries; once Hill has refused it after the check-in, a link that had
-    // got in would have carried the record.
-    wait_for("Jaquez to try Hill again", || {
-        (refusals() > before).then_some(())
+    let before = attempts();
+    // An attempt that began after the check-in has been refused once the next one opens; a
+    // link that had got in would have carried the record.
+    wait_for("Jaquez to try Hill twice more", || {
+        (attempts() >= before + 2).then_some(())
     });
     assert_eq!(held(&files, "Hill", "sneaky"), None);
     assert!(held(&files, "Jaquez", "sneaky").is_some_and(|h| h == at));
@@ -215,16 +218,21 @@ fn the_herd_converges_after_churn() {
 fn herd_up_runs_every_server_and_stops_them_all() {
     let files = HerdFiles::new(GRAPH, "");
     let mut up = HerdUp::start(&files.config, std::process::Stdio::piped());
+    let stderr = Lines::of(up.0.stderr.take());
+    stderr.wait_for("servers up from");
+    // "Up" means every server takes connections, then and there.
     for name in NAMES {
-        wait_until_listening(files.addr(name));
+        assert!(
+            std::net::TcpStream::connect(files.addr(name)).is_ok(),
+            "{name} not listening once the herd is said to be up"
+        );
     }
     let at = check_in(&files, "Hill", "IAMAT upclient +1+1 5");
     eventually_holds(&files, "Campbell", "upclient", &at);
     signal(&up.0, "TERM");
     let status = up.0.wait().expect("herd up exits");
     assert!(status.success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(up.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = stderr.all();
     // Every child's output carries its name, and every child has stopped.
     for name in NAMES {
         assert!(
@@ -236,4 +244,106 @@ fn herd_up_runs_every_server_and_stops_them_all() {
             "{name} still up"
         );
     }
+}
+
+/// `herd up --config CONFIG` run to its end, which must come within `limit`: its exit
+/// status and its stderr.
+fn herd_up_until_it_exits(config: &std::path::Path, limit: Duration) -> (bool, String) {
+    let mut up = HerdUp::start(config, std::process::Stdio::piped());
+    let stderr = Lines::of(up.0.stderr.take());
+    let status = wait_for_within("herd up to exit", limit, || up.0.try_wait().ok()?);
+    (status.success(), stderr.all())
+}
+
+#[test]
+fn herd_up_fails_within_seconds_and_never_says_up_when_a_port_is_taken() {
+    let files = HerdFiles::new(GRAPH, "");
+    // Another program (another herd, say) holds Smith's port.
+    let _taken = std::net::TcpListener::bind(files.addr("Smith")).expect("Smith's port");
+    let (success, stderr) = herd_up_until_it_exits(&files.config, Duration::from_secs(10));
+    assert!(!success, "{stderr}");
+    assert!(!stderr.contains("servers up"), "{stderr}");
+    assert!(
+        stderr.contains("[Smith] herd: cannot listen on"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("server Smith exited (exit status: 1) before it took connections"),
+        "{stderr}"
+    );
+    // No half herd is left behind.
+    for name in NAMES.iter().filter(|n| **n != "Smith") {
+        assert!(
+            std::net::TcpStream::connect(files.addr(name)).is_err(),
+            "{name} still up"
+        );
+    }
+}
+
+#[test]
+fn herd_up_refuses_a_herd_off_loopback_without_tls_before_starting_any_server() {
+    let files = HerdFiles::new(PAIR, "");
+    // Jaquez on every address (off loopback), Hill where it was.
+    let text = std::fs::read_to_string(&files.config).expect("the config");
+    let jaquez = files.addr("Jaquez");
+    let away = format!("0.0.0.0:{}", jaquez.port());
+    std::fs::write(&files.config, text.replace(&jaquez.to_string(), &away)).expect("written");
+    let (success, stderr) = herd_up_until_it_exits(&files.config, Duration::from_secs(10));
+    assert!(!success, "{stderr}");
+    assert!(
+        stderr.contains(&format!("server 'Jaquez' is at {away}, off loopback")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("servers up"), "{stderr}");
+    assert!(!stderr.contains("[Hill]"), "a server was started: {stderr}");
+    assert!(std::net::TcpStream::connect(files.addr("Hill")).is_err());
+}
+
+#[test]
+fn herd_up_fails_once_every_server_has_exited() {
+    let files = HerdFiles::new(PAIR, "");
+    let mut up = HerdUp::start(&files.config, std::process::Stdio::piped());
+    let stderr = Lines::of(up.0.stderr.take());
+    stderr.wait_for("servers up from");
+    let pid = up.0.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .expect("herd up's children");
+    let children: Vec<&str> = children.split_whitespace().collect();
+    assert_eq!(children.len(), 2, "{children:?}");
+    for child in &children {
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", child])
+            .status();
+        assert!(killed.is_ok_and(|s| s.success()));
+    }
+    let status = wait_for_within("herd up to exit", Duration::from_secs(10), || {
+        up.0.try_wait().ok()?
+    });
+    let stderr = stderr.all();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("every server has exited"), "{stderr}");
+}
+
+#[test]
+fn an_idle_herd_logs_no_heartbeats_unless_asked_to() {
+    // A heartbeat every 50 ms: in a second, some 20 per link.
+    let files = HerdFiles::new(PAIR, "[limits]\npeer_heartbeat_ms = 50\n");
+    let _hill = files.serve("Hill");
+    let _jaquez = Server::start(
+        &files.config,
+        "Jaquez",
+        files.addr("Jaquez"),
+        &[("HERD_LOG__HEARTBEATS", "true")],
+    );
+    links_up(&files, "Hill", &["Jaquez"]);
+    links_up(&files, "Jaquez", &["Hill"]);
+    wait_for("Jaquez to log heartbeats", || {
+        (files.log("Jaquez").matches(" PONG\n").count() >= 10).then_some(())
+    });
+    let hill = files.log("Hill");
+    assert!(
+        !hill.contains(" PING\n") && !hill.contains(" PONG\n"),
+        "{hill}"
+    );
+    assert!(hill.contains("peer Jaquez inbound up from"), "{hill}");
 }

@@ -309,3 +309,53 @@ fn herd_client_prints_each_reply_whole() {
     assert!(down.stdout.is_empty());
     assert!(!down.stderr.is_empty());
 }
+
+#[test]
+fn sighup_reopens_the_log_so_a_rename_loses_no_line() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let files = HerdFiles::single("");
+    let mut server = files.serve("Hill");
+    let addr = files.addr("Hill");
+    let log = files.log_path("Hill");
+    let rotated = log.with_extension("log.1");
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    // A client checks in without pause while the file is renamed and the server signalled,
+    // as logrotate does it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let client = std::thread::spawn(move || {
+        let mut c = Conn::open(addr);
+        let mut n = 0;
+        while !stopped.load(Ordering::Relaxed) {
+            assert!(c
+                .line(&format!("IAMAT rot{n} +1+1 1"))
+                .starts_with("AT Hill"));
+            n += 1;
+        }
+        n
+    });
+    let logged = |path: &std::path::Path| read(path).matches(" IAMAT rot").count();
+    wait_for("check-ins in the log", || (logged(&log) > 20).then_some(()));
+    std::fs::rename(&log, &rotated).expect("renamed");
+    signal(&server.child, "HUP");
+    wait_for("a new log file", || {
+        read(&log)
+            .contains(" note reopened the event log")
+            .then_some(())
+    });
+    wait_for("check-ins in the new file", || {
+        (logged(&log) > 20).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    let sent = client.join().expect("the client");
+    assert!(server.terminate().success(), "SIGHUP ended the server");
+
+    let (old, new) = (read(&rotated), read(&log));
+    for i in 0..sent {
+        let line = format!(" IAMAT rot{i} +1+1 1\n");
+        let times = old.matches(&line).count() + new.matches(&line).count();
+        assert_eq!(times, 1, "check-in {i} of {sent} logged {times} times");
+    }
+}

@@ -28,38 +28,54 @@
 //! outruns it) the event is dropped and counted, and the count is logged with the next
 //! event there is room for.
 //!
+//! What is left out, so that the log says what happened rather than that nothing did:
+//! - a peer link's heartbeats (`PING` and `PONG`, a line each per link and second), unless
+//!   `[log] heartbeats = true`;
+//! - refusals from an address already refused within the minute (see `refusals`): the first
+//!   is written whole, the rest summed up in one line when the minute is over; and while an
+//!   address is being refused so, its peer handshake lines (`HERD-PEER`, `HERD-CHALLENGE`,
+//!   `HERD-REFUSED`, ...): the refusal's line says what they would.
+//!
+//! [`EventLog::reopen`] (the server calls it on SIGHUP) starts a new file at the log's path
+//! once what was logged before it is written to the old one: logrotate renames the file,
+//! signals, and nothing is lost or written twice.
+//!
 //! What the admin listener reads of it: the lines dropped since the start (a Prometheus
 //! counter the log owns), and whether the writer's last write failed (a flag the writer
 //! thread sets and clears; `/health` answers 503 while it is set).
 
-use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
 
+use crate::peers::wire;
+
 mod format;
 #[cfg(test)]
+mod quiet_tests;
+mod refusals;
+mod sink;
+#[cfg(test)]
 mod tests;
+mod writer;
 
 pub(crate) use format::push_timestamp;
 use format::{event, lost_notice, with_reason};
+pub(crate) use refusals::Door;
+use refusals::{refusal_line, summary_line, Refusal, Refusals, Verdict};
+use sink::{FileSink, Sink};
+use writer::write_events;
 
 /// Bytes of events that may wait for the writer: bounded so a stalled disk costs lost log
 /// lines, not memory. The writer wakes early at half of it, so a burst of big replies is
 /// written out as it comes rather than held.
 const CAPACITY: usize = 4 * 1024 * 1024;
-
-/// Bytes of buffer the writer keeps between writes.
-const SPARE_KEPT: usize = 1024 * 1024;
-
-/// How often the writer takes what has been logged; the file trails the server by this.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// A handle on one server's event log: cheap to clone, for every session and peer link.
 ///
@@ -68,6 +84,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub(crate) struct EventLog {
     file: Arc<LogFile>,
+    /// Whether a peer link's `PING` and `PONG` lines are written (`[log] heartbeats`).
+    heartbeats: bool,
 }
 
 /// What the handles share; its drop (the last handle's) closes the log.
@@ -99,39 +117,40 @@ struct Pending {
     lost: u64,
     /// The writer has been woken for a buffer half full, and has not taken it yet.
     nudged: bool,
+    /// The writer is to open the file again once it has written what came before.
+    reopen: bool,
+    /// Refusals by address, for their summaries.
+    refusals: Refusals,
     closed: bool,
 }
 
 impl EventLog {
-    /// Opens `<dir>/<server>.log` for appending, creating `dir` if it is missing.
+    /// Opens `<dir>/<server>.log` for appending, creating `dir` if it is missing. Heartbeats
+    /// are left out unless [`with_heartbeats`](EventLog::with_heartbeats) says otherwise.
     pub(crate) fn open(dir: &Path, server: &str) -> io::Result<EventLog> {
-        let with_path = |path: &Path, what: &str| {
-            let path = path.display().to_string();
-            let what = what.to_string();
-            move |e: io::Error| io::Error::new(e.kind(), format!("cannot {what} {path}: {e}"))
-        };
-        fs::create_dir_all(dir).map_err(with_path(dir, "create log directory"))?;
         let path = dir.join(format!("{server}.log"));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(with_path(&path, "open event log"))?;
+        let file = FileSink::open(&path)?;
         Self::start(path, file, CAPACITY)
     }
 
+    /// This handle, and those cloned from it, write heartbeats if `on`.
+    pub(crate) fn with_heartbeats(self, on: bool) -> EventLog {
+        EventLog {
+            heartbeats: on,
+            ..self
+        }
+    }
+
     /// An event log writing to `sink`, holding at most `capacity` bytes of events.
-    fn start<W: Write + Send + 'static>(
-        path: PathBuf,
-        sink: W,
-        capacity: usize,
-    ) -> io::Result<EventLog> {
+    fn start<W: Sink>(path: PathBuf, sink: W, capacity: usize) -> io::Result<EventLog> {
         let buffer = Arc::new(Buffer {
             pending: Mutex::new(Pending {
                 buf: Vec::new(),
                 capacity,
                 lost: 0,
                 nudged: false,
+                reopen: false,
+                refusals: Refusals::default(),
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -149,6 +168,7 @@ impl EventLog {
                 buffer,
                 writer: Mutex::new(Some(writer)),
             }),
+            heartbeats: false,
         })
     }
 
@@ -172,13 +192,68 @@ impl EventLog {
 
     /// A line received from `peer`, without its line terminator.
     pub(crate) fn received(&self, peer: SocketAddr, line: &[u8]) {
-        self.push(|out| event(out, "in", Some(peer), line));
+        let quiet = is_handshake(line).then_some(peer.ip());
+        self.push_unless_refusing(quiet, |out| event(out, "in", Some(peer), line));
     }
 
     /// A reply sent to `peer`, whole (a multi-line reply is still one event).
     pub(crate) fn sent(&self, peer: SocketAddr, reply: &[u8]) {
         let reply = reply.strip_suffix(b"\n").unwrap_or(reply);
-        self.push(|out| event(out, "out", Some(peer), reply));
+        let quiet = is_handshake(reply).then_some(peer.ip());
+        self.push_unless_refusing(quiet, |out| event(out, "out", Some(peer), reply));
+    }
+
+    /// A line a neighbour sent on a link it dialled: as [`received`](EventLog::received),
+    /// but a heartbeat is written only with `[log] heartbeats`.
+    pub(crate) fn peer_received(&self, peer: SocketAddr, line: &[u8]) {
+        if self.heartbeats || line != wire::PING.as_bytes() {
+            self.received(peer, line);
+        }
+    }
+
+    /// A line sent on a link a neighbour dialled: as [`sent`](EventLog::sent), but a
+    /// heartbeat is written only with `[log] heartbeats`.
+    pub(crate) fn peer_sent(&self, peer: SocketAddr, line: &[u8]) {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        if self.heartbeats || text != wire::PONG.as_bytes() {
+            self.sent(peer, line);
+        }
+    }
+
+    /// A connection from `peer` turned away at `door`, and why. The first from an address
+    /// in a minute is written whole; the others are counted, and the last of them written
+    /// with their count when the minute is over (or the log closes).
+    pub(crate) fn refused(&self, peer: SocketAddr, door: Door, why: &str) {
+        let refusal = Refusal {
+            door,
+            peer,
+            why: why.to_owned(),
+        };
+        let mut p = lock(&self.file.buffer.pending);
+        if p.closed {
+            return;
+        }
+        match p.refusals.admit(&refusal, Instant::now()) {
+            Verdict::Counted => {}
+            Verdict::Write(before) => {
+                if let Some(summary) = before {
+                    append(&mut p, &self.file.buffer, |out| summary_line(out, &summary));
+                }
+                append(&mut p, &self.file.buffer, |out| refusal_line(out, &refusal));
+            }
+        }
+    }
+
+    /// Starts a new file at the log's path once everything logged so far is in the old one
+    /// (the server does it on SIGHUP, after logrotate has renamed the file).
+    pub(crate) fn reopen(&self) {
+        let mut p = lock(&self.file.buffer.pending);
+        if p.closed {
+            return;
+        }
+        p.reopen = true;
+        drop(p);
+        self.file.buffer.wake.notify_one();
     }
 
     /// A connection accepted from `peer`.
@@ -250,30 +325,59 @@ impl EventLog {
     /// Appends one event, formatted by `write` straight into the buffer, or counts it lost
     /// if the buffer is full.
     fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
-        let mut p = lock(&self.file.buffer.pending);
-        if p.closed {
-            return;
-        }
-        // The count of lost events goes in just before the next event there is room for.
-        let start = p.buf.len();
-        if p.lost > 0 {
-            let lost = p.lost;
-            lost_notice(&mut p.buf, lost);
-        }
-        write(&mut p.buf);
-        p.buf.push(b'\n');
-        if p.buf.len() > p.capacity {
-            p.buf.truncate(start);
-            p.lost += 1;
-            self.file.buffer.dropped.inc();
-            return;
-        }
-        p.lost = 0;
-        if p.buf.len() > p.capacity / 2 && !p.nudged {
-            p.nudged = true;
-            self.file.buffer.wake.notify_one();
-        }
+        self.push_unless_refusing(None, write);
     }
+
+    /// [`push`](EventLog::push), unless `quiet` is an address whose peer handshakes are
+    /// being refused and summed up.
+    fn push_unless_refusing(&self, quiet: Option<IpAddr>, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut p = lock(&self.file.buffer.pending);
+        if p.closed || quiet.is_some_and(|ip| p.refusals.is_refusing(ip)) {
+            return;
+        }
+        append(&mut p, &self.file.buffer, write);
+    }
+}
+
+/// Appends one event to `p`, or counts it lost if there is no room; nudges the writer
+/// when `p` is half full.
+fn append(p: &mut Pending, buffer: &Buffer, write: impl FnOnce(&mut Vec<u8>)) {
+    // The count of lost events goes in just before the next event there is room for.
+    let start = p.buf.len();
+    if p.lost > 0 {
+        let lost = p.lost;
+        lost_notice(&mut p.buf, lost);
+    }
+    write(&mut p.buf);
+    p.buf.push(b'\n');
+    if p.buf.len() > p.capacity {
+        p.buf.truncate(start);
+        p.lost += 1;
+        buffer.dropped.inc();
+        return;
+    }
+    p.lost = 0;
+    if p.buf.len() > p.capacity / 2 && !p.nudged {
+        p.nudged = true;
+        buffer.wake.notify_one();
+    }
+}
+
+/// Whether `line` is one of the peer handshake's (`HERD-PEER`, `HERD-CHALLENGE`, ...).
+fn is_handshake(line: &[u8]) -> bool {
+    if !line.starts_with(b"HERD-") {
+        return false;
+    }
+    let word = line.split(|&b| b == b' ').next().unwrap_or(line);
+    [
+        wire::HELLO,
+        wire::CHALLENGE,
+        wire::PROOF,
+        wire::WELCOME,
+        wire::REFUSED,
+    ]
+    .iter()
+    .any(|w| w.as_bytes() == word)
 }
 
 /// The log must outlive a panic elsewhere: a poisoned lock still guards valid bytes.
@@ -308,52 +412,6 @@ impl Drop for LogFile {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
             log::error!("event log {}: {e}", self.path.display());
-        }
-    }
-}
-
-/// The writer thread: every [`FLUSH_EVERY`], or at once on close, takes what was logged and
-/// writes it with one `write`.
-fn write_events<W: Write>(buffer: &Buffer, mut out: W) -> io::Result<()> {
-    let mut spare = Vec::new();
-    let mut first_error: Option<io::Error> = None;
-    loop {
-        let mut p = lock(&buffer.pending);
-        if !p.closed {
-            p = buffer
-                .wake
-                .wait_timeout(p, FLUSH_EVERY)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        let closing = p.closed;
-        if closing && p.lost > 0 {
-            let lost = std::mem::take(&mut p.lost);
-            lost_notice(&mut p.buf, lost);
-        }
-        std::mem::swap(&mut p.buf, &mut spare);
-        p.nudged = false;
-        drop(p);
-        if !spare.is_empty() {
-            let result = out.write_all(&spare).and_then(|()| out.flush());
-            spare.clear();
-            // A burst may have grown the buffer to megabytes; keep only what a steady
-            // stream needs, so the memory goes back once the burst has passed.
-            spare.shrink_to(SPARE_KEPT);
-            match result {
-                Ok(()) => buffer.failing.store(false, Ordering::Release),
-                Err(e) => {
-                    if !buffer.failing.load(Ordering::Acquire) {
-                        log::error!("event log: {e}; events are being lost");
-                        *lock(&buffer.write_error) = Some(e.to_string());
-                    }
-                    buffer.failing.store(true, Ordering::Release);
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if closing {
-            return first_error.map_or(Ok(()), Err);
         }
     }
 }

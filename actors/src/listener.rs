@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::{Admission, Ticket};
+use crate::event_log::Door;
 use crate::peers::door::take_peer;
 use crate::peers::tls::{PeerTls, HANDSHAKE};
 use crate::session::{Session, SessionDeps};
@@ -53,7 +54,7 @@ pub(crate) async fn accept_loop(
                 // Dropping the stream closes it.
                 Err(why) => {
                     deps.metrics.refused();
-                    deps.log.dropped(peer, why);
+                    deps.log.refused(peer, Door::Caps, why);
                 }
             },
             Err(e) => {

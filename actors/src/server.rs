@@ -56,6 +56,12 @@ impl Server {
         self.log.path()
     }
 
+    /// Starts a new event log file at the log's path, once what was logged so far is in the
+    /// old one: what SIGHUP does, so that logrotate can rename the file and signal.
+    pub fn reopen_log(&self) {
+        self.log.reopen();
+    }
+
     /// The reply budget its sessions share.
     #[cfg(test)]
     pub(crate) fn budget(&self) -> &ReplyBudget {
@@ -212,10 +218,12 @@ pub(crate) async fn start_with(
             PeerTls::load(tls, me, &config.servers).map_err(|e| StartError::Tls(Box::new(e)))?,
         )),
     };
-    let log = EventLog::open(&config.log_dir, &me.name).map_err(|error| StartError::Log {
-        dir: config.log_dir.display().to_string(),
-        error,
-    })?;
+    let log = EventLog::open(&config.log_dir, &me.name)
+        .map_err(|error| StartError::Log {
+            dir: config.log_dir.display().to_string(),
+            error,
+        })?
+        .with_heartbeats(config.log_heartbeats);
     let addr = listener.local_addr().map_err(StartError::Listen)?;
     let name: Arc<str> = Arc::from(me.name.as_str());
     let metrics = Arc::new(Metrics::new(

@@ -304,6 +304,49 @@ impl Drop for HerdUp {
     }
 }
 
+/// A child's output, read as it comes by a thread of its own, so that a test can wait for
+/// a line while the child runs and still see everything once it has exited.
+pub struct Lines {
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Lines {
+    pub fn of(pipe: Option<impl Read + Send + 'static>) -> Lines {
+        let mut pipe = pipe.expect("a piped output");
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let into = std::sync::Arc::clone(&text);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                let got = String::from_utf8_lossy(&buf[..n]);
+                into.lock().expect("unpoisoned").push_str(&got);
+            }
+        });
+        Lines { text, reader }
+    }
+
+    /// Waits (20 s at most) until the output holds `needle`.
+    pub fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.text.lock().expect("unpoisoned").clone();
+            if text.contains(needle) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {needle:?} in:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything, once the pipe has closed (the child has exited).
+    pub fn all(self) -> String {
+        self.reader.join().expect("the reading thread");
+        let text = self.text.lock().expect("unpoisoned");
+        text.clone()
+    }
+}
+
 /// A raw client connection with a read time-out.
 pub struct Conn(pub TcpStream);
 

@@ -263,8 +263,12 @@ fn link_report(link: &LinkStatus) -> LinkReport {
     }
 }
 
-/// A link's last failure, and when it came.
+/// Why a link is down, and since when; `None` while it is up, whatever it failed before
+/// (its own report keeps that): a server's last error is one that still holds.
 fn link_failure(link: &LinkStatus) -> Option<(SystemTime, String)> {
+    if link.up {
+        return None;
+    }
     let (error, at) = link.last_error.as_ref()?;
     Some((*at, format!("link to {}: {error}", link.neighbour)))
 }

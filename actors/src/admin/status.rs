@@ -39,7 +39,8 @@ pub struct Status {
     pub rates: Rates,
     /// The counters of `/metrics`, since the start.
     pub counters: Counters,
-    /// The newest failure it knows of (a link, the places provider, the event log).
+    /// The newest failure that still holds (a link down, the event log failing), or the
+    /// places provider's last failure, with its time.
     pub last_error: Option<LastError>,
 }
 

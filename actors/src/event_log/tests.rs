@@ -6,6 +6,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::format::{push_escaped, push_timestamp};
+use super::sink::Sink;
 use super::EventLog;
 
 /// `2026-11-26T05:52:55.123456Z` and the space after it.
@@ -242,6 +243,12 @@ impl Write for Stalled {
     }
 }
 
+impl Sink for Stalled {
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
 fn a_full_buffer_drops_events_instead_of_blocking_and_counts_them() {
     let (entered_tx, entered) = mpsc::channel();
@@ -332,6 +339,12 @@ impl Write for Broken {
     }
 }
 
+impl Sink for Broken {
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
 fn a_write_error_is_reported_at_close() {
     let log = EventLog::start(PathBuf::from("broken.log"), Broken, 1024).expect("started");
@@ -352,6 +365,12 @@ impl Write for Flaky {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Flaky {
+    fn reopen(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

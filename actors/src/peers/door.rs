@@ -17,7 +17,7 @@ use super::manager::Handoff;
 use super::tls::{tls_reason, PeerTls};
 use super::wire;
 use crate::codec::{LineCodec, PeerLines};
-use crate::event_log::EventLog;
+use crate::event_log::{Door, EventLog};
 
 /// The longest first line read inside TLS: a hello is a few dozen bytes.
 const MAX_HELLO: usize = 1024;
@@ -59,9 +59,11 @@ pub(crate) async fn take_peer(
                 cert: Some(cert),
             });
         }
-        Ok(Err(why)) => log.note(&format!("refused peer handshake from {addr}: {why}")),
-        Err(_) => log.note(&format!(
-            "refused peer handshake from {addr}: TLS handshake and hello not done in {limit:?}"
-        )),
+        Ok(Err(why)) => log.refused(addr, Door::PeerHandshake, &why),
+        Err(_) => log.refused(
+            addr,
+            Door::PeerHandshake,
+            &format!("TLS handshake and hello not done in {limit:?}"),
+        ),
     }
 }

@@ -27,7 +27,7 @@ use super::records::{Merge, Reconcile, Records};
 use super::tls::PeerCertificate;
 use super::wire;
 use crate::codec::{LineError, PeerInput};
-use crate::event_log::EventLog;
+use crate::event_log::{Door, EventLog};
 use crate::metrics::{LinkMetrics, PeerMetrics};
 use crate::outbox::Outbox;
 use crate::protocol::Record;
@@ -157,10 +157,9 @@ impl InboundPeer {
     }
 
     fn refuse(&mut self, refusal: &Refusal) {
-        self.deps.log.note(&format!(
-            "refused peer handshake from {}: {refusal}",
-            self.addr
-        ));
+        self.deps
+            .log
+            .refused(self.addr, Door::PeerHandshake, &refusal.to_string());
         self.send_line(&format!("{} {refusal}", wire::REFUSED));
         self.stage = Stage::Refused;
         self.out.close();
@@ -171,6 +170,7 @@ impl InboundPeer {
     fn peer_line(&mut self, from: Arc<str>, line: &[u8], ctx: &mut Context<Self>) {
         let text = std::str::from_utf8(line).unwrap_or("");
         if text == wire::PING {
+            self.deps.log.peer_sent(self.addr, wire::PONG.as_bytes());
             self.out.push_urgent(wire::PONG.as_bytes());
             return;
         }
@@ -215,7 +215,7 @@ impl InboundPeer {
     /// A handshake line: urgent, like every control line, so it goes out before anything
     /// queued after it is taken (a `PONG` too is urgent, and must not pass the welcome).
     fn send_line(&mut self, line: &str) {
-        self.deps.log.sent(self.addr, line.as_bytes());
+        self.deps.log.peer_sent(self.addr, line.as_bytes());
         self.out.push_urgent(line.as_bytes());
     }
 }
@@ -252,7 +252,7 @@ impl StreamHandler<Result<PeerInput, LineError>> for InboundPeer {
         // Reconciliation lines are many and say nothing to an operator; the link's summary
         // line says how the reconciliation went, on the dialler's side.
         if !Query::is_query(&line) {
-            self.deps.log.received(self.addr, &line);
+            self.deps.log.peer_received(self.addr, &line);
         }
         match &self.stage {
             Stage::Challenged { from, nonce } => {

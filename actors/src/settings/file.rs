@@ -46,6 +46,7 @@ pub(super) struct PlacesTable {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct LogTable {
     pub(super) dir: Option<Raw>,
+    pub(super) heartbeats: Option<Raw>,
 }
 
 #[derive(Default, Deserialize, Serialize)]

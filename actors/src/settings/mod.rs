@@ -43,6 +43,8 @@ pub struct Settings {
     pub(crate) secret: Option<Secret>,
     pub(crate) places: PlacesSettings,
     pub(crate) log_dir: PathBuf,
+    /// Whether the event log writes the peer links' heartbeats (`[log] heartbeats`).
+    pub(crate) log_heartbeats: bool,
     pub(crate) limits: Limits,
     pub(crate) store: StoreSettings,
     /// `None`: no TLS. When set, every server has a cert and key.

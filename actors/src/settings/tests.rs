@@ -322,6 +322,19 @@ fn the_environment_overrides_every_key_outside_the_servers() {
 }
 
 #[test]
+fn heartbeats_stay_out_of_the_log_unless_a_key_turns_them_on() {
+    assert!(!loaded(TWO, &[]).log_heartbeats);
+    assert!(loaded(&with_table("log", "heartbeats = true"), &[]).log_heartbeats);
+    let env = [("HERD_LOG__HEARTBEATS", "true")];
+    assert!(loaded(TWO, &env).log_heartbeats);
+    let (_, message) = refused(&with_table("log", "heartbeats = \"yes\""), &[]);
+    assert_eq!(
+        message,
+        "bad log.heartbeats \"yes\" in herd.toml: expected true or false"
+    );
+}
+
+#[test]
 fn environment_names_match_without_regard_to_case() {
     let config = loaded(TWO, &[("herd_log__dir", "lower")]);
     assert_eq!(config.log_dir, PathBuf::from("lower"));

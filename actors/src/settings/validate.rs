@@ -54,6 +54,7 @@ pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Set
             secret: string("secret", &file.secret)?.map(|s| Secret(s.into())),
             places: places(&file.places.0)?,
             log_dir: string("log.dir", &file.log.0.dir)?.unwrap_or("logs").into(),
+            log_heartbeats: boolean("log.heartbeats", &file.log.0.heartbeats)?,
             limits: limits(&file.limits.0)?,
             store: store(&file.store.0)?,
             tls,
@@ -177,13 +178,7 @@ fn store(table: &StoreTable) -> Result<StoreSettings, Fault> {
         Some(Raw::Text(dir)) if dir.is_empty() => None,
         raw => Some(string("store.dir", raw)?.unwrap_or("data").into()),
     };
-    let fsync = match table.fsync.as_ref() {
-        None => false,
-        Some(Raw::Bool(fsync)) => *fsync,
-        Some(Raw::Text(text)) if text == "true" => true,
-        Some(Raw::Text(text)) if text == "false" || text.is_empty() => false,
-        other => return Err(bad("store.fsync", other, "true or false")),
-    };
+    let fsync = boolean("store.fsync", &table.fsync)?;
     let max_age = unless_zero(whole(&MAX_AGE_S, &table.max_age_s)?).map(Duration::from_secs);
     Ok(StoreSettings {
         dir,
@@ -191,6 +186,17 @@ fn store(table: &StoreTable) -> Result<StoreSettings, Fault> {
         max_age,
         max_records: unless_zero(whole(&MAX_RECORDS, &table.max_records)?),
     })
+}
+
+/// `true` or `false` (the default if unset or empty); from the environment, as text.
+fn boolean(key: &str, raw: &Option<Raw>) -> Result<bool, Fault> {
+    match raw.as_ref() {
+        None => Ok(false),
+        Some(Raw::Bool(on)) => Ok(*on),
+        Some(Raw::Text(text)) if text == "true" => Ok(true),
+        Some(Raw::Text(text)) if text == "false" || text.is_empty() => Ok(false),
+        other => Err(bad(key, other, "true or false")),
+    }
 }
 
 /// TLS is on when either key is set; the CA is `<dir>/ca.pem` unless set.

@@ -313,7 +313,11 @@ mod tests {
     async fn a_commit_writes_each_clients_newest_record_once() {
         let mut b = CommitBatcher::default();
         let now = Instant::now();
-        for line in ["IAMAT kiwi +1+1 1", "IAMAT pear +1+1 1", "IAMAT kiwi +2+2 2"] {
+        for line in [
+            "IAMAT kiwi +1+1 1",
+            "IAMAT pear +1+1 1",
+            "IAMAT kiwi +2+2 2",
+        ] {
             let _ = b.add(record("Hill", line), true, now);
         }
         assert!(matches!(b.yielded(now), Step::Yield));
