@@ -408,7 +408,7 @@ fn a_host_that_keeps_knocking_as_a_neighbour_is_summed_up_not_logged_line_by_lin
     let _hill = files.serve("Hill");
     for _ in 0..50 {
         let mut c = Conn::open(files.addr("Hill"));
-        c.send(b"HERD-PEER 1 Mallory Hill\n");
+        c.send(b"HERD-PEER 2 Mallory Hill\n");
         let answer = String::from_utf8(until_closed(&mut c)).expect("UTF-8");
         assert_eq!(answer, "HERD-REFUSED Mallory is not a neighbour of Hill\n");
     }
@@ -419,7 +419,7 @@ fn a_host_that_keeps_knocking_as_a_neighbour_is_summed_up_not_logged_line_by_lin
         // The 50, and the one that found the server listening.
         (log.matches(" open 127.0.0.1:").count() == 51).then_some(log)
     });
-    assert_eq!(log.matches("HERD-PEER 1 Mallory Hill").count(), 1, "{log}");
+    assert_eq!(log.matches("HERD-PEER 2 Mallory Hill").count(), 1, "{log}");
     assert_eq!(
         log.matches("refused peer handshake from").count(),
         1,
