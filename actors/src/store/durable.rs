@@ -202,18 +202,17 @@ impl Database {
 
     /// Deletes the records whose client time is after `nanos`; how many.
     pub(crate) fn forget_after(&mut self, nanos: i64) -> Result<usize, StoreError> {
-        self.conn
-            .execute("DELETE FROM records WHERE nanos > ?1", [nanos])
-            .map_err(|error| StoreError::NotWritable {
-                path: self.path.clone(),
-                error,
-            })
+        self.delete("DELETE FROM records WHERE nanos > ?1", nanos)
     }
 
     /// Deletes the records whose client time is before `nanos`; how many.
     pub(crate) fn forget_before(&mut self, nanos: i64) -> Result<usize, StoreError> {
+        self.delete("DELETE FROM records WHERE nanos < ?1", nanos)
+    }
+
+    fn delete(&mut self, sql: &str, nanos: i64) -> Result<usize, StoreError> {
         self.conn
-            .execute("DELETE FROM records WHERE nanos < ?1", [nanos])
+            .execute(sql, [nanos])
             .map_err(|error| StoreError::NotWritable {
                 path: self.path.clone(),
                 error,
