@@ -163,6 +163,12 @@ impl Metrics {
             store.unwritten.clone(),
         );
         r.register(
+            "herd_store_unapplied_records",
+            "Records in the journal (on disk) and not yet in the database, which the applier \
+             thread writes every 100 ms",
+            store.unapplied.clone(),
+        );
+        r.register(
             "herd_store_evicted_records",
             "Records dropped, here and on disk, because the store held [store] max_records",
             store.evicted.clone(),

@@ -268,7 +268,7 @@ pub(crate) async fn start_with(
             }
             let path = db.path().to_owned();
             let started = std::time::Instant::now();
-            let (mut db, mut table) = load_beside(db).await?;
+            let (mut db, mut table, next_segment) = load_beside(db).await?;
             log.note(&format!(
                 "loaded {} records from {} in {:.3}s",
                 table.len(),
@@ -288,11 +288,16 @@ pub(crate) async fn start_with(
                     PEER_CLOCK_SLACK.as_secs()
                 ));
             }
-            let committer = if config.store.fsync {
+            #[cfg_attr(not(test), allow(unused_mut))]
+            let mut committer = if config.store.fsync {
                 Committer::thread(db)
             } else {
-                Committer::on_loop(db)?
+                Committer::journal(db, next_segment, metrics.store.clone())?
             };
+            #[cfg(test)]
+            if let (true, Committer::Journal(journal)) = (tuning.store_fails, &mut committer) {
+                journal.fail_writes(Some(true));
+            }
             (Some(committer), table)
         }
     };
@@ -391,15 +396,16 @@ pub(crate) async fn start_with(
     })
 }
 
-/// Reads every record of `db`, on a thread of its own (seconds, for a large store), so the
-/// rest of the system (the admin listener's answers) goes on meanwhile.
-async fn load_beside(db: Database) -> Result<(Database, Table), StartError> {
+/// Reads every record of `db` (and of its journal, which it then folds into it), on a
+/// thread of its own (seconds, for a large store), so the rest of the system (the admin
+/// listener's answers) goes on meanwhile; the number of the next journal segment.
+async fn load_beside(mut db: Database) -> Result<(Database, Table, u64), StartError> {
     let (done, loaded) = futures::channel::oneshot::channel();
     std::thread::Builder::new()
         .name("herd-load".into())
         .spawn(move || {
-            let table = db.load();
-            let _ = done.send(table.map(|table| (db, table)));
+            let loaded = db.load().and_then(|table| Ok((table, db.fold_journal()?)));
+            let _ = done.send(loaded.map(|(table, next)| (db, table, next)));
         })
         .map_err(StoreError::Thread)?;
     Ok(loaded.await.map_err(|_| StartError::WriterGone)??)

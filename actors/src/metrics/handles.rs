@@ -359,6 +359,9 @@ pub(crate) struct StoreMetrics {
     pub(crate) future: Counter,
     /// Why commits fail, while they do: `/health` and `/status` say so.
     failing: Arc<Mutex<Option<String>>>,
+    /// Why the journal's records cannot be written into the database, while they cannot.
+    applying: Arc<Mutex<Option<String>>>,
+    pub(crate) unapplied: Gauge,
 }
 
 impl Default for StoreMetrics {
@@ -372,6 +375,8 @@ impl Default for StoreMetrics {
             evicted: Counter::default(),
             future: Counter::default(),
             failing: Arc::default(),
+            applying: Arc::default(),
+            unapplied: Gauge::default(),
         }
     }
 }
@@ -400,9 +405,23 @@ impl StoreMetrics {
         }
     }
 
-    /// Why commits fail, while they do.
+    /// The journal's records cannot be written into the database, and why (`Some`), or
+    /// they can again (`None`).
+    pub(crate) fn set_applying_fails(&self, why: Option<String>) {
+        if let Ok(mut applying) = self.applying.lock() {
+            *applying = why;
+        }
+    }
+
+    /// Why commits fail, or the journal cannot be applied, while they do.
     pub(crate) fn failing(&self) -> Option<String> {
-        self.failing.lock().ok().and_then(|f| f.clone())
+        let failing = self.failing.lock().ok().and_then(|f| f.clone());
+        failing.or_else(|| self.applying.lock().ok().and_then(|f| f.clone()))
+    }
+
+    /// `n` more records in the journal and not yet in the database (fewer, if negative).
+    pub(crate) fn unapplied(&self, n: i64) {
+        self.unapplied.inc_by(n);
     }
 
     /// Records held and not yet on disk.

@@ -6,20 +6,21 @@
 //! through a power cut too. The file carries its schema's version in `PRAGMA user_version`.
 //!
 //! Who writes the commits is a [`Committer`]: without `fsync`, the store itself, on the
-//! event loop, since a WAL commit that does not sync costs less than the hop to another
-//! thread and back, with the checkpoints (which sync) on a [`Checkpointer`] thread of their
-//! own; with `fsync = true`, the [`Writer`], a `SyncActor` on a `SyncArbiter` of one thread,
-//! since every commit then waits for the disk.
+//! event loop, as one append to the [journal](super::journal) (a hop to another thread and
+//! back per batch cost more than a whole commit), which an applier thread then writes into
+//! this database; with `fsync = true`, the [`Writer`], a `SyncActor` on a `SyncArbiter` of
+//! one thread, into this database, since every commit then waits for the disk.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use actix::prelude::*;
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::journal::{read_segment, segments, Journal};
 use super::table::Table;
+use crate::metrics::StoreMetrics;
 use crate::protocol::Record;
 
 /// The schema this server writes, in `PRAGMA user_version`.
@@ -29,9 +30,6 @@ const SCHEMA: i64 = 1;
 /// true`): a checkpoint syncs the file, so fewer of them cost the writer less, for a longer
 /// WAL to replay after a crash (still well under a second).
 const CHECKPOINT_PAGES: u32 = 4000;
-
-/// How often the [`Checkpointer`] moves the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// SQLite's page cache: 16 MiB, so that a store of a million clients (about 100 MB) keeps
 /// its upper B-tree pages in memory.
@@ -43,8 +41,13 @@ const CACHE_KIB: u32 = 16 * 1024;
 pub(crate) enum StoreError {
     #[error("cannot create the store directory {}: {error}", dir.display())]
     CreateDir { dir: PathBuf, error: std::io::Error },
-    #[error("cannot start the store's checkpoint thread: {0}")]
+    #[error("cannot start a thread of the store: {0}")]
     Thread(std::io::Error),
+    #[error("cannot write {}: {error} (check its permissions and the free space of its disk)", path.display())]
+    Journal {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error(
         "{} is not a herd store or is damaged ({why}): move it away and start again; \
          the server gets its records back from its neighbours",
@@ -155,7 +158,37 @@ impl Database {
                 Err(e) => log::warn!("{}: ignored a row: {e}: {line}", self.path.display()),
             }
         }
+        // What the journal took and the database did not yet: newer, where it differs.
+        for (_, segment) in segments(&self.path) {
+            for record in read_segment(&segment).map_err(|e| damaged_segment(&segment, &e))? {
+                table.offer(record);
+            }
+        }
         Ok(table)
+    }
+
+    /// Writes what the journal's segments hold (each client's last record) into the
+    /// database, in one transaction, and deletes them; the number the next segment takes.
+    pub(crate) fn fold_journal(&mut self) -> Result<u64, StoreError> {
+        let found = segments(&self.path);
+        let Some(&(last, _)) = found.last() else {
+            return Ok(0);
+        };
+        let mut newest: HashMap<std::sync::Arc<str>, Record> = HashMap::new();
+        for (_, segment) in &found {
+            for record in read_segment(segment).map_err(|e| damaged_segment(segment, &e))? {
+                newest.insert(record.client().clone(), record);
+            }
+        }
+        let records: Vec<Record> = newest.into_values().collect();
+        self.commit(&records)?;
+        for (_, segment) in found {
+            std::fs::remove_file(&segment).map_err(|error| StoreError::Journal {
+                path: segment.clone(),
+                error,
+            })?;
+        }
+        Ok(last + 1)
     }
 
     /// Writes `records` (each newer than what is kept for its client) in one transaction.
@@ -220,6 +253,14 @@ impl Database {
     }
 }
 
+/// A journal segment that cannot be read.
+fn damaged_segment(path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::Damaged {
+        path: path.into(),
+        why: e.to_string(),
+    }
+}
+
 /// Writes `lines`, AT lines as servers produce them, into the store of server `name` in
 /// `dir` (made if missing), as fast as SQLite takes them, a transaction per 50,000 rows:
 /// for benchmarks and tests that need a large store without checking each record in.
@@ -248,88 +289,27 @@ pub fn fill_store(
 
 /// Who writes the store's commits.
 pub(crate) enum Committer {
-    /// The store, on the event loop (`fsync = false`); the checkpointer syncs beside it.
-    OnLoop(OnLoop),
-    /// The writer's thread (`fsync = true`).
+    /// The store, on the event loop, into the journal (`fsync = false`); the applier
+    /// thread brings the database up to date beside it.
+    Journal(Journal),
+    /// The writer's thread, into the database (`fsync = true`).
     Thread(Addr<Writer>),
 }
 
-/// The database the store writes on the event loop, and the thread that checkpoints it.
-pub(crate) struct OnLoop {
-    db: Database,
-    /// Ends its thread when dropped.
-    _checkpoints: Checkpointer,
-}
-
-impl std::ops::Deref for OnLoop {
-    type Target = Database;
-
-    fn deref(&self) -> &Database {
-        &self.db
-    }
-}
-
-impl std::ops::DerefMut for OnLoop {
-    fn deref_mut(&mut self) -> &mut Database {
-        &mut self.db
-    }
-}
-
 impl Committer {
-    /// Commits on the event loop; checkpoints on a thread of their own, through a second
-    /// connection, so no sync ever runs on the loop. (`db` stops checkpointing itself.)
-    pub(crate) fn on_loop(db: Database) -> Result<Committer, StoreError> {
-        let writable = |error| StoreError::NotWritable {
-            path: db.path.clone(),
-            error,
-        };
-        db.conn
-            .execute_batch("PRAGMA wal_autocheckpoint = 0")
-            .map_err(writable)?;
-        let checkpoints = Checkpointer::start(&db.path)?;
-        Ok(Committer::OnLoop(OnLoop {
-            db,
-            _checkpoints: checkpoints,
-        }))
+    /// Commits are appends to the journal, on the event loop; `next` is the journal's
+    /// first segment (after those folded at start-up).
+    pub(crate) fn journal(
+        db: Database,
+        next: u64,
+        metrics: StoreMetrics,
+    ) -> Result<Committer, StoreError> {
+        Ok(Committer::Journal(Journal::start(db, next, metrics)?))
     }
 
-    /// Commits on the writer's thread, which checkpoints too.
+    /// Commits on the writer's thread, each synced.
     pub(crate) fn thread(db: Database) -> Committer {
         Committer::Thread(Writer::start(db))
-    }
-}
-
-/// A thread that moves the WAL into the database file every [`CHECKPOINT_EVERY`] (a
-/// `PASSIVE` checkpoint: it never waits for the writer, nor the writer for it), through a
-/// connection of its own; it ends when this is dropped.
-pub(crate) struct Checkpointer {
-    _stop: mpsc::Sender<()>,
-}
-
-impl Checkpointer {
-    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
-        let conn = Connection::open(path).map_err(|error| StoreError::NotWritable {
-            path: path.into(),
-            error,
-        })?;
-        let (stop, stopped) = mpsc::channel::<()>();
-        let shown = path.display().to_string();
-        std::thread::Builder::new()
-            .name("herd-checkpoint".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
-                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                        row.get::<_, i64>(0)
-                    });
-                    if let Err(e) = done {
-                        log::warn!("store: checkpoint of {shown} failed: {e}");
-                    }
-                }
-            })
-            .map_err(StoreError::Thread)?;
-        Ok(Checkpointer { _stop: stop })
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod batcher;
 pub(crate) mod durable;
+mod journal;
 mod recon;
 pub(crate) mod table;
 
@@ -181,11 +182,7 @@ impl LocationStore {
     fn forget_on_disk(&mut self, before: i64, what: &'static str, ctx: &mut Context<Self>) {
         match &mut self.durable {
             None => {}
-            Some((Committer::OnLoop(db), _)) => {
-                if let Err(e) = db.forget_before(before) {
-                    log::error!("store: cannot {what} on disk: {e}");
-                }
-            }
+            Some((Committer::Journal(journal), _)) => journal.forget_before(before),
             Some((Committer::Thread(writer), _)) => {
                 writer
                     .send(ForgetBefore(before))
@@ -241,10 +238,10 @@ impl LocationStore {
                     return;
                 }
                 Step::Write(records) => match committer {
-                    Committer::OnLoop(db) => {
+                    Committer::Journal(journal) => {
                         let started = Instant::now();
                         let outcome: Outcome =
-                            db.commit(&records).map_err(|e| e.to_string().into());
+                            journal.append(&records).map_err(|e| e.to_string().into());
                         let took = started.elapsed();
                         self.metrics.blocked(took);
                         step = self.committed(records, outcome, took);
@@ -468,12 +465,17 @@ impl Handler<Flush> for LocationStore {
         let Some((_, batcher)) = &mut self.durable else {
             return Box::pin(std::future::ready(()));
         };
-        // The commit being written, then the records that wait for the next one, at once.
+        // The commit being written, then the records that wait for the next one, at once;
+        // then, with a journal, until the database holds them too.
         let (waits, step) = batcher.flush();
         self.drive(step, ctx);
+        let store = ctx.address();
         Box::pin(async move {
             for outcome in waits {
                 let _ = outcome.await;
+            }
+            if let Ok(Some(applied)) = store.send(ApplyJournal).await {
+                let _ = applied.await;
             }
         })
     }
@@ -492,8 +494,8 @@ impl Handler<FailWrites> for LocationStore {
 
     fn handle(&mut self, FailWrites(how): FailWrites, _: &mut Context<Self>) -> Self::Result {
         match &mut self.durable {
-            Some((Committer::OnLoop(db), _)) => {
-                db.fail_writes(how);
+            Some((Committer::Journal(journal), _)) => {
+                journal.fail_writes(how);
                 Box::pin(std::future::ready(()))
             }
             Some((Committer::Thread(writer), _)) => {
@@ -503,6 +505,23 @@ impl Handler<FailWrites> for LocationStore {
                 })
             }
             None => Box::pin(std::future::ready(())),
+        }
+    }
+}
+
+/// Request (from [`Flush`], once the journal holds everything): write the journal into the
+/// database. Response: what resolves once it is there, if the store has a journal.
+#[derive(Message)]
+#[rtype(result = "Option<futures::channel::oneshot::Receiver<()>>")]
+struct ApplyJournal;
+
+impl Handler<ApplyJournal> for LocationStore {
+    type Result = Option<futures::channel::oneshot::Receiver<()>>;
+
+    fn handle(&mut self, _: ApplyJournal, _: &mut Context<Self>) -> Self::Result {
+        match &mut self.durable {
+            Some((Committer::Journal(journal), _)) => Some(journal.flush()),
+            _ => None,
         }
     }
 }

@@ -123,21 +123,15 @@ mod durable {
         Database::open(dir.path(), "Hill", false).expect("a store")
     }
 
-    /// Where commits run: on the event loop (`fsync = false`), or on the writer's thread.
+    /// Where commits go: into the journal on the event loop (`fsync = false`), or into the
+    /// database on the writer's thread.
     #[derive(Debug, Clone, Copy)]
     enum Runs {
-        OnLoop,
+        Journal,
         OnThread,
     }
 
-    const BOTH: [Runs; 2] = [Runs::OnLoop, Runs::OnThread];
-
-    fn committer(db: Database, runs: Runs) -> Committer {
-        match runs {
-            Runs::OnLoop => Committer::on_loop(db).expect("a checkpointer"),
-            Runs::OnThread => Committer::thread(db),
-        }
-    }
+    const BOTH: [Runs; 2] = [Runs::Journal, Runs::OnThread];
 
     fn store_over(db: Database, runs: Runs) -> Addr<LocationStore> {
         store_with(db, runs, Bounds::default(), StoreMetrics::default())
@@ -150,8 +144,14 @@ mod durable {
         metrics: StoreMetrics,
     ) -> Addr<LocationStore> {
         let (floods, _) = collector::<Flood>();
+        let mut db = db;
         let table = db.load().expect("a table");
-        LocationStore::new(floods, table, Some(committer(db, runs)), bounds)
+        let next = db.fold_journal().expect("the journal folded");
+        let committer = match runs {
+            Runs::Journal => Committer::journal(db, next, metrics.clone()).expect("a journal"),
+            Runs::OnThread => Committer::thread(db),
+        };
+        LocationStore::new(floods, table, Some(committer), bounds)
             .with_metrics(metrics)
             .start()
     }
@@ -187,7 +187,7 @@ mod durable {
 
     #[actix::test]
     async fn a_check_in_that_cannot_be_written_is_not_acknowledged() {
-        for (full, runs) in [(true, Runs::OnLoop), (false, Runs::OnThread)] {
+        for (full, runs) in [(true, Runs::Journal), (false, Runs::OnThread)] {
             let dir = tempfile::tempdir().unwrap();
             let store = store_over(open(&dir), runs);
             store.send(FailWrites(Some(full))).await.unwrap();
@@ -252,7 +252,7 @@ mod durable {
             max_records: Some(100),
             ..Bounds::default()
         };
-        let store = store_with(open(&dir), Runs::OnLoop, bounds, metrics.clone());
+        let store = store_with(open(&dir), Runs::Journal, bounds, metrics.clone());
         for i in 0..250 {
             let r = record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i));
             assert_eq!(store.send(CheckIn(r)).await.unwrap(), Ok(true));
@@ -274,7 +274,7 @@ mod durable {
     #[actix::test]
     async fn records_from_neighbours_wait_a_little_to_share_a_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store_over(open(&dir), Runs::OnLoop);
+        let store = store_over(open(&dir), Runs::Journal);
         // The floods trickle in, each handled before the next comes, all within the wait of
         // the first (on a clock that moves only when the test moves it, so this is exact).
         tokio::time::pause();
@@ -345,7 +345,7 @@ mod durable {
             max_age: Some(Duration::from_secs(60)),
             ..Bounds::default()
         };
-        let store = store_with(db, Runs::OnLoop, bounds, StoreMetrics::default());
+        let store = store_with(db, Runs::Journal, bounds, StoreMetrics::default());
         assert_eq!(store.send(Lookup("old".into())).await.unwrap(), None);
         assert_eq!(store.send(Lookup("new".into())).await.unwrap(), Some(new));
         // Offered again, by a neighbour whose bound is longer: still too old.
