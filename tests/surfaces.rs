@@ -15,10 +15,11 @@ const HIDDEN: [char; 10] = [
 ];
 
 #[test]
-fn client_ids_with_c1_bidirectional_or_separator_characters_are_refused() {
+fn client_ids_with_c1_bidirectional_or_separator_characters_are_refused_and_logged_escaped() {
     let files = HerdFiles::single("");
     let _server = files.serve("Hill");
     let mut conn = Conn::open(files.addr("Hill"));
+    let me = conn.0.local_addr().expect("the client's address");
     for c in HIDDEN {
         let line = format!("IAMAT pay{c}fdp.exe +1+1 1");
         assert_eq!(conn.line(&line), format!("? {line}\n"), "{c:?}");
@@ -26,4 +27,27 @@ fn client_ids_with_c1_bidirectional_or_separator_characters_are_refused() {
     // Ids with their neighbours in Unicode are ids like any other.
     let at = conn.line("IAMAT n\u{a0}\u{2027}\u{202f}\u{2065}\u{206a}b +1+1 1");
     assert!(at.starts_with("AT Hill "), "{at}");
+    drop(conn);
+    let log = wait_for("the connection's end logged", || {
+        let log = files.log("Hill");
+        log.contains(&format!("closed {me}")).then_some(log)
+    });
+    assert!(!log.chars().any(hidden), "{log}");
+    for c in HIDDEN {
+        let escaped = format!("IAMAT pay\\u{{{:x}}}fdp.exe +1+1 1", u32::from(c));
+        assert!(
+            log.contains(&format!(" in {me} {escaped}\n")),
+            "{escaped}:\n{log}"
+        );
+        assert!(
+            log.contains(&format!(" out {me} ? {escaped}\n")),
+            "{escaped}:\n{log}"
+        );
+    }
+}
+
+/// Whether `c` is a control character or one of [`HIDDEN`], but for the newline that ends
+/// each line of a log.
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n') || HIDDEN.contains(&c)
 }
