@@ -164,3 +164,57 @@ fn herd_status_shows_what_neighbours_and_other_servers_say_escaped() {
         "{stdout}"
     );
 }
+
+/// `GET path` on `addr` with `Host: host`: the status code.
+fn status_code_for_host(addr: SocketAddr, path: &str, host: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(addr).expect("the admin listener answers");
+    s.set_read_timeout(Some(READ_TIMEOUT)).expect("time-out");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).expect("sent");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("an answer");
+    let code = answer.split(' ').nth(1).and_then(|c| c.parse().ok());
+    code.unwrap_or_else(|| panic!("no status code in {answer:?}"))
+}
+
+#[test]
+fn the_loopback_admin_listener_answers_only_requests_addressed_to_loopback() {
+    let files = HerdFiles::with_admin(&[("Hill", &[])], "");
+    let _hill = files.serve("Hill");
+    let admin = files.admin("Hill");
+    let port = admin.port();
+    wait_for("the server to serve", || {
+        http_get(admin, "/health").filter(|(code, _)| *code == 200)
+    });
+    // What a page in a browser sends once its own name resolves to 127.0.0.1.
+    let foreign = [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("localhost.evil.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+        format!("10.0.0.5:{port}"),
+    ];
+    let own = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "LOCALHOST".to_owned(),
+        format!("[::1]:{port}"),
+        format!("127.0.0.2:{port}"),
+    ];
+    for path in ["/health", "/status", "/metrics", "/herd", "/"] {
+        for host in &foreign {
+            assert_eq!(
+                status_code_for_host(admin, path, host),
+                403,
+                "{path} {host}"
+            );
+        }
+        for host in &own {
+            assert_eq!(
+                status_code_for_host(admin, path, host),
+                200,
+                "{path} {host}"
+            );
+        }
+    }
+}
