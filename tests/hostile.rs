@@ -401,3 +401,28 @@ fn a_short_api_key_leaves_answers_as_they_came() {
     assert!(reply.contains("\"status\" : \"OK\""), "{reply}");
     assert!(!reply.contains("redacted"), "{reply}");
 }
+
+#[test]
+fn concurrent_distinct_calls_to_an_http_1_0_server_whose_closes_come_late_all_succeed() {
+    // Every kept-alive connection the client pools is closed by the server when it is used
+    // again: the retry of a call that met one must not take another.
+    let fake = FakeGoogle::start(Mode::StaleKeepAlive);
+    let files = google_herd(&fake, "api_key = \"k\"\ncache_ttl_s = 0\n");
+    let _server = Server::start(&files.config, "Hill", files.addr("Hill"), &[]);
+    let mut c = Conn::open(files.addr("Hill"));
+    let mut ask = String::new();
+    for i in 0..20 {
+        c.line(&format!(
+            "IAMAT d{i} +{:.6}-118.445127 1621464827.5",
+            34.0 + 0.01 * f64::from(i)
+        ));
+        ask.push_str(&format!("WHATSAT d{i} 10 5\n"));
+    }
+    for round in 0..3 {
+        c.send(ask.as_bytes());
+        for (i, reply) in whatsat_replies(&mut c, 20).iter().enumerate() {
+            let (_, json) = split_whatsat(reply);
+            assert_eq!(json["status"], "OK", "round {round}, d{i}: {json}");
+        }
+    }
+}

@@ -41,6 +41,10 @@ pub enum Mode {
     /// connection after its answer (Python's `http.server`): a client that pools
     /// connections may send its next request into one already closed.
     OneShot,
+    /// Answers as `OneShot`, but leaves each connection open after its answer and closes it,
+    /// unanswered, when the next request arrives on it: the race of `OneShot` (its close
+    /// still on its way when the client sends on the connection again), lost every time.
+    StaleKeepAlive,
     /// Refuses, quoting the key it was sent in its `error_message`, as a badly behaved
     /// proxy in front of Google might.
     QuotesKey,
@@ -211,7 +215,11 @@ async fn serve(listener: TcpListener, mode: Mode, seen: SharedSeen) {
 async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
+    let mut answered = false;
     while let Some(request) = read_request(&mut read).await {
+        if answered && mode == Mode::StaleKeepAlive {
+            return;
+        }
         if let Ok(mut seen) = seen.lock() {
             seen.requests.push(request.clone());
             seen.in_flight += 1;
@@ -221,7 +229,8 @@ async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
             Some(response) => response,
             None => std::future::pending().await,
         };
-        let version = if mode == Mode::OneShot { "1.0" } else { "1.1" };
+        let http_1_0 = matches!(mode, Mode::OneShot | Mode::StaleKeepAlive);
+        let version = if http_1_0 { "1.0" } else { "1.1" };
         // Clients read the status code, never the reason phrase.
         let head = format!(
             "HTTP/{version} {status} Fake\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -235,6 +244,7 @@ async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
         if !sent || mode == Mode::OneShot {
             return;
         }
+        answered = true;
     }
 }
 
@@ -296,7 +306,7 @@ async fn respond(mode: &Mode, request: &RecordedRequest) -> Option<(u16, &'stati
     };
     match mode {
         Mode::Ok { results } => ok(*results),
-        Mode::OneShot => ok(1),
+        Mode::OneShot | Mode::StaleKeepAlive => ok(1),
         Mode::Status(code) => Some((*code, "text/plain", format!("fake failure {code}"))),
         Mode::BadJson => Some((
             200,

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::cache::{CacheKey, ReplyCache};
 use super::flight::{self, Flight, Landing, Slots, Upstream};
+use super::upstream::Clients;
 use super::{embedded, layout, status_of, NearbyQuery, PlacesSettings, Provider};
 use crate::metrics::{PlacesAnswer, PlacesMetrics};
 
@@ -93,7 +94,7 @@ pub(crate) struct PlacesFetcher {
     settings: Arc<PlacesSettings>,
     /// Built on first use inside the actor's runtime, as `awc::Client` must be; shared by
     /// every call so connections to Google are kept alive and reused.
-    client: Option<awc::Client>,
+    clients: Option<Clients>,
     cache: ReplyCache,
     /// The call in flight for each key, if any: the one with the largest bound.
     flights: HashMap<CacheKey, Flight>,
@@ -119,7 +120,7 @@ impl PlacesFetcher {
             cache: ReplyCache::new(settings.cache.clone()),
             slots: Rc::new(Slots::new(settings.max_concurrent)),
             settings: Arc::new(settings),
-            client: None,
+            clients: None,
             flights: HashMap::new(),
             next_flight: 0,
             logged: PlacesStats::default(),
@@ -135,10 +136,10 @@ impl PlacesFetcher {
         self
     }
 
-    fn client(&mut self) -> awc::Client {
+    fn clients(&mut self) -> Clients {
         let timeout = self.settings.timeout;
-        self.client
-            .get_or_insert_with(|| super::upstream::client(timeout))
+        self.clients
+            .get_or_insert_with(|| Clients::new(timeout))
             .clone()
     }
 
@@ -170,7 +171,7 @@ impl PlacesFetcher {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let flight_key = key.clone();
         let call = flight::call(
-            self.client(),
+            self.clients(),
             Arc::clone(&self.settings),
             Rc::clone(&self.slots),
             upstream,
