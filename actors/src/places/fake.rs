@@ -52,7 +52,8 @@ pub enum Mode {
     BadJson,
     /// Answers 200 with JSON that has no list of places.
     NoResults,
-    /// Reads the request and never answers (the connection stays open).
+    /// Reads the request and never answers (the connection stays open until the client
+    /// closes it).
     Hang,
     /// Waits this long, then answers as `Ok { results: 3 }`.
     Delay(Duration),
@@ -177,7 +178,8 @@ impl FakeGoogle {
     }
 
     /// The most requests that were waiting for their answers at one time, over every
-    /// connection: what a cap on concurrent calls must hold down.
+    /// connection (one whose client gave up and closed its connection waits no more): what
+    /// a cap on concurrent calls must hold down.
     pub fn max_in_flight(&self) -> usize {
         self.seen
             .lock()
@@ -225,9 +227,14 @@ async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
             seen.in_flight += 1;
             seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
         }
-        let (status, content_type, body) = match respond(&mode, &request).await {
-            Some(response) => response,
-            None => std::future::pending().await,
+        let Some((status, content_type, body)) = respond(&mode, &request).await else {
+            // Never answered: it waits until the client gives up and closes.
+            let mut rest = [0u8; 1024];
+            while matches!(read.read(&mut rest).await, Ok(n) if n > 0) {}
+            if let Ok(mut seen) = seen.lock() {
+                seen.in_flight -= 1;
+            }
+            return;
         };
         let http_1_0 = matches!(mode, Mode::OneShot | Mode::StaleKeepAlive);
         let version = if http_1_0 { "1.0" } else { "1.1" };

@@ -101,6 +101,11 @@ pub(crate) async fn call(
         }
         Err(_) => return queue_timeout(&settings, slots.max).into_reply(),
     };
+    // A slot that came just as the deadline passed is of no use: a call sent now would be
+    // given up at once, its answer never waited for.
+    if Instant::now() >= deadline {
+        return queue_timeout(&settings, slots.max).into_reply();
+    }
     let started = Instant::now();
     let reply = match upstream {
         Upstream::Google => google::nearby(&clients, &settings, key, &q, deadline).await,
