@@ -108,9 +108,10 @@ impl Failure {
         )
     }
 
-    /// The reply the client gets, logged once here so every failure leaves a trace.
+    /// The reply the client gets, logged once here so every failure leaves a trace (the
+    /// message escaped: it may quote the upstream, which must not write to a terminal).
     pub(crate) fn into_reply(self) -> Value {
-        log::warn!("places request failed: {}: {}", self.status, self.message);
+        log::warn!("places request failed: {}: {:?}", self.status, self.message);
         json!({
             "html_attributions": [],
             "results": [],
