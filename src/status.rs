@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herd_actors::admin::{Status, StatusClient};
+use herd_actors::protocol;
 use herd_actors::settings::Settings;
 
 /// How long a server may take to answer.
@@ -166,6 +167,11 @@ fn render(rows: &[Row]) -> String {
             }
         });
     }
+    // Every cell but the header holds what a server (or whatever answers on its admin
+    // port) said: it reaches the terminal escaped, and stays in its cell.
+    for cell in lines.iter_mut().skip(1).flatten() {
+        *cell = escaped(cell);
+    }
     let mut widths = [0; 8];
     for line in &lines {
         for (w, cell) in widths.iter_mut().zip(line) {
@@ -191,6 +197,26 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
+/// `text` as the event log shows text from outside: `\\`, `\n`, `\r`, `\t`, `\xNN` for
+/// the other ASCII controls, and `\u{NN}` for the other characters a terminal would act on
+/// or that would hide or reorder text (C1 controls, line separators, bidirectional
+/// controls), so nothing a remote server writes can drive the terminal or break the table.
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if !protocol::is_hidden_or_control(c) => out.push(c),
+            c if c.is_ascii() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        }
+    }
+    out
+}
+
 /// `73.2` -> `1m13s`.
 fn duration(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
@@ -212,6 +238,26 @@ mod tests {
         assert_eq!(duration(73.2), "1m13s");
         assert_eq!(duration(7322.0), "2h02m");
         assert_eq!(duration(200_000.0), "2d07h");
+    }
+
+    #[test]
+    fn what_a_server_says_is_escaped_and_stays_in_its_cell() {
+        let rows = [Row {
+            name: "Hill".into(),
+            status: Err("\x1b]52;c;ZXZpbA==\x07\x1b[2J\r\nSmith  up\u{9b}1m\u{202e}\\".into()),
+        }];
+        let table = render(&rows);
+        assert_eq!(table.lines().count(), 2, "{table}");
+        assert!(
+            table.ends_with(
+                "\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J\\r\\nSmith  up\\u{9b}1m\\u{202e}\\\\\n"
+            ),
+            "{table}"
+        );
+        assert_eq!(
+            escaped("caf\u{e9} \u{a0}\u{1F600}"),
+            "caf\u{e9} \u{a0}\u{1F600}"
+        );
     }
 
     #[test]

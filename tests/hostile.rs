@@ -144,6 +144,63 @@ fn clients_that_never_read_cost_the_server_little() {
     drop(hogs);
 }
 
+/// How many of the replies `client` was sent the event log shows, once the count has not
+/// changed for a second.
+fn replies_logged(files: &HerdFiles, client: std::net::SocketAddr) -> usize {
+    let out = format!(" out {client} ");
+    let count = || files.log("Hill").matches(&out).count();
+    let mut last = count();
+    let mut still = 0;
+    let deadline = Instant::now() + NOTICE;
+    while still < 5 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = count();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+        assert!(Instant::now() < deadline, "the server kept answering");
+    }
+    last
+}
+
+#[test]
+fn a_client_that_never_reads_is_sent_its_window_and_the_kernels_share_no_more() {
+    let files = HerdFiles::single("");
+    let _server = files.serve("Hill");
+    check_in(
+        &files,
+        "Hill",
+        "IAMAT la +34.068930-118.445127 1621464827.5",
+    );
+    let reply = Conn::open(files.addr("Hill"))
+        .whatsat("WHATSAT la 50 20")
+        .len();
+    // A client whose own receive buffer is as small as the kernel allows, so that what
+    // the server makes for it is what the server and its kernel hold.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("a small receive buffer");
+    socket.connect(&files.addr("Hill").into()).expect("connect");
+    let client_buffer = socket.recv_buffer_size().expect("its receive buffer");
+    let mut hog = TcpStream::from(socket);
+    let me = hog.local_addr().expect("its address");
+    hog.write_all("WHATSAT la 50 20\n".repeat(534).as_bytes())
+        .expect("send");
+    let made = replies_logged(&files, me) * reply;
+    // The defaults: a 64 KiB reply window in the server, as much in the kernel, and the
+    // replies to the 16 commands in flight when the window filled (and the one that
+    // filled it). Without the kernel's share capped, it took all 534 (4 MiB).
+    let window = 64 << 10;
+    let bound = window + window + client_buffer + 17 * reply;
+    assert!(
+        made <= bound,
+        "made {made} bytes of replies, more than {bound}"
+    );
+    assert!(made >= window, "made only {made} bytes of replies");
+    drop(hog);
+}
+
 // 4. A client that pipelines any number of lines and reads gets every reply.
 #[test]
 fn a_client_that_pipelines_a_hundred_thousand_lines_and_reads_gets_every_reply() {
@@ -425,4 +482,29 @@ fn a_host_that_keeps_knocking_as_a_neighbour_is_summed_up_not_logged_line_by_lin
         1,
         "{log}"
     );
+}
+
+#[test]
+fn concurrent_distinct_calls_to_an_http_1_0_server_whose_closes_come_late_all_succeed() {
+    // Every kept-alive connection the client pools is closed by the server when it is used
+    // again: the retry of a call that met one must not take another.
+    let fake = FakeGoogle::start(Mode::StaleKeepAlive);
+    let files = google_herd(&fake, "api_key = \"k\"\ncache_ttl_s = 0\n");
+    let _server = Server::start(&files.config, "Hill", files.addr("Hill"), &[]);
+    let mut c = Conn::open(files.addr("Hill"));
+    let mut ask = String::new();
+    for i in 0..20 {
+        c.line(&format!(
+            "IAMAT d{i} +{:.6}-118.445127 1621464827.5",
+            34.0 + 0.01 * f64::from(i)
+        ));
+        ask.push_str(&format!("WHATSAT d{i} 10 5\n"));
+    }
+    for round in 0..3 {
+        c.send(ask.as_bytes());
+        for (i, reply) in whatsat_replies(&mut c, 20).iter().enumerate() {
+            let (_, json) = split_whatsat(reply);
+            assert_eq!(json["status"], "OK", "round {round}, d{i}: {json}");
+        }
+    }
 }

@@ -170,3 +170,52 @@ fn a_store_the_server_cannot_use_stops_it_with_what_to_do() {
     assert!(stderr.contains("Hill.db"), "{stderr}");
     assert!(stderr.contains("move it away"), "{stderr}");
 }
+
+#[test]
+fn a_sound_store_in_a_directory_the_server_cannot_write_is_not_called_damaged() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let files = HerdFiles::single("");
+    let mut server = files.serve("Hill");
+    Conn::open(files.addr("Hill")).line("IAMAT kept +1+1 1000");
+    assert!(server.terminate().success());
+    let data = files.dir.0.join("data");
+    // The file alone, as a last connection's close leaves it (or a copy of it).
+    let store = rusqlite::Connection::open(data.join("Hill.db")).expect("the store opens");
+    store
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("a checkpoint");
+    drop(store);
+    assert!(!data.join("Hill.db-wal").exists());
+    let mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    // The file may be written, its directory not, so SQLite cannot make the WAL beside it
+    // (as root, whom modes do not stop, the server runs as nobody).
+    mode(&data.join("Hill.db"), 0o666);
+    mode(&files.dir.0.join("logs"), 0o777);
+    mode(&files.log_path("Hill"), 0o666);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    mode(&data, if root { 0o755 } else { 0o555 });
+    let mut cmd = std::process::Command::new(herd_bin());
+    cmd.args(["serve", "Hill", "--config"])
+        .arg(&files.config)
+        .env("HERD_STORE__DIR", &data)
+        .stdin(std::process::Stdio::null());
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("run herd serve");
+    mode(&data, 0o755);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write"), "{stderr}");
+    assert!(stderr.contains("Hill.db"), "{stderr}");
+    assert!(stderr.contains("directory"), "{stderr}");
+    assert!(!stderr.contains("damaged ("), "{stderr}");
+    assert!(!stderr.contains("move it away"), "{stderr}");
+    // Where it can be written, it serves what it held.
+    let _server = files.serve("Hill");
+    assert!(held(&files, "Hill", "kept").is_some());
+}

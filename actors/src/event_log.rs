@@ -16,9 +16,12 @@
 //! 2026-11-26T05:52:58.000000Z note 12 events not logged: the log writer fell behind
 //! ```
 //!
-//! Text is escaped so an event is always one line: `\n`, `\r`, `\t`, `\\`, and `\xNN` for
-//! other control bytes and for bytes that are not UTF-8 (client lines may be any bytes).
-//! A reply's final newline is left out; the ones inside it show as `\n`.
+//! Text is escaped so an event is always one line that shows what it holds: `\n`, `\r`,
+//! `\t`, `\\`, `\xNN` for other control bytes and for bytes that are not UTF-8 (client
+//! lines may be any bytes), and `\u{NN}` for the characters that a terminal or an editor
+//! would act on or hide (C1 controls, U+2028, U+2029, the bidirectional controls): every
+//! text that came from outside, a client's line or a neighbour's words, is escaped the same
+//! way. A reply's final newline is left out; the ones inside it show as `\n`.
 //!
 //! Serving never waits for the disk, nor for another thread: [`EventLog`] formats the line
 //! and appends it to a bounded in-memory buffer under a mutex that only the writer thread

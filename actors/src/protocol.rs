@@ -27,7 +27,7 @@ pub(crate) enum ParseError {
     UnknownCommand,
     #[error("wrong number of fields")]
     FieldCount,
-    #[error("client id has a control character")]
+    #[error("client id has a control or invisible character")]
     ClientId,
     #[error("coordinates are not [+-]D+(.D+)?[+-]D+(.D+)? within +-90, +-180")]
     Coordinates,
@@ -250,9 +250,27 @@ fn parse_bound(s: &str) -> Option<u8> {
     (1..=20).contains(&n).then_some(n)
 }
 
-/// A client id: non-empty, no white space, no control character.
+/// A client id: non-empty, no white space, no control or invisible character.
 fn is_client_id(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(|c| c < '\u{20}' || c == '\u{7f}')
+    !s.is_empty() && !s.chars().any(is_hidden_or_control)
+}
+
+/// Whether `c` is a character no client id may hold besides white space: a control
+/// character (C0, DEL, C1), or an invisible format character that reorders or breaks the
+/// text around it (the line and paragraph separators, the bidirectional embeddings,
+/// overrides and isolates). Such a character shown raw can make a log line or a terminal
+/// say something else than what is there; every surface that shows text from outside the
+/// server escapes these.
+pub fn is_hidden_or_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// A valid client command, borrowing its text from the line.

@@ -165,6 +165,11 @@ impl Session {
             self.drop_connection("too many connections", ctx);
             return;
         }
+        // Flow control counts only what the server holds; this bounds what the kernel does.
+        let send_buffer = self.deps.limits.send_buffer();
+        if let Err(e) = socket2::SockRef::from(write.as_ref()).set_send_buffer_size(send_buffer) {
+            log::warn!("{}: cannot cap the send buffer: {e}", self.peer);
+        }
         // The session ends when its writer does: after a clean close or a failed write.
         ctx.spawn(
             fut::wrap_future::<_, Self>(self.out.clone().drain_into(write)).map(|res, act, ctx| {

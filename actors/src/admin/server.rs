@@ -104,8 +104,25 @@ impl Admin {
     }
 }
 
-/// A 401 asking for the secret, unless `req` may be answered.
+/// A 403 for a request to a loopback listener that names another host (see
+/// [`auth::is_loopback_host`]), unless `req` may be answered.
+fn misaddressed(state: &AdminState, req: &HttpRequest) -> Option<HttpResponse> {
+    let host = req.headers().get(header::HOST)?;
+    if state.guarded || auth::is_loopback_host(host.as_bytes()) {
+        return None;
+    }
+    Some(HttpResponse::Forbidden().body(
+        "this admin listener is on loopback: it answers requests for localhost or a \
+         loopback address only\n",
+    ))
+}
+
+/// A 403 for a request that names another host, or a 401 asking for the secret, unless
+/// `req` may be answered.
 fn denied(state: &AdminState, req: &HttpRequest) -> Option<HttpResponse> {
+    if let Some(misaddressed) = misaddressed(state, req) {
+        return Some(misaddressed);
+    }
     let secret = match (&state.secret, state.guarded) {
         (Some(secret), true) => secret,
         _ => return None,
@@ -151,8 +168,11 @@ async fn metrics(state: Data<AdminState>, req: HttpRequest) -> HttpResponse {
     }
 }
 
-/// Open to all: a load balancer probes it without credentials.
-async fn health(state: Data<AdminState>) -> HttpResponse {
+/// Open without credentials: a load balancer probes it so.
+async fn health(state: Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if let Some(misaddressed) = misaddressed(&state, &req) {
+        return misaddressed;
+    }
     let health = state.health();
     let code = if health.is_serving() {
         StatusCode::OK

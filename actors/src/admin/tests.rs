@@ -28,7 +28,7 @@ fn free_port() -> u16 {
 async fn get(addr: SocketAddr, path: &str, authorization: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("the admin answers");
     let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: herd\r\n{auth}Connection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("sent");
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
@@ -182,4 +182,12 @@ async fn off_loopback_every_request_but_health_needs_the_secret() {
     // A browser's prompt: any user, the secret as the password ("herd:s3cret").
     let basic = Some("Basic aGVyZDpzM2NyZXQ=");
     assert_eq!(get(admin, "/status", basic).await.0, 200);
+    // The scheme's name is case-insensitive (RFC 7235).
+    for authorization in ["bearer s3cret", "BEARER s3cret", "basic aGVyZDpzM2NyZXQ="] {
+        assert_eq!(
+            get(admin, "/status", Some(authorization)).await.0,
+            200,
+            "{authorization}"
+        );
+    }
 }

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::protocol::is_hidden_or_control;
+
 /// Appends an event line's start: timestamp, kind, then `peer` and the escaped `text` if
 /// present (no newline: [`EventLog::push`](super::EventLog::push) adds it).
 pub(super) fn event(out: &mut Vec<u8>, kind: &str, peer: Option<SocketAddr>, text: &[u8]) {
@@ -86,37 +88,65 @@ fn push_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
     out.extend_from_slice(&digits[start..]);
 }
 
-/// Appends `text` so that it stays on one line and every byte of it can be recovered.
+/// Appends `text` so that it stays on one line, shows what it holds, and every byte of it
+/// can be recovered: `\\`, `\n`, `\r`, `\t`, `\xNN` for other C0 control bytes, DEL and
+/// bytes that are not UTF-8, and `\u{NN}` for the other characters no client id may hold
+/// (C1 controls, line and paragraph separators, bidirectional controls: see
+/// [`is_hidden_or_control`]), which a terminal or an editor would otherwise act on or hide.
 pub(super) fn push_escaped(out: &mut Vec<u8>, text: &[u8]) {
     for chunk in text.utf8_chunks() {
-        let valid = chunk.valid().as_bytes();
+        let valid = chunk.valid();
+        let bytes = valid.as_bytes();
         let mut plain_from = 0;
-        for (i, &byte) in valid.iter().enumerate() {
-            if byte == b'\\' || byte < 0x20 || byte == 0x7f {
-                out.extend_from_slice(&valid[plain_from..i]);
-                push_escape(out, byte);
-                plain_from = i + 1;
+        let mut i = 0;
+        while i < bytes.len() {
+            // Only these bytes can start a character that is escaped: ASCII controls and
+            // `\`, and the lead bytes of U+0080..U+00BF and U+2000..U+2FFF (so `i` is at
+            // a character's start when it is one of them).
+            if !matches!(bytes[i], 0..=0x1f | b'\\' | 0x7f | 0xc2 | 0xe2) {
+                i += 1;
+                continue;
             }
+            let Some(c) = valid[i..].chars().next() else {
+                break;
+            };
+            if c != '\\' && !is_hidden_or_control(c) {
+                i += c.len_utf8();
+                continue;
+            }
+            out.extend_from_slice(&bytes[plain_from..i]);
+            push_escape(out, c);
+            i += c.len_utf8();
+            plain_from = i;
         }
-        out.extend_from_slice(&valid[plain_from..]);
+        out.extend_from_slice(&bytes[plain_from..]);
         for &byte in chunk.invalid() {
-            push_escape(out, byte);
+            push_byte_escape(out, byte);
         }
     }
 }
 
-fn push_escape(out: &mut Vec<u8>, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    match byte {
-        b'\\' => out.extend_from_slice(b"\\\\"),
-        b'\n' => out.extend_from_slice(b"\\n"),
-        b'\r' => out.extend_from_slice(b"\\r"),
-        b'\t' => out.extend_from_slice(b"\\t"),
-        _ => out.extend_from_slice(&[
-            b'\\',
-            b'x',
-            HEX[usize::from(byte >> 4)],
-            HEX[usize::from(byte & 0xf)],
-        ]),
+fn push_escape(out: &mut Vec<u8>, c: char) {
+    match c {
+        '\\' => out.extend_from_slice(b"\\\\"),
+        '\n' => out.extend_from_slice(b"\\n"),
+        '\r' => out.extend_from_slice(b"\\r"),
+        '\t' => out.extend_from_slice(b"\\t"),
+        // Writing into a `Vec` cannot fail.
+        _ if !c.is_ascii() => {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        // An ASCII character is one byte.
+        _ => push_byte_escape(out, c as u8),
     }
+}
+
+fn push_byte_escape(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(&[
+        b'\\',
+        b'x',
+        HEX[usize::from(byte >> 4)],
+        HEX[usize::from(byte & 0xf)],
+    ]);
 }

@@ -123,6 +123,68 @@ fn control_bytes_backslashes_and_invalid_utf8_are_escaped() {
 }
 
 #[test]
+fn c1_controls_separators_and_bidirectional_controls_are_escaped() {
+    // U+009B is a CSI to some terminals, U+0085 a new line to some editors, U+2028 and
+    // U+2029 break lines, U+202E and U+2066 reorder what follows.
+    assert_eq!(
+        escaped("a\u{85}b\u{9b}31m\u{2028}c\u{2029}d\u{202e}e\u{2066}f\u{2069}".as_bytes()),
+        r"a\u{85}b\u{9b}31m\u{2028}c\u{2029}d\u{202e}e\u{2066}f\u{2069}"
+    );
+    // Their neighbours stay as they are.
+    let plain = "\u{a0}\u{a1}\u{7ff}\u{2027}\u{202f}\u{2065}\u{206a}\u{1F600} \u{e9}";
+    assert_eq!(escaped(plain.as_bytes()), plain);
+    // And every byte can still be recovered: a literal `\u{85}` has its backslash escaped.
+    assert_eq!(escaped(br"\u{85}"), r"\\u{85}");
+}
+
+/// The bytes an escaped text stands for.
+fn unescaped(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('\\') {
+        out.extend_from_slice(&rest.as_bytes()[..i]);
+        let escape = &rest[i + 1..];
+        let (bytes, len): (Vec<u8>, usize) = match escape.as_bytes()[0] {
+            b'\\' => (vec![b'\\'], 1),
+            b'n' => (vec![b'\n'], 1),
+            b'r' => (vec![b'\r'], 1),
+            b't' => (vec![b'\t'], 1),
+            b'x' => (vec![u8::from_str_radix(&escape[1..3], 16).unwrap()], 3),
+            b'u' => {
+                let end = escape.find('}').unwrap();
+                let c = char::from_u32(u32::from_str_radix(&escape[2..end], 16).unwrap()).unwrap();
+                (c.to_string().into_bytes(), end + 1)
+            }
+            other => panic!("unknown escape {other}"),
+        };
+        out.extend_from_slice(&bytes);
+        rest = &escape[len..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    out
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #[test]
+    fn escaped_text_is_one_line_of_nothing_hidden_that_gives_back_every_byte(
+        text in proptest::collection::vec(
+            prop_oneof![
+                any::<u8>().prop_map(|b| vec![b]),
+                any::<char>().prop_map(|c| c.to_string().into_bytes()),
+            ],
+            0..40,
+        )
+    ) {
+        let text: Vec<u8> = text.concat();
+        let line = escaped(&text);
+        prop_assert!(!line.chars().any(crate::protocol::is_hidden_or_control), "{line:?}");
+        prop_assert_eq!(unescaped(&line), text);
+    }
+}
+
+#[test]
 fn received_lines_that_are_not_utf8_are_logged_escaped() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let log = EventLog::open(dir.path(), "Hill").expect("opened");

@@ -173,7 +173,7 @@ pub(crate) async fn dial(t: &LinkTarget, limit: Duration) -> Result<Connected, L
             Some(name) if name == &*t.neighbour => Ok(Connected { read, write }),
             _ => match wire::refusal_version(&line) {
                 Some(theirs) if theirs != wire::VERSION => Err(LinkError::Version { theirs }),
-                _ => Err(LinkError::Refused(line)),
+                _ => Err(LinkError::Refused(line.chars().take(200).collect())),
             },
         }
     };

@@ -11,8 +11,9 @@
 //!
 //! `data/places.tsv` (its format is described in that script) is embedded with
 //! `include_str!` and parsed once, on first use, into a list sorted by latitude: a query
-//! binary-searches the band of latitudes its circle can reach and measures great-circle
-//! distance only for the places in that band, a few thousand at most of the ~69,000.
+//! binary-searches the band of latitudes its circle can reach, skips the places of that band
+//! beyond the longitudes it can reach, and measures great-circle distance only for the
+//! rest, of the ~69,000.
 //!
 //! Answers have the shape of a Nearby Search response, and keep only what the data really
 //! says: each result is a `locality` with its coordinates (printed with the data's own
@@ -183,8 +184,12 @@ impl Index {
         let band = (radius_m / EARTH_RADIUS_M).to_degrees();
         let start = self.places.partition_point(|p| p.lat < lat - band);
         let end = self.places.partition_point(|p| p.lat <= lat + band);
+        // Nor this far in longitude (a hair more, for rounding): most of a band that
+        // circles the Earth is skipped before any distance is measured.
+        let reach = longitude_reach(lat, band) + 1e-6;
         let mut found: Vec<(f64, &Place)> = self.places[start..end]
             .iter()
+            .filter(|p| longitude_gap(lng, p.lng) <= reach)
             .map(|p| (distance_m(lat, lng, p.lat, p.lng), p))
             .filter(|(d, _)| *d <= radius_m)
             .collect();
@@ -193,6 +198,24 @@ impl Index {
         });
         found.into_iter().map(|(_, p)| p).collect()
     }
+}
+
+/// How far in longitude, in degrees, a point within `band` degrees of arc of a point at
+/// latitude `lat` can be: the sine rule on the sphere bounds it by
+/// `asin(sin(band) / cos(lat))`; a circle that reaches a pole reaches every longitude.
+fn longitude_reach(lat: f64, band: f64) -> f64 {
+    if lat.abs() + band >= 90.0 {
+        return 180.0;
+    }
+    // Below the pole's reach cos(lat) > sin(band), so the ratio is under 1.
+    let ratio = band.to_radians().sin() / lat.to_radians().cos();
+    ratio.min(1.0).asin().to_degrees()
+}
+
+/// The difference of two longitudes in degrees, the short way round (0 to 180).
+fn longitude_gap(a: f64, b: f64) -> f64 {
+    let gap = (a - b).abs() % 360.0;
+    gap.min(360.0 - gap)
 }
 
 /// A coordinate in plain decimal form (`-118.24368`) within ±`limit`, as the generator
@@ -255,8 +278,8 @@ mod tests {
         EARTH_RADIUS_M * y.atan2(x)
     }
 
-    /// Spots in dense and sparse regions, at the antimeridian and far north.
-    const SPOTS: [(f64, f64); 7] = [
+    /// Spots in dense and sparse regions, at the antimeridian, far north, and by a pole.
+    const SPOTS: [(f64, f64); 8] = [
         (34.068930, -118.445127),
         (48.8566, 2.3522),
         (35.6762, 139.6503),
@@ -264,6 +287,7 @@ mod tests {
         (-17.8, 179.99),
         (78.22, 15.65),
         (-33.8688, 151.2093),
+        (89.9, -179.9),
     ];
 
     #[test]

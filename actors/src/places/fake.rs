@@ -41,6 +41,10 @@ pub enum Mode {
     /// connection after its answer (Python's `http.server`): a client that pools
     /// connections may send its next request into one already closed.
     OneShot,
+    /// Answers as `OneShot`, but leaves each connection open after its answer and closes it,
+    /// unanswered, when the next request arrives on it: the race of `OneShot` (its close
+    /// still on its way when the client sends on the connection again), lost every time.
+    StaleKeepAlive,
     /// Refuses, quoting the key it was sent in its `error_message`, as a badly behaved
     /// proxy in front of Google might.
     QuotesKey,
@@ -48,7 +52,8 @@ pub enum Mode {
     BadJson,
     /// Answers 200 with JSON that has no list of places.
     NoResults,
-    /// Reads the request and never answers (the connection stays open).
+    /// Reads the request and never answers (the connection stays open until the client
+    /// closes it).
     Hang,
     /// Waits this long, then answers as `Ok { results: 3 }`.
     Delay(Duration),
@@ -173,7 +178,8 @@ impl FakeGoogle {
     }
 
     /// The most requests that were waiting for their answers at one time, over every
-    /// connection: what a cap on concurrent calls must hold down.
+    /// connection (one whose client gave up and closed its connection waits no more): what
+    /// a cap on concurrent calls must hold down.
     pub fn max_in_flight(&self) -> usize {
         self.seen
             .lock()
@@ -211,17 +217,27 @@ async fn serve(listener: TcpListener, mode: Mode, seen: SharedSeen) {
 async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
+    let mut answered = false;
     while let Some(request) = read_request(&mut read).await {
+        if answered && mode == Mode::StaleKeepAlive {
+            return;
+        }
         if let Ok(mut seen) = seen.lock() {
             seen.requests.push(request.clone());
             seen.in_flight += 1;
             seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
         }
-        let (status, content_type, body) = match respond(&mode, &request).await {
-            Some(response) => response,
-            None => std::future::pending().await,
+        let Some((status, content_type, body)) = respond(&mode, &request).await else {
+            // Never answered: it waits until the client gives up and closes.
+            let mut rest = [0u8; 1024];
+            while matches!(read.read(&mut rest).await, Ok(n) if n > 0) {}
+            if let Ok(mut seen) = seen.lock() {
+                seen.in_flight -= 1;
+            }
+            return;
         };
-        let version = if mode == Mode::OneShot { "1.0" } else { "1.1" };
+        let http_1_0 = matches!(mode, Mode::OneShot | Mode::StaleKeepAlive);
+        let version = if http_1_0 { "1.0" } else { "1.1" };
         // Clients read the status code, never the reason phrase.
         let head = format!(
             "HTTP/{version} {status} Fake\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -235,6 +251,7 @@ async fn connection(stream: TcpStream, mode: Mode, seen: SharedSeen) {
         if !sent || mode == Mode::OneShot {
             return;
         }
+        answered = true;
     }
 }
 
@@ -296,7 +313,7 @@ async fn respond(mode: &Mode, request: &RecordedRequest) -> Option<(u16, &'stati
     };
     match mode {
         Mode::Ok { results } => ok(*results),
-        Mode::OneShot => ok(1),
+        Mode::OneShot | Mode::StaleKeepAlive => ok(1),
         Mode::Status(code) => Some((*code, "text/plain", format!("fake failure {code}"))),
         Mode::BadJson => Some((
             200,

@@ -9,7 +9,8 @@
 //!
 //! Calls run as futures of their own, so a slow provider holds up neither the actor nor
 //! the other questions; each ends within the configured timeout with a reply in the Nearby
-//! Search shape, whatever happens upstream. The embedded provider answers at once.
+//! Search shape, whatever happens upstream. The embedded provider's questions go to the
+//! [`Searcher`], on a thread of its own, so the serving thread never makes their answers.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -17,15 +18,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
-    WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult,
+    ResponseFuture, WrapFuture,
 };
 use futures::FutureExt;
 use serde_json::Value;
 
 use super::cache::{CacheKey, ReplyCache};
 use super::flight::{self, Flight, Landing, Slots, Upstream};
-use super::{embedded, layout, status_of, NearbyQuery, PlacesSettings, Provider};
+use super::searcher::{Search, Searcher};
+use super::upstream::Clients;
+use super::{layout, status_of, NearbyQuery, PlacesSettings, Provider, UPSTREAM_UNAVAILABLE};
 use crate::metrics::{PlacesAnswer, PlacesMetrics};
 
 /// How often the counts are logged, when they have changed.
@@ -93,7 +96,9 @@ pub(crate) struct PlacesFetcher {
     settings: Arc<PlacesSettings>,
     /// Built on first use inside the actor's runtime, as `awc::Client` must be; shared by
     /// every call so connections to Google are kept alive and reused.
-    client: Option<awc::Client>,
+    clients: Option<Clients>,
+    /// Makes the embedded provider's answers; started with the fetcher, for that provider.
+    searcher: Option<Addr<Searcher>>,
     cache: ReplyCache,
     /// The call in flight for each key, if any: the one with the largest bound.
     flights: HashMap<CacheKey, Flight>,
@@ -119,7 +124,8 @@ impl PlacesFetcher {
             cache: ReplyCache::new(settings.cache.clone()),
             slots: Rc::new(Slots::new(settings.max_concurrent)),
             settings: Arc::new(settings),
-            client: None,
+            clients: None,
+            searcher: None,
             flights: HashMap::new(),
             next_flight: 0,
             logged: PlacesStats::default(),
@@ -135,10 +141,10 @@ impl PlacesFetcher {
         self
     }
 
-    fn client(&mut self) -> awc::Client {
+    fn clients(&mut self) -> Clients {
         let timeout = self.settings.timeout;
-        self.client
-            .get_or_insert_with(|| super::upstream::client(timeout))
+        self.clients
+            .get_or_insert_with(|| Clients::new(timeout))
             .clone()
     }
 
@@ -170,7 +176,7 @@ impl PlacesFetcher {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let flight_key = key.clone();
         let call = flight::call(
-            self.client(),
+            self.clients(),
             Arc::clone(&self.settings),
             Rc::clone(&self.slots),
             upstream,
@@ -229,10 +235,11 @@ impl PlacesFetcher {
     }
 }
 
-/// The status of a reply served from the cache, which keeps only `OK` and `ZERO_RESULTS`
-/// answers. A `ZERO_RESULTS` answer holds no places, so its text is short: only a short
-/// reply is looked into, and a hit costs no scan of a long one.
-fn cached_status(reply: &str) -> &'static str {
+/// The status of an answer that can only be `OK` or `ZERO_RESULTS`: one from the cache,
+/// which keeps no other, or from the embedded provider. A `ZERO_RESULTS` answer holds no
+/// places, so its text is short: only a short reply is looked into, and a long one costs
+/// no scan.
+fn ok_or_zero_results(reply: &str) -> &'static str {
     const SHORT: usize = 1024;
     if reply.len() <= SHORT && reply.contains(r#""status" : "ZERO_RESULTS""#) {
         "ZERO_RESULTS"
@@ -254,10 +261,8 @@ impl Actor for PlacesFetcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         match self.settings.provider {
-            // Parse the data set (some 20 ms) at start-up on a thread of its own, so neither
-            // the first client's question nor the first check-in waits for it.
             Provider::Embedded => {
-                std::thread::spawn(embedded::preload);
+                self.searcher.get_or_insert_with(Searcher::start);
             }
             Provider::Google | Provider::GoogleNew => {
                 ctx.run_interval(STATS_EVERY, |act, _| act.log_stats());
@@ -271,12 +276,23 @@ impl Handler<Nearby> for PlacesFetcher {
 
     fn handle(&mut self, Nearby(q): Nearby, ctx: &mut Self::Context) -> Self::Result {
         let Some(upstream) = Upstream::of(self.settings.provider) else {
-            // Microseconds of work on an in-memory index: no reason to leave the actor.
-            let reply = embedded::nearby(&q);
-            self.metrics
-                .answered(PlacesAnswer::Embedded, status_of(&reply));
-            let text = layout::to_google_json(&reply);
-            return Box::pin(async move { text });
+            let search = self
+                .searcher
+                .get_or_insert_with(Searcher::start)
+                .send(Search(q));
+            let metrics = self.metrics.clone();
+            return Box::pin(async move {
+                match search.await {
+                    Ok(text) => {
+                        metrics.answered(PlacesAnswer::Embedded, ok_or_zero_results(&text));
+                        text
+                    }
+                    Err(_) => {
+                        metrics.answered(PlacesAnswer::Embedded, UPSTREAM_UNAVAILABLE);
+                        super::failure_json(UPSTREAM_UNAVAILABLE, "the places searcher stopped")
+                    }
+                }
+            });
         };
         let bound = q.bound;
         let key = CacheKey::new(&q, self.settings.cache.precision, self.settings.provider);
@@ -287,7 +303,7 @@ impl Handler<Nearby> for PlacesFetcher {
         });
         if let Some(text) = kept {
             self.metrics
-                .answered(PlacesAnswer::CacheHit, cached_status(&text));
+                .answered(PlacesAnswer::CacheHit, ok_or_zero_results(&text));
             log::debug!("places: cache hit for {key:?}, bound {bound}");
             let text = text.to_string();
             return Box::pin(async move { text });

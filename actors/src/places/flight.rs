@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::upstream::{self, Failure};
+use super::upstream::{self, Clients, Failure};
 use super::{google, google_new, NearbyQuery, PlacesSettings, Provider, MAX_BOUND};
 use crate::metrics::PlacesMetrics;
 
@@ -82,7 +82,7 @@ impl Upstream {
 /// Waits for a slot, then asks `upstream` for `q` (with the bound to fetch); never fails,
 /// never outlives `deadline`. The call itself, from slot to answer, is timed into `metrics`.
 pub(crate) async fn call(
-    client: awc::Client,
+    clients: Clients,
     settings: Arc<PlacesSettings>,
     slots: Rc<Slots>,
     upstream: Upstream,
@@ -101,10 +101,15 @@ pub(crate) async fn call(
         }
         Err(_) => return queue_timeout(&settings, slots.max).into_reply(),
     };
+    // A slot that came just as the deadline passed is of no use: a call sent now would be
+    // given up at once, its answer never waited for.
+    if Instant::now() >= deadline {
+        return queue_timeout(&settings, slots.max).into_reply();
+    }
     let started = Instant::now();
     let reply = match upstream {
-        Upstream::Google => google::nearby(&client, &settings, key, &q, deadline).await,
-        Upstream::GoogleNew => google_new::nearby(&client, &settings, key, &q, deadline).await,
+        Upstream::Google => google::nearby(&clients, &settings, key, &q, deadline).await,
+        Upstream::GoogleNew => google_new::nearby(&clients, &settings, key, &q, deadline).await,
     };
     drop(permit);
     metrics.upstream_call(super::status_of(&reply), started.elapsed());
@@ -141,10 +146,10 @@ mod tests {
         let metrics = PlacesMetrics::default();
         let busy = slots.free.try_acquire();
         assert!(busy.is_ok());
-        let client = upstream::client(timeout);
+        let clients = Clients::new(timeout);
         let deadline = Instant::now() + timeout;
         let reply = call(
-            client,
+            clients,
             settings,
             Rc::clone(&slots),
             Upstream::GoogleNew,

@@ -12,12 +12,12 @@ use awc::http::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::upstream::{self, Failure, HttpAnswer};
+use super::upstream::{self, Clients, Failure, HttpAnswer};
 use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// Asks Google for places around `q`; never fails, never outlives `deadline`.
 pub(crate) async fn nearby(
-    client: &awc::Client,
+    clients: &Clients,
     settings: &PlacesSettings,
     key: &ApiKey,
     q: &NearbyQuery,
@@ -33,8 +33,8 @@ pub(crate) async fn nearby(
         q.radius_param,
         upstream::percent_encode(key.expose()),
     );
-    let request = || client.get(&url).send();
-    let answer = upstream::exchange(request, deadline, settings.timeout, base).await;
+    let request = |client: &awc::Client| client.get(&url).send();
+    let answer = upstream::exchange(clients, request, deadline, settings.timeout, base).await;
     upstream::finish(answer.and_then(|answer| shape(answer, q.bound)), key)
 }
 

@@ -24,7 +24,7 @@ use awc::http::StatusCode;
 use serde_json::{json, Map, Number, Value};
 use tokio::time::Instant;
 
-use super::upstream::{self, Failure, HttpAnswer};
+use super::upstream::{self, Clients, Failure, HttpAnswer};
 use super::{ApiKey, NearbyQuery, PlacesSettings};
 
 /// The fields translated below, and no more: Google bills by the fields asked for.
@@ -34,7 +34,7 @@ places.userRatingCount,places.businessStatus";
 
 /// Asks Google for places around `q`; never fails, never outlives `deadline`.
 pub(crate) async fn nearby(
-    client: &awc::Client,
+    clients: &Clients,
     settings: &PlacesSettings,
     key: &ApiKey,
     q: &NearbyQuery,
@@ -43,14 +43,14 @@ pub(crate) async fn nearby(
     // Config keeps `base_url` without a trailing slash.
     let base = &settings.base_url;
     let (url, body) = (format!("{base}/v1/places:searchNearby"), request_body(q));
-    let request = || {
+    let request = |client: &awc::Client| {
         client
             .post(&url)
             .insert_header(("X-Goog-Api-Key", key.expose()))
             .insert_header(("X-Goog-FieldMask", FIELD_MASK))
             .send_json(&body)
     };
-    let answer = upstream::exchange(request, deadline, settings.timeout, base).await;
+    let answer = upstream::exchange(clients, request, deadline, settings.timeout, base).await;
     upstream::finish(answer.and_then(|answer| translate(answer, q.bound)), key)
 }
 

@@ -6,7 +6,8 @@
 //!
 //! The Google providers cost money per call, so the fetcher keeps their answers in a cache
 //! (`cache`), lets concurrent identical questions share one call, and caps the calls in
-//! flight (`flight`). The embedded provider answers from memory and goes around all that.
+//! flight (`flight`). The embedded provider answers from memory and goes around all that,
+//! on a thread of its own (`searcher`).
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ mod flight;
 mod google;
 mod google_new;
 pub(crate) mod layout;
+mod searcher;
 #[cfg(test)]
 mod tests;
 mod upstream;

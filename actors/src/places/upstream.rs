@@ -41,20 +41,40 @@ pub(crate) const ERROR: &str = "UPSTREAM_ERROR";
 pub(crate) const BAD_RESPONSE: &str = "UPSTREAM_BAD_RESPONSE";
 pub(crate) const REQUEST_DENIED: &str = "REQUEST_DENIED";
 
-/// Builds the HTTP client of one fetcher; call it inside the actix runtime (`awc::Client`
-/// is `!Send` and uses the runtime's I/O driver).
-pub(crate) fn client(timeout: Duration) -> awc::Client {
-    // awc's `Connector::new()` panics unless rustls has a process-wide crypto provider. We
-    // enable only `ring`; installing it fails harmlessly when some provider already is.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    awc::Client::builder()
-        .connector(
+/// The HTTP clients of one fetcher: `pooled` keeps connections alive for the next call;
+/// `fresh` opens a new connection for every request, for the one resend of a request that
+/// met a kept-alive connection already closed (see [`exchange`]).
+#[derive(Clone)]
+pub(crate) struct Clients {
+    pooled: awc::Client,
+    fresh: awc::Client,
+}
+
+impl Clients {
+    /// Builds them; call it inside the actix runtime (`awc::Client` is `!Send` and uses the
+    /// runtime's I/O driver).
+    pub(crate) fn new(timeout: Duration) -> Clients {
+        // awc's `Connector::new()` panics unless rustls has a process-wide crypto provider.
+        // We enable only `ring`; installing it fails harmlessly when some provider already is.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let connector = || {
             awc::Connector::new()
                 .timeout(timeout)
-                .handshake_timeout(timeout),
-        )
-        .timeout(timeout)
-        .finish()
+                .handshake_timeout(timeout)
+        };
+        let client = |connector| {
+            awc::Client::builder()
+                .connector(connector)
+                .timeout(timeout)
+                .finish()
+        };
+        Clients {
+            pooled: client(connector()),
+            // A pooled connection older than its lifetime is closed, not reused: with a
+            // lifetime of zero, every request gets a connection of its own.
+            fresh: client(connector().conn_lifetime(Duration::ZERO)),
+        }
+    }
 }
 
 /// Why a call gave no usable answer, already in the words the client will read.
@@ -88,9 +108,10 @@ impl Failure {
         )
     }
 
-    /// The reply the client gets, logged once here so every failure leaves a trace.
+    /// The reply the client gets, logged once here so every failure leaves a trace (the
+    /// message escaped: it may quote the upstream, which must not write to a terminal).
     pub(crate) fn into_reply(self) -> Value {
-        log::warn!("places request failed: {}: {}", self.status, self.message);
+        log::warn!("places request failed: {}: {:?}", self.status, self.message);
         json!({
             "html_attributions": [],
             "results": [],
@@ -117,30 +138,34 @@ impl HttpAnswer {
     }
 }
 
-/// Sends a request (made by `request`) and reads the whole answer, giving up at
-/// `deadline`: the end of the configured `timeout` counted from the question's arrival,
-/// which messages name because it is what the operator set. `base_url` names the service in
-/// messages (it holds no secret, unlike the full URL).
+/// Sends a request (made by `request` with the client it is given) and reads the whole
+/// answer, giving up at `deadline`: the end of the configured `timeout` counted from the
+/// question's arrival, which messages name because it is what the operator set. `base_url`
+/// names the service in messages (it holds no secret, unlike the full URL).
 ///
-/// A request that met a connection already closed is sent once more, on a new one. The
-/// client keeps connections alive for the next call, and a server may close one just as it
-/// is reused. One case is not a race at all: the client (actix-http) keeps alive an
-/// HTTP/1.0 answer that has a `Content-Length` and no `Connection` header, though such a
-/// server (Python's `http.server`) closes every connection after its answer, so the next
-/// request on it always fails before the server has read it. A places search only reads,
-/// so sending it again is safe even in the rare case where the server did see it; the
-/// second send is timed and counted with the first, as one call.
+/// A request that met a connection already closed is sent once more, on a new connection,
+/// never on another pooled one: those may all be closed alike. The pooled client keeps
+/// connections alive for the next call, and a server may close one just as it is reused.
+/// One case is not a race at all: the client (actix-http) keeps alive an HTTP/1.0 answer
+/// that has a `Content-Length` and no `Connection` header, though such a server (Python's
+/// `http.server`) closes every connection after its answer, so the next request on it
+/// always fails, and under concurrent calls the pool holds several such connections. A
+/// places search only reads, so sending it again is safe even in the rare case where the
+/// server did see it; the second send is timed and counted with the first, as one call.
 pub(crate) async fn exchange(
-    request: impl Fn() -> awc::SendClientRequest,
+    clients: &Clients,
+    request: impl Fn(&awc::Client) -> awc::SendClientRequest,
     deadline: Instant,
     timeout: Duration,
     base_url: &str,
 ) -> Result<HttpAnswer, Failure> {
     let call = async {
-        let mut response = match request().await {
+        let mut response = match request(&clients.pooled).await {
             Err(e) if never_reached(&e) => {
-                log::debug!("places: {base_url} closed a kept-alive connection; sending again");
-                request().await
+                log::debug!(
+                    "places: {base_url} closed a kept-alive connection; sending again on a new one"
+                );
+                request(&clients.fresh).await
             }
             first => first,
         }

@@ -104,12 +104,31 @@ fn non_utf8_lines_are_invalid() {
 }
 
 #[test]
-fn control_characters_are_not_part_of_client_ids() {
+fn control_and_invisible_characters_are_not_part_of_client_ids() {
     assert_eq!(error(b"IAMAT a\x01b +1+1 1"), ParseError::ClientId);
     assert_eq!(error(b"IAMAT a\x7fb +1+1 1"), ParseError::ClientId);
+    // C1 controls (U+0085 is NEL, U+009B a CSI), the line and paragraph separators, the
+    // bidirectional embeddings, overrides and isolates; in a WHATSAT too.
+    for c in [
+        '\u{80}', '\u{85}', '\u{9b}', '\u{9f}', '\u{2028}', '\u{2029}', '\u{202a}', '\u{202e}',
+        '\u{2066}', '\u{2069}',
+    ] {
+        let line = format!("IAMAT a{c}b +1+1 1");
+        assert_eq!(error(line.as_bytes()), ParseError::ClientId, "{c:?}");
+        let line = format!("WHATSAT a{c}b 1 1");
+        assert_eq!(error(line.as_bytes()), ParseError::ClientId, "{c:?}");
+    }
+    // Their neighbours are ordinary characters: U+00A0, U+00A1, U+2027, U+202F, U+2065,
+    // U+206A, and an emoji.
+    let id = "\u{a0}\u{a1}\u{2027}\u{202f}\u{2065}\u{206a}\u{1F600}";
+    assert_eq!(iamat(&format!("IAMAT {id} +1+1 1")).client, id);
+}
+
+#[test]
+fn a_record_from_a_neighbour_with_an_invisible_character_in_its_id_is_refused() {
     assert_eq!(
-        iamat("IAMAT \u{85}\u{2028}\u{1F600} +1+1 1").client,
-        "\u{85}\u{2028}\u{1F600}"
+        Record::parse_at_line("AT Hill +0.000000001 a\u{202e}b +1+1 1").err(),
+        Some(ParseError::ClientId)
     );
 }
 

@@ -11,7 +11,8 @@ pub(crate) struct Limits {
     /// First size of each connection's read buffer; it grows only for long input.
     pub(crate) read_buffer: usize,
     /// Reading pauses while this many bytes of the client's replies are unsent, so a client
-    /// that does not read is held back by TCP itself and costs about this much.
+    /// that does not read is held back by TCP itself and costs about this much, and as much
+    /// again in the kernel (see [`Limits::send_buffer`]).
     pub(crate) reply_window: usize,
     /// Reading also pauses while this many commands await their replies.
     pub(crate) max_pending: usize,
@@ -39,6 +40,14 @@ pub(crate) const READ_BUFFER: usize = 256;
 pub(crate) const MAX_QUEUED: usize = 4 * 1024 * 1024;
 
 impl Limits {
+    /// What the kernel may hold of a client's unsent replies (`SO_SNDBUF`, set to half of
+    /// it because Linux doubles the value for its own bookkeeping): about one reply window,
+    /// where its send buffer would otherwise grow to megabytes (`net.ipv4.tcp_wmem`) and
+    /// the server would make every reply a client that does not read asked for.
+    pub(super) fn send_buffer(&self) -> usize {
+        self.reply_window / 2
+    }
+
     /// How often a session checks its time-outs: often enough that none is overrun by
     /// more than half.
     pub(super) fn check_every(&self) -> Option<Duration> {

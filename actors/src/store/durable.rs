@@ -60,11 +60,40 @@ pub(crate) enum StoreError {
         path.display()
     )]
     NewerSchema { path: PathBuf, found: i64 },
-    #[error("cannot write {}: {error} (check its permissions and the free space of its disk)", path.display())]
+    #[error(
+        "cannot write {}: {error} (the server must write the file and create files beside \
+         it in its directory: check their owner and permissions and the free space of the \
+         disk; nothing says the store is damaged, keep it)",
+        path.display()
+    )]
     NotWritable {
         path: PathBuf,
         error: rusqlite::Error,
     },
+}
+
+impl StoreError {
+    /// Why `path` could not be read or set up: damaged only if SQLite found the file itself
+    /// unsound; a file it cannot open, lock or write where it is (permissions, a read-only
+    /// directory where the WAL cannot be made, a full disk) is not, and must not be thrown
+    /// away.
+    fn opening(path: &Path, error: rusqlite::Error) -> StoreError {
+        let damaged = matches!(
+            error.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        );
+        if damaged {
+            StoreError::Damaged {
+                path: path.into(),
+                why: error.to_string(),
+            }
+        } else {
+            StoreError::NotWritable {
+                path: path.into(),
+                error,
+            }
+        }
+    }
 }
 
 /// An open store file.
@@ -81,25 +110,18 @@ impl Database {
             error,
         })?;
         let path = dir.join(format!("{name}.db"));
-        let damaged = |e: rusqlite::Error| StoreError::Damaged {
-            path: path.clone(),
-            why: e.to_string(),
-        };
+        let opening = |e| StoreError::opening(&path, e);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
-        let conn =
-            Connection::open_with_flags(&path, flags).map_err(|error| StoreError::NotWritable {
-                path: path.clone(),
-                error,
-            })?;
+        let conn = Connection::open_with_flags(&path, flags).map_err(opening)?;
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(damaged)?;
+            .map_err(opening)?;
         if found > SCHEMA {
             return Err(StoreError::NewerSchema { path, found });
         }
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |row| row.get(0))
-            .map_err(damaged)?;
+            .map_err(opening)?;
         if check != "ok" {
             return Err(StoreError::Damaged { path, why: check });
         }
@@ -130,25 +152,22 @@ impl Database {
     /// Every record kept, in a table, built as the rows are read (no second copy of a
     /// large store is ever held).
     pub(crate) fn load(&self) -> Result<Table, StoreError> {
-        let damaged = |e: rusqlite::Error| StoreError::Damaged {
-            path: self.path.clone(),
-            why: e.to_string(),
-        };
+        let failed = |e| StoreError::opening(&self.path, e);
         let mut rows = self
             .conn
             .prepare("SELECT at_line FROM records")
-            .map_err(damaged)?;
+            .map_err(failed)?;
         let lines = rows
             .query_map([], |row| row.get::<_, String>(0))
-            .map_err(damaged)?;
+            .map_err(failed)?;
         // Sized once, so that a large table is not copied as it grows.
         let rows: i64 = self
             .conn
             .query_row("SELECT count(*) FROM records", [], |row| row.get(0))
-            .map_err(damaged)?;
+            .map_err(failed)?;
         let mut table = Table::with_capacity(usize::try_from(rows).unwrap_or(0));
         for line in lines {
-            let line = line.map_err(damaged)?;
+            let line = line.map_err(failed)?;
             // A row this server wrote is a record it accepted; one that does not parse was
             // changed by hand, and is left out rather than trusted.
             match Record::parse_at_line(&line) {
