@@ -7,7 +7,8 @@
 //! - `listener` and `admission`: the accept loop, and which connections it takes.
 //! - `session`: the Session actor, one per client connection.
 //! - `store`: the LocationStore actor, each client's latest record, and its durable copy
-//!   (SQLite, written by a `SyncActor` with grouped commits).
+//!   (grouped commits appended to a journal on the event loop, which an applier thread
+//!   writes into SQLite).
 //! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), the
 //!   inbound peer actor a session (or, on a TLS herd, the listener) hands a neighbour's
 //!   connection to, and mutual TLS on the links.

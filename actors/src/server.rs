@@ -25,7 +25,9 @@ use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
 use crate::session::SessionDeps;
 use crate::settings::{ServerSettings, Settings, SettingsError};
-use crate::store::durable::{Committer, Database, StoreError};
+use crate::store::committer::Committer;
+use crate::store::durable::{Database, StoreError};
+use crate::store::journal;
 use crate::store::table::Table;
 use crate::store::{Bounds, Flush, LocationStore, Stats, PEER_CLOCK_SLACK};
 
@@ -404,7 +406,7 @@ async fn load_beside(mut db: Database) -> Result<(Database, Table, u64), StartEr
     std::thread::Builder::new()
         .name("herd-load".into())
         .spawn(move || {
-            let loaded = db.load().and_then(|table| Ok((table, db.fold_journal()?)));
+            let loaded = journal::load(&db).and_then(|table| Ok((table, journal::fold(&mut db)?)));
             let _ = done.send(loaded.map(|(table, next)| (db, table, next)));
         })
         .map_err(StoreError::Thread)?;

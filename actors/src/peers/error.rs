@@ -20,9 +20,9 @@ pub(crate) enum LinkError {
     Tls { addr: SocketAddr, reason: String },
     #[error("handshake timed out after {0:?}")]
     HandshakeTimeout(Duration),
-    /// What the neighbour answered (its first 200 characters), shown quoted and escaped:
-    /// it is another process's text, on its way to a log and a terminal.
-    #[error("handshake refused: {0:?}")]
+    /// What the neighbour answered, its first 200 characters: another process's text, which
+    /// every log and `herd status` escape before it is shown.
+    #[error("handshake refused: {0}")]
     Refused(String),
     #[error(
         "the neighbour speaks peer protocol {theirs} and this server {}: \

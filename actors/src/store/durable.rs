@@ -5,22 +5,19 @@
 //! default) keeps every commit through any crash of the process, `FULL` (`fsync = true`)
 //! through a power cut too. The file carries its schema's version in `PRAGMA user_version`.
 //!
-//! Who writes the commits is a [`Committer`]: without `fsync`, the store itself, on the
-//! event loop, as one append to the [journal](super::journal) (a hop to another thread and
-//! back per batch cost more than a whole commit), which an applier thread then writes into
-//! this database; with `fsync = true`, the [`Writer`], a `SyncActor` on a `SyncArbiter` of
-//! one thread, into this database, since every commit then waits for the disk.
+//! Who writes the commits is a [`Committer`](super::committer::Committer): without
+//! `fsync`, the store itself, on the event loop, as one append to the
+//! [journal](super::journal), which an applier thread then writes into this database; with
+//! `fsync = true`, the [`Writer`], a `SyncActor` on a `SyncArbiter` of one thread, into this
+//! database, since every commit then waits for the disk.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use actix::prelude::*;
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::journal::{read_segment, segments, Journal};
 use super::table::Table;
-use crate::metrics::StoreMetrics;
 use crate::protocol::Record;
 
 /// The schema this server writes, in `PRAGMA user_version`.
@@ -177,37 +174,7 @@ impl Database {
                 Err(e) => log::warn!("{}: ignored a row: {e}: {line}", self.path.display()),
             }
         }
-        // What the journal took and the database did not yet: newer, where it differs.
-        for (_, segment) in segments(&self.path) {
-            for record in read_segment(&segment).map_err(|e| damaged_segment(&segment, &e))? {
-                table.offer(record);
-            }
-        }
         Ok(table)
-    }
-
-    /// Writes what the journal's segments hold (each client's last record) into the
-    /// database, in one transaction, and deletes them; the number the next segment takes.
-    pub(crate) fn fold_journal(&mut self) -> Result<u64, StoreError> {
-        let found = segments(&self.path);
-        let Some(&(last, _)) = found.last() else {
-            return Ok(0);
-        };
-        let mut newest: HashMap<std::sync::Arc<str>, Record> = HashMap::new();
-        for (_, segment) in &found {
-            for record in read_segment(segment).map_err(|e| damaged_segment(segment, &e))? {
-                newest.insert(record.client().clone(), record);
-            }
-        }
-        let records: Vec<Record> = newest.into_values().collect();
-        self.commit(&records)?;
-        for (_, segment) in found {
-            std::fs::remove_file(&segment).map_err(|error| StoreError::Journal {
-                path: segment.clone(),
-                error,
-            })?;
-        }
-        Ok(last + 1)
     }
 
     /// Writes `records` (each newer than what is kept for its client) in one transaction.
@@ -272,14 +239,6 @@ impl Database {
     }
 }
 
-/// A journal segment that cannot be read.
-fn damaged_segment(path: &Path, e: &std::io::Error) -> StoreError {
-    StoreError::Damaged {
-        path: path.into(),
-        why: e.to_string(),
-    }
-}
-
 /// Writes `lines`, AT lines as servers produce them, into the store of server `name` in
 /// `dir` (made if missing), as fast as SQLite takes them, a transaction per 50,000 rows:
 /// for benchmarks and tests that need a large store without checking each record in.
@@ -304,32 +263,6 @@ pub fn fill_store(
     }
     db.commit(&batch).map_err(|e| e.to_string())?;
     Ok(written + batch.len())
-}
-
-/// Who writes the store's commits.
-pub(crate) enum Committer {
-    /// The store, on the event loop, into the journal (`fsync = false`); the applier
-    /// thread brings the database up to date beside it.
-    Journal(Journal),
-    /// The writer's thread, into the database (`fsync = true`).
-    Thread(Addr<Writer>),
-}
-
-impl Committer {
-    /// Commits are appends to the journal, on the event loop; `next` is the journal's
-    /// first segment (after those folded at start-up).
-    pub(crate) fn journal(
-        db: Database,
-        next: u64,
-        metrics: StoreMetrics,
-    ) -> Result<Committer, StoreError> {
-        Ok(Committer::Journal(Journal::start(db, next, metrics)?))
-    }
-
-    /// Commits on the writer's thread, each synced.
-    pub(crate) fn thread(db: Database) -> Committer {
-        Committer::Thread(Writer::start(db))
-    }
 }
 
 /// The one thread that touches the database.

@@ -26,6 +26,7 @@ use std::time::Duration;
 use futures::channel::oneshot;
 
 use super::durable::{Database, StoreError};
+use super::table::Table;
 use crate::metrics::StoreMetrics;
 use crate::protocol::Record;
 
@@ -73,6 +74,50 @@ pub(crate) fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
         .filter_map(|line| std::str::from_utf8(line).ok())
         .filter_map(|line| Record::parse_at_line(line).ok())
         .collect())
+}
+
+/// Every record of the store at `db`: the database's, then what its journal took and the
+/// database did not yet (newer, where it differs).
+pub(crate) fn load(db: &Database) -> Result<Table, StoreError> {
+    let mut table = db.load()?;
+    for (_, segment) in segments(db.path()) {
+        for record in read_segment(&segment).map_err(|e| damaged_segment(&segment, &e))? {
+            table.offer(record);
+        }
+    }
+    Ok(table)
+}
+
+/// Writes what the journal's segments hold (each client's last record) into `db`, in one
+/// transaction, and deletes them; the number the next segment takes.
+pub(crate) fn fold(db: &mut Database) -> Result<u64, StoreError> {
+    let found = segments(db.path());
+    let Some(&(last, _)) = found.last() else {
+        return Ok(0);
+    };
+    let mut newest: HashMap<std::sync::Arc<str>, Record> = HashMap::new();
+    for (_, segment) in &found {
+        for record in read_segment(segment).map_err(|e| damaged_segment(segment, &e))? {
+            newest.insert(record.client().clone(), record);
+        }
+    }
+    let records: Vec<Record> = newest.into_values().collect();
+    db.commit(&records)?;
+    for (_, segment) in found {
+        std::fs::remove_file(&segment).map_err(|error| StoreError::Journal {
+            path: segment.clone(),
+            error,
+        })?;
+    }
+    Ok(last + 1)
+}
+
+/// A journal segment that cannot be read.
+fn damaged_segment(path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::Damaged {
+        path: path.into(),
+        why: e.to_string(),
+    }
 }
 
 /// What the loop tells the applier, in order.

@@ -9,18 +9,20 @@
 //! its event loop, not a row per check-in. A check-in is acknowledged (its AT reply sent)
 //! only once its commit is done; its flood leaves at once, before, as the herd promises.
 //!
-//! Where a commit runs is a matter of cost ([`durable::Committer`]): without `fsync`, a
-//! commit is a write into SQLite's WAL with no sync, and runs right here on the event loop
-//! (a hop to another thread and back per batch cost more than the write); the checkpoints,
-//! which sync, run on a thread of their own. With `fsync = true` every commit syncs, so it
-//! runs on the writer's thread.
+//! Where a commit runs is a matter of cost ([`committer::Committer`]): without `fsync`, a
+//! commit is one append to the [`journal`] with no sync, and runs right here on the event
+//! loop (a hop to another thread and back per batch cost more than the write, and a SQLite
+//! transaction several times as much); an applier thread writes the journal into SQLite,
+//! and syncs its checkpoints, beside the loop. With `fsync = true` every commit syncs, so it
+//! runs on the writer's thread, into SQLite.
 //!
 //! The table itself is a plain type ([`table::Table`]); the actor only serialises access to
 //! it and to the durable copy.
 
 mod batcher;
+pub(crate) mod committer;
 pub(crate) mod durable;
-mod journal;
+pub(crate) mod journal;
 mod recon;
 pub(crate) mod table;
 
@@ -35,7 +37,8 @@ use crate::peers::recon::Answer;
 use crate::peers::records::{FirstQuery, FollowUp, Merge, Reconcile};
 use crate::protocol::{Record, Timestamp};
 use batcher::{CommitBatcher, Committed, Outcome, Step};
-use durable::{Commit, Committer, ForgetBefore};
+use committer::Committer;
+use durable::{Commit, ForgetBefore};
 use table::Table;
 
 /// What a neighbour's clock may add to the bound on a check-in's time: the server that

@@ -117,10 +117,17 @@ mod durable {
     use super::*;
     use crate::metrics::StoreMetrics;
     use crate::store::batcher::MERGE_WAIT;
-    use crate::store::durable::{Committer, Database, StoreError};
+    use crate::store::committer::Committer;
+    use crate::store::durable::{Database, StoreError};
+    use crate::store::journal;
 
     fn open(dir: &tempfile::TempDir) -> Database {
         Database::open(dir.path(), "Hill", false).expect("a store")
+    }
+
+    /// What the store in `dir` holds on disk: its database, and what its journal took.
+    fn on_disk(dir: &tempfile::TempDir) -> Table {
+        journal::load(&open(dir)).expect("a store that loads")
     }
 
     /// Where commits go: into the journal on the event loop (`fsync = false`), or into the
@@ -145,8 +152,8 @@ mod durable {
     ) -> Addr<LocationStore> {
         let (floods, _) = collector::<Flood>();
         let mut db = db;
-        let table = db.load().expect("a table");
-        let next = db.fold_journal().expect("the journal folded");
+        let table = journal::load(&db).expect("a table");
+        let next = journal::fold(&mut db).expect("the journal folded");
         let committer = match runs {
             Runs::Journal => Committer::journal(db, next, metrics.clone()).expect("a journal"),
             Runs::OnThread => Committer::thread(db),
@@ -181,7 +188,7 @@ mod durable {
             stats.commits
         );
         // What was acknowledged is in the file.
-        let back = open(&dir).load().unwrap();
+        let back = on_disk(&dir);
         assert_eq!(back.len(), 2000);
     }
 
@@ -198,7 +205,7 @@ mod durable {
             assert!(fault.contains("cannot write"), "{fault}");
             let stats = store.send(Stats).await.unwrap();
             assert_eq!((stats.commits, stats.committed, stats.failed), (0, 0, 1));
-            assert_eq!(open(&dir).load().unwrap().len(), 0);
+            assert_eq!(on_disk(&dir).len(), 0);
         }
     }
 
@@ -231,7 +238,7 @@ mod durable {
         }
         let _ = store.send(Stats).await;
         assert_eq!(metrics.unwritten.get(), 11);
-        assert_eq!(open(&dir).load().unwrap().len(), 0);
+        assert_eq!(on_disk(&dir).len(), 0);
         // The disk takes writes again: the retries write everything held.
         store.send(FailWrites(None)).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -239,7 +246,7 @@ mod durable {
             assert!(tokio::time::Instant::now() < deadline, "never written");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let back = open(&dir).load().unwrap();
+        let back = on_disk(&dir);
         assert_eq!(back.len(), 11);
         assert_eq!(back.get(kiwi.client()), Some(&kiwi));
     }
@@ -266,7 +273,7 @@ mod durable {
         let old = record("Hill", "IAMAT newcomer +1+1 1000");
         assert_eq!(store.send(CheckIn(old)).await.unwrap(), Ok(false));
         store.send(Flush).await.unwrap();
-        let back = open(&dir).load().unwrap();
+        let back = on_disk(&dir);
         assert_eq!(back.len(), held);
         assert!(back.get("c0").is_none());
     }
@@ -330,7 +337,7 @@ mod durable {
             });
         }
         store.send(Flush).await.unwrap();
-        assert_eq!(open(&dir).load().unwrap().len(), 500);
+        assert_eq!(on_disk(&dir).len(), 500);
     }
 
     #[actix::test]
@@ -352,7 +359,7 @@ mod durable {
         assert_eq!(store.send(CheckIn(old)).await.unwrap(), Ok(false));
         // The sweep takes it off the disk too.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while open(&dir).load().unwrap().len() != 1 {
+        while on_disk(&dir).len() != 1 {
             assert!(tokio::time::Instant::now() < deadline, "never swept");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
