@@ -31,7 +31,7 @@ pub(crate) const MERGE_WAIT: Duration = Duration::from_millis(10);
 
 /// How many turns of the event loop in a row a commit waits while its batch keeps growing;
 /// it bounds the wait under a steady stream of records.
-pub(crate) const SETTLE_YIELDS: u32 = 16;
+pub(crate) const SETTLE_YIELDS: u32 = 2;
 
 /// The first wait after a failed commit, doubling up to [`RETRY_MAX`].
 pub(crate) const RETRY_MIN: Duration = Duration::from_millis(100);

@@ -283,38 +283,45 @@ impl Applier {
         }
     }
 
+    /// Every [`APPLY_EVERY`], takes what the loop sent and writes it. It sleeps rather than
+    /// waits on the channel: a sleeping receiver is not woken by each send, so a commit on
+    /// the event loop never hands the CPU to this thread in the middle of its turn.
     fn run(mut self, inbox: &mpsc::Receiver<ToApplier>) {
         loop {
-            match inbox.recv_timeout(APPLY_EVERY) {
-                Ok(ToApplier::Records(records)) => {
-                    self.received += records.len();
-                    for record in records {
-                        self.pending.insert(record.client().clone(), record);
+            std::thread::sleep(APPLY_EVERY);
+            loop {
+                match inbox.try_recv() {
+                    Ok(ToApplier::Records(records)) => {
+                        self.received += records.len();
+                        for record in records {
+                            self.pending.insert(record.client().clone(), record);
+                        }
+                        if self.pending.len() >= APPLY_BATCH {
+                            self.apply();
+                        }
                     }
-                    if self.pending.len() >= APPLY_BATCH {
+                    Ok(ToApplier::Sealed(path)) => {
+                        self.sealed.push(path);
                         self.apply();
                     }
-                }
-                Ok(ToApplier::Sealed(path)) => {
-                    self.sealed.push(path);
-                    self.apply();
-                }
-                Ok(ToApplier::ForgetBefore(nanos)) => {
-                    self.apply();
-                    if let Err(e) = self.db.forget_before(nanos) {
-                        log::error!("store: cannot delete old records: {e}");
+                    Ok(ToApplier::ForgetBefore(nanos)) => {
+                        self.apply();
+                        if let Err(e) = self.db.forget_before(nanos) {
+                            log::error!("store: cannot delete old records: {e}");
+                        }
+                    }
+                    Ok(ToApplier::Flush(done)) => {
+                        self.apply();
+                        let _ = done.send(());
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        self.apply();
+                        return;
                     }
                 }
-                Ok(ToApplier::Flush(done)) => {
-                    self.apply();
-                    let _ = done.send(());
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => self.apply(),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.apply();
-                    return;
-                }
             }
+            self.apply();
         }
     }
 
