@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::admin::health::{Phase, Readiness};
+use crate::admin::health::{Readiness, ServerPhase};
 use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
@@ -27,7 +27,7 @@ use crate::session::SessionDeps;
 use crate::settings::{ServerSettings, Settings, SettingsError};
 use crate::store::durable::{Committer, Database, StoreError};
 use crate::store::table::Table;
-use crate::store::{Bounds, Flush, LocationStore, Stats, PEER_CLOCK_SLACK};
+use crate::store::{Bounds, Flush, GetStoreStats, LocationStore, PEER_CLOCK_SLACK};
 
 mod tuning;
 
@@ -65,9 +65,9 @@ impl Server {
     /// Writes out what the store has taken, notes why the server stops, and writes out its
     /// event log; returns once both are on disk.
     pub async fn shut_down(&self, why: &str) -> io::Result<()> {
-        self.readiness.set(Phase::Stopping);
+        self.readiness.set(ServerPhase::Stopping);
         let _ = self.store.send(Flush).await;
-        if let Ok(stats) = self.store.send(Stats).await {
+        if let Ok(stats) = self.store.send(GetStoreStats).await {
             self.log.note(&format!(
                 "store: {} records held; {} commits of {} records since start, {} failed",
                 stats.records, stats.commits, stats.committed, stats.failed
@@ -252,7 +252,7 @@ pub(crate) async fn start_with(
     let (committer, table) = match &config.store.dir {
         None => (None, Table::default()),
         Some(dir) => {
-            readiness.set(Phase::LoadingStore);
+            readiness.set(ServerPhase::LoadingStore);
             let db = Database::open(dir, &name, config.store.fsync)?;
             #[cfg(test)]
             if tuning.store_fails {
@@ -371,7 +371,7 @@ pub(crate) async fn start_with(
         probation: 2 * me.neighbours.len(),
     };
     actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps), tls));
-    readiness.set(Phase::Serving);
+    readiness.set(ServerPhase::Serving);
     Ok(Server {
         addr,
         log,

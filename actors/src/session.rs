@@ -31,7 +31,7 @@ use tokio_util::codec::FramedRead;
 use crate::admission::Ticket;
 use crate::codec::{LineCodec, LineError, PeerLines};
 use crate::event_log::EventLog;
-use crate::metrics::{CheckIn as CheckInOutcome, ClientMetrics, OpenConnection};
+use crate::metrics::{CheckInOutcome, ClientMetrics, OpenConnection};
 use crate::outbox::{Outbox, ReplyBudget};
 use crate::peers::manager::Handoff;
 use crate::peers::wire;
@@ -39,7 +39,7 @@ use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore, Lookup};
 use input::{Input, Lines};
-pub(crate) use limits::{Limits, MAX_QUEUED, READ_BUFFER};
+pub(crate) use limits::{ClientLimits, MAX_QUEUED, READ_BUFFER};
 use replies::{Awaited, Reply, ReplyQueue};
 
 /// What every session of one server uses.
@@ -51,7 +51,7 @@ pub(crate) struct SessionDeps {
     /// Takes over connections whose first line asks for a peer link.
     pub(crate) peers: Recipient<Handoff>,
     pub(crate) log: EventLog,
-    pub(crate) limits: Limits,
+    pub(crate) limits: ClientLimits,
     /// Every client's unsent replies together: past it, no client is read.
     pub(crate) budget: ReplyBudget,
     /// What `/metrics` counts of clients: connections, check-ins, WHATSATs, `?` replies.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// What one client may hold of the server, and for how long.
 #[derive(Debug, Clone)]
-pub(crate) struct Limits {
+pub(crate) struct ClientLimits {
     /// Longest line accepted; a longer one closes the connection after earlier replies.
     pub(crate) max_line: usize,
     /// First size of each connection's read buffer; it grows only for long input.
@@ -31,14 +31,14 @@ pub(crate) struct Limits {
     pub(crate) max_clock_ahead: Duration,
 }
 
-/// First size of a connection's read buffer (see [`Limits::read_buffer`]): what lets a
+/// First size of a connection's read buffer (see [`ClientLimits::read_buffer`]): what lets a
 /// server hold 10,000 idle clients in little memory.
 pub(crate) const READ_BUFFER: usize = 256;
 
-/// The unsent replies past which a client is dropped (see [`Limits::max_queued`]).
+/// The unsent replies past which a client is dropped (see [`ClientLimits::max_queued`]).
 pub(crate) const MAX_QUEUED: usize = 4 * 1024 * 1024;
 
-impl Limits {
+impl ClientLimits {
     /// How often a session checks its time-outs: often enough that none is overrun by
     /// more than half.
     pub(super) fn check_every(&self) -> Option<Duration> {

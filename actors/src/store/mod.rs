@@ -34,6 +34,8 @@ use crate::peers::recon::Answer;
 use crate::peers::records::{FirstQuery, FollowUp, Merge, Reconcile};
 use crate::protocol::{Record, Timestamp};
 use batcher::{CommitBatcher, Committed, Outcome, Step};
+#[cfg(test)]
+use durable::FailWrites;
 use durable::{Commit, Committer, ForgetBefore};
 use table::Table;
 
@@ -428,9 +430,9 @@ impl Handler<FollowUp> for LocationStore {
 /// Request: what the store holds and has written.
 #[derive(Message, Debug)]
 #[rtype(result = "StoreStats")]
-pub(crate) struct Stats;
+pub(crate) struct GetStoreStats;
 
-/// What [`Stats`] answers.
+/// What [`GetStoreStats`] answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StoreStats {
     /// Clients held.
@@ -441,10 +443,10 @@ pub(crate) struct StoreStats {
     pub(crate) failed: u64,
 }
 
-impl Handler<Stats> for LocationStore {
-    type Result = MessageResult<Stats>;
+impl Handler<GetStoreStats> for LocationStore {
+    type Result = MessageResult<GetStoreStats>;
 
-    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetStoreStats, _: &mut Context<Self>) -> Self::Result {
         let (commits, committed, failed) = self.metrics.counts();
         MessageResult(StoreStats {
             records: self.table.len(),
@@ -479,13 +481,9 @@ impl Handler<Flush> for LocationStore {
     }
 }
 
-/// Request (tests): from now on every write fails, as on a full disk (`Some(true)`) or a
-/// file that cannot be written (`Some(false)`); or writes work again (`None`).
-#[cfg(test)]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct FailWrites(pub(crate) Option<bool>);
-
+/// Tests: from now on every write fails, as on a full disk (`Some(true)`) or a file that
+/// cannot be written (`Some(false)`); or writes work again (`None`). The store passes it on
+/// to its writer, which handles the same request.
 #[cfg(test)]
 impl Handler<FailWrites> for LocationStore {
     type Result = ResponseFuture<()>;
@@ -497,7 +495,7 @@ impl Handler<FailWrites> for LocationStore {
                 Box::pin(std::future::ready(()))
             }
             Some((Committer::Thread(writer), _)) => {
-                let sent = writer.send(durable::FailWrites(how));
+                let sent = writer.send(FailWrites(how));
                 Box::pin(async move {
                     let _ = sent.await;
                 })

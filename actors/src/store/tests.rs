@@ -173,7 +173,7 @@ mod durable {
         for kept in join_all(check_ins).await {
             assert_eq!(kept.unwrap(), Ok(true));
         }
-        let stats = store.send(Stats).await.unwrap();
+        let stats = store.send(GetStoreStats).await.unwrap();
         assert_eq!((stats.records, stats.committed), (2000, 2000));
         assert!(
             stats.commits < 100,
@@ -196,7 +196,7 @@ mod durable {
             let kept = store.send(CheckIn(kiwi)).await.unwrap();
             let fault = kept.expect_err("no acknowledgement without a commit");
             assert!(fault.contains("cannot write"), "{fault}");
-            let stats = store.send(Stats).await.unwrap();
+            let stats = store.send(GetStoreStats).await.unwrap();
             assert_eq!((stats.commits, stats.committed, stats.failed), (0, 0, 1));
             assert_eq!(open(&dir).load().unwrap().len(), 0);
         }
@@ -229,7 +229,7 @@ mod durable {
                 seen: Vec::new(),
             });
         }
-        let _ = store.send(Stats).await;
+        let _ = store.send(GetStoreStats).await;
         assert_eq!(metrics.unwritten.get(), 11);
         assert_eq!(open(&dir).load().unwrap().len(), 0);
         // The disk takes writes again: the retries write everything held.
@@ -257,7 +257,7 @@ mod durable {
             let r = record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i));
             assert_eq!(store.send(CheckIn(r)).await.unwrap(), Ok(true));
         }
-        let held = store.send(Stats).await.unwrap().records;
+        let held = store.send(GetStoreStats).await.unwrap().records;
         assert!((90..=100).contains(&held), "{held} held");
         assert_eq!(metrics.evicted.get(), 250 - held as u64);
         assert_eq!(store.send(Lookup("c0".into())).await.unwrap(), None);
@@ -285,13 +285,13 @@ mod durable {
                 seen: Vec::new(),
             });
             tokio::time::advance(MERGE_WAIT / 20).await;
-            let _ = store.send(Stats).await;
+            let _ = store.send(GetStoreStats).await;
         }
         tokio::time::resume();
         // No check-in comes: the timer writes them, in one commit.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let stats = loop {
-            let stats = store.send(Stats).await.unwrap();
+            let stats = store.send(GetStoreStats).await.unwrap();
             if stats.committed == 10 {
                 break stats;
             }
@@ -307,7 +307,7 @@ mod durable {
         });
         let kiwi = record("Hill", "IAMAT kiwi +1+1 2001");
         assert_eq!(store.send(CheckIn(kiwi)).await.unwrap(), Ok(true));
-        let stats = store.send(Stats).await.unwrap();
+        let stats = store.send(GetStoreStats).await.unwrap();
         assert_eq!((stats.commits, stats.committed), (2, 12));
     }
 
