@@ -297,23 +297,23 @@ fn the_reader_resolves_grouped_and_relative_imports() {
         .collect();
     let mut paths = Vec::new();
     expand(
-        "crate::peers::{manager::Flood,records::{Merge,Missing}}",
+        "crate::peers::{manager::Handoff,records::{Records,Reconcile}}",
         &mut paths,
     );
     assert_eq!(
         paths,
         [
-            "crate::peers::manager::Flood",
-            "crate::peers::records::Merge",
-            "crate::peers::records::Missing"
+            "crate::peers::manager::Handoff",
+            "crate::peers::records::Records",
+            "crate::peers::records::Reconcile"
         ]
     );
     assert_eq!(
-        resolve("store", "crate::peers::manager::Flood", &known).as_deref(),
+        resolve("store", "crate::peers::manager::Handoff", &known).as_deref(),
         Some("peers::manager")
     );
     assert_eq!(
-        resolve("peers::manager", "super::records::Merge", &known).as_deref(),
+        resolve("peers::manager", "super::records::Records", &known).as_deref(),
         Some("peers")
     );
 }

@@ -23,7 +23,8 @@ use super::error::Refusal;
 use super::handshake::{Greeting, InboundLines, InboundWrite, PeerPolicy};
 use super::link::LinkSettings;
 use super::recon::Query;
-use super::records::{Merge, Reconcile, Records};
+use super::records::{Reconcile, Records};
+use super::spread::Spread;
 use super::tls::PeerCertificate;
 use super::wire;
 use crate::codec::{LineError, PeerInput};
@@ -200,11 +201,11 @@ impl InboundPeer {
             None => (Vec::new(), text),
         };
         match Record::parse_at_line(at_line) {
-            Ok(record) => self
-                .deps
-                .records
-                .merge
-                .do_send(Merge { record, from, seen }),
+            Ok(record) => self.deps.records.merge.do_send(Spread {
+                record,
+                from: Some(from),
+                seen,
+            }),
             Err(e) => self.deps.log.note(&format!(
                 "ignored a line from peer {from}: {e}: {}",
                 String::from_utf8_lossy(line)

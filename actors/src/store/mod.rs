@@ -1,7 +1,7 @@
 //! The LocationStore actor: each client's latest record, and the one place records enter.
 //!
 //! Check-ins from this server's clients and records from neighbours both come here; a record
-//! that is newer than what is held replaces it, goes on to the peers as a [`Flood`], and, when
+//! that is newer than what is held replaces it, goes on to the peers as a [`Spread`], and, when
 //! the server keeps a store, into the next commit of its [`durable`] copy.
 //!
 //! Commits are grouped ([`batcher::CommitBatcher`]): one is written at a time, and records
@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::metrics::StoreMetrics;
-use crate::peers::manager::Flood;
 use crate::peers::recon::Answer;
-use crate::peers::records::{FirstQuery, FollowUp, Merge, Reconcile};
+use crate::peers::records::{FirstQuery, FollowUp, Reconcile};
+use crate::peers::spread::Spread;
 use crate::protocol::{Record, Timestamp};
 use batcher::{CommitBatcher, Committed, Outcome, Step};
 #[cfg(test)]
@@ -80,7 +80,7 @@ impl Bounds {
 /// The actor that owns the table. Records that are new here are handed on as floods.
 pub(crate) struct LocationStore {
     table: Table,
-    floods: Recipient<Flood>,
+    floods: Recipient<Spread>,
     /// The durable copy, if the server keeps one: how commits are written, and what goes
     /// into the next.
     durable: Option<(Committer, CommitBatcher)>,
@@ -96,7 +96,7 @@ impl LocationStore {
     /// is one), whose new records go to `floods`, within `bounds` (applied to the table
     /// once it starts).
     pub(crate) fn new(
-        floods: Recipient<Flood>,
+        floods: Recipient<Spread>,
         table: Table,
         committer: Option<Committer>,
         bounds: Bounds,
@@ -348,7 +348,7 @@ impl Handler<CheckIn> for LocationStore {
         let Some(committed) = self.keep(&record, true, ctx) else {
             return Box::pin(std::future::ready(Ok(false)));
         };
-        let flood = self.floods.send(Flood {
+        let flood = self.floods.send(Spread {
             record,
             from: None,
             seen: Vec::new(),
@@ -366,26 +366,24 @@ impl Handler<CheckIn> for LocationStore {
     }
 }
 
-impl Handler<Merge> for LocationStore {
+/// A record a neighbour sent: kept, and spread on, if it is newer here.
+impl Handler<Spread> for LocationStore {
     type Result = ();
 
-    fn handle(&mut self, Merge { record, from, seen }: Merge, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Spread { record, from, seen }: Spread, ctx: &mut Context<Self>) {
         if record.time().nanos() > self.bounds.future_cutoff() {
             self.metrics.refused_future();
             log::warn!(
-                "store: refused a record from {from} dated past this server's clock and \
-                 the limit: {}",
+                "store: refused a record from {} dated past this server's clock and the \
+                 limit: {}",
+                from.as_deref().unwrap_or("a client"),
                 record.at_line()
             );
             return;
         }
         // Its AT reply was sent by the server that took it; nobody here waits on it.
         if self.keep(&record, false, ctx).is_some() {
-            self.floods.do_send(Flood {
-                record,
-                from: Some(from),
-                seen,
-            });
+            self.floods.do_send(Spread { record, from, seen });
         }
     }
 }
