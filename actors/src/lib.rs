@@ -25,7 +25,8 @@
 //! - `server`: the wiring of one server.
 //!
 //! Records flow one way through the imports: session -> store -> peers. The peers reach
-//! the store only through recipients they are handed at start-up. Every part counts into
+//! the store only through recipients they are handed at start-up, by the one function that
+//! wires the two to each other (`server::store_and_peers`). Every part counts into
 //! `metrics`, a leaf but for the `procfs` parsers; `admin` reads the actors, and only the
 //! wiring imports it.
 #![warn(missing_docs, unreachable_pub)]

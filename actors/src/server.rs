@@ -20,7 +20,6 @@ use crate::metrics::{open_files_limit, Metrics};
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::manager::PeerManager;
-use crate::peers::records::Records;
 use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
 use crate::session::SessionDeps;
@@ -29,8 +28,10 @@ use crate::store::durable::{Committer, Database, StoreError};
 use crate::store::table::Table;
 use crate::store::{Bounds, Flush, GetStoreStats, LocationStore, PEER_CLOCK_SLACK};
 
+mod store_and_peers;
 mod tuning;
 
+use store_and_peers::start_store_and_peers;
 pub(crate) use tuning::Tuning;
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
@@ -308,28 +309,16 @@ pub(crate) async fn start_with(
         secret,
         tls: tls.is_some(),
     };
-    // The store floods through the peer manager, and the manager asks the store for what a
-    // neighbour lacks: the store's address exists before it runs, so each gets the other's.
-    let store_ctx = Context::<LocationStore>::new();
-    let store = store_ctx.address();
-    let asks = Records {
-        merge: store.clone().recipient(),
-        first_query: store.clone().recipient(),
-        reconcile: store.clone().recipient(),
-        follow_up: store.clone().recipient(),
-    };
-    let peers = PeerManager::new(
-        targets,
-        policy,
-        tuning.links,
-        asks,
-        log.clone(),
-        metrics.peers.clone(),
-    )
-    .start();
-    store_ctx.run(
-        LocationStore::new(peers.clone().recipient(), table, committer, bounds)
-            .with_metrics(metrics.store.clone()),
+    // The store sends new records to the peers, which send it theirs and ask it what their
+    // neighbours lack: each is made around the other's address (see `store_and_peers`).
+    let (store, peers) = start_store_and_peers(
+        |floods| {
+            LocationStore::new(floods, table, committer, bounds).with_metrics(metrics.store.clone())
+        },
+        |asks| {
+            let (log, metrics) = (log.clone(), metrics.peers.clone());
+            PeerManager::new(targets, policy, tuning.links, asks, log, metrics)
+        },
     );
     // Descriptors for all but clients: a link to each neighbour and one from it, calls to
     // the places provider, and a margin for the listener, the log, the store and the rest.
