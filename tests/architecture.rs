@@ -1,7 +1,8 @@
 //! The shape of the code, checked on every run: the files of a crate import each other one
 //! way (no loop of imports), and records flow one way through the server's modules:
 //! session -> store -> peers. The peers reach the store only through recipients they are
-//! handed, so nothing under `peers/` imports the store, a session, or the wiring. And one
+//! handed, so nothing under `peers/` imports the store, a session, or the wiring; and a
+//! session is a client's only, so it imports nothing of the peers. And one
 //! name is one type in the server's library: two `Limits` make every reader ask which.
 //!
 //! Imports are read from the `use crate::...` and `use super::...` lines of each file
@@ -228,6 +229,9 @@ fn records_flow_one_way_session_then_store_then_peers() {
         ("store", "server"),
         ("session", "server"),
         ("session", "listener"),
+        // A session is a client's from its start: the door in front of it
+        // (`listener::door`) sends neighbours to the peer side.
+        ("session", "peers"),
     ] {
         assert_eq!(actors.imports_between(from, to), vec![], "{from} -> {to}");
     }

@@ -4,13 +4,15 @@
 //! - [`protocol`]: client lines <-> typed commands and AT records; pure, no I/O.
 //! - `codec`: framing of lines as bytes, with a length cap.
 //! - `outbox`: a bounded per-socket write queue (actix's `FramedWrite` has no backpressure).
-//! - `listener` and `admission`: the accept loop, and which connections it takes.
+//! - `listener` and `admission`: the accept loop, which connections it takes, and the door
+//!   each goes through: its first line (or, on a TLS herd, its first byte) sends it to the
+//!   peer side or to a client session.
 //! - `session`: the Session actor, one per client connection.
 //! - `store`: the LocationStore actor, each client's latest record, and its durable copy
 //!   (SQLite, written by a `SyncActor` with grouped commits).
 //! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), the
-//!   inbound peer actor a session (or, on a TLS herd, the listener) hands a neighbour's
-//!   connection to, and mutual TLS on the links.
+//!   inbound peer actor the listener's door hands a neighbour's connection to, and mutual
+//!   TLS on the links.
 //! - [`places`]: the PlacesFetcher actor, its providers (embedded, google, google-new), and
 //!   the cache, shared calls and call cap that keep Google's bill down. Public only for
 //!   its fake Google server (feature `testing`), which the black-box tests start.

@@ -336,7 +336,6 @@ pub(crate) async fn start_with(
         name: name.clone(),
         store: store.clone(),
         places,
-        peers: peers.recipient(),
         log: log.clone(),
         limits: tuning.limits,
         budget: budget.clone(),
@@ -359,7 +358,14 @@ pub(crate) async fn start_with(
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
     };
-    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps), tls));
+    let admission = Admission::new(caps);
+    actix_rt::spawn(accept_loop(
+        listener,
+        deps,
+        peers.recipient(),
+        admission,
+        tls,
+    ));
     readiness.set(ServerPhase::Serving);
     Ok(Server {
         addr,

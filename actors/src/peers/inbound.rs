@@ -1,8 +1,8 @@
 //! The listening side of a peer link: one actor per connection a neighbour dialled.
 //!
-//! A plain connection starts as a client [`Session`](crate::session::Session); when its
-//! first line is a `HERD-PEER` hello, the session hands the connection (and whatever it has
-//! read past the hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
+//! The door in front of every plain connection reads its first line; when that is a
+//! `HERD-PEER` hello, the door hands the connection (and whatever it has read past the
+//! hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
 //! [`InboundPeer`] on it. On a TLS herd a neighbour's connection opens with a TLS handshake
 //! instead, and [`super::door::take_peer`] hands it over once the hello has come inside TLS,
 //! with the certificate the hello's name is checked against. The inbound peer finishes the

@@ -4,7 +4,7 @@
 //! - [`handshake`]: who may become a peer, and the dialling side's handshake.
 //! - [`link`]: one outbound link's state and backoff, as the manager keeps it.
 //! - [`manager`]: PeerManager, which owns the outbound links, fans floods out, and takes
-//!   over inbound links from the sessions that found them.
+//!   over inbound links from the door that found them.
 //! - [`inbound`]: InboundPeer, the listening side of a link a neighbour dialled.
 //! - [`spread`]: a record on its way through the herd, which the store and the peer side
 //!   send each other.
