@@ -98,8 +98,7 @@ async fn first_line(input: &mut Input, limits: &ClientLimits, probation: bool) -
             None => input.next().await,
             Some(wait) => {
                 tokio::select! {
-                    // Most connections have their first line waiting already: take it
-                    // without arming the timer.
+                    // A first line already waiting is taken without arming the timer.
                     biased;
                     item = input.next() => item,
                     () = tokio::time::sleep(wait) => {
