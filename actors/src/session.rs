@@ -8,15 +8,14 @@
 //! When the client half-closes, every line received is still answered before the session
 //! shuts its own sending side and ends.
 //!
-//! Every connection starts as a session. If its first line is a peer hello, the other side
-//! is a neighbour, not a client: the session hands the connection, with whatever it has read
-//! past the hello, to the peer side ([`Handoff`]) and ends.
+//! A session is a client's from its start: the door in front of it (`listener::door`) has
+//! read the connection's first line, sent a neighbour's hello to the peer side, and starts
+//! a session only for a client, with that line, which the session answers as its first.
 
 mod input;
 mod limits;
 mod replies;
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,22 +24,19 @@ use std::time::Instant;
 use actix::prelude::*;
 use bytes::BytesMut;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
-use tokio_util::codec::FramedRead;
 
 use crate::admission::Ticket;
-use crate::codec::{LineCodec, LineError, PeerLines};
+use crate::codec::LineError;
 use crate::event_log::EventLog;
-use crate::metrics::{CheckIn as CheckInOutcome, ClientMetrics, OpenConnection};
+use crate::metrics::{CheckInOutcome, ClientMetrics, OpenConnection};
 use crate::outbox::{Outbox, ReplyBudget};
-use crate::peers::manager::Handoff;
-use crate::peers::wire;
 use crate::places::{self, NearbyQuery, PlacesFetcher};
 use crate::protocol::{self, Command, Radius, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore, Lookup};
-use input::{Input, Lines};
-pub(crate) use limits::{Limits, MAX_QUEUED, READ_BUFFER};
-use replies::{Awaited, Reply, ReplyQueue};
+pub(crate) use input::Input;
+use input::{ReadLines, ReadsInput};
+pub(crate) use limits::{ClientLimits, MAX_QUEUED, READ_BUFFER};
+use replies::{Reply, ReplyQueue};
 
 /// What every session of one server uses.
 pub(crate) struct SessionDeps {
@@ -48,138 +44,101 @@ pub(crate) struct SessionDeps {
     pub(crate) name: Arc<str>,
     pub(crate) store: Addr<LocationStore>,
     pub(crate) places: Addr<PlacesFetcher>,
-    /// Takes over connections whose first line asks for a peer link.
-    pub(crate) peers: Recipient<Handoff>,
     pub(crate) log: EventLog,
-    pub(crate) limits: Limits,
+    pub(crate) limits: ClientLimits,
     /// Every client's unsent replies together: past it, no client is read.
     pub(crate) budget: ReplyBudget,
     /// What `/metrics` counts of clients: connections, check-ins, WHATSATs, `?` replies.
     pub(crate) metrics: ClientMetrics,
 }
 
-/// How the connection ends, as far as it is decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// Still reading, or answering what was read.
-    Open,
-    /// The server cut the connection; already logged as dropped.
+/// A client's connection as the door hands it over: its first line already read.
+pub(crate) struct NewClient {
+    pub(crate) addr: SocketAddr,
+    /// The lines after the first (and what was read past it).
+    pub(crate) input: Input,
+    pub(crate) write: OwnedWriteHalf,
+    pub(crate) first_line: BytesMut,
+    /// Its place under the server's caps.
+    pub(crate) ticket: Ticket,
+    /// Counts it as open.
+    pub(crate) open: OpenConnection,
+}
+
+/// Where a connection is.
+enum SessionState {
+    /// Reading the client's lines, and answering them.
+    Reading(Input),
+    /// The client's input has ended: the replies still due go out, then the connection
+    /// closes.
+    Answering,
+    /// The server cut the connection, or closes it once the replies before the cut have
+    /// left; logged as dropped, and nothing more is read or answered.
     Dropped,
-    /// Handed to the peer side, which logs it from here on.
-    HandedOff,
 }
 
 /// One client connection.
 pub(crate) struct Session {
     deps: Rc<SessionDeps>,
     peer: SocketAddr,
-    input: Rc<RefCell<Option<Lines>>>,
-    /// The sending side until the first line shows a client; then its writer owns it.
-    write: Option<OwnedWriteHalf>,
+    state: SessionState,
     out: Outbox,
     replies: ReplyQueue,
-    input_done: bool,
-    ending: Ending,
     /// When the client last sent a line or took a reply.
     last_active: Instant,
     /// What the writer had sent at the last time-out check.
     sent_at_check: u64,
     /// Keeps the connection's place under the server's caps.
-    ticket: Ticket,
+    _ticket: Ticket,
     /// Keeps it counted as open.
     _open: OpenConnection,
 }
 
 impl Session {
-    /// Starts a session on an accepted connection.
-    pub(crate) fn start(
-        deps: Rc<SessionDeps>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        ticket: Ticket,
-    ) -> Addr<Session> {
-        let (read, write) = stream.into_split();
+    /// Starts a session on a client's connection, which answers its first line first.
+    pub(crate) fn start(deps: Rc<SessionDeps>, client: NewClient) -> Addr<Session> {
+        let NewClient {
+            addr,
+            input,
+            write,
+            first_line,
+            ticket,
+            open,
+        } = client;
         Session::create(move |ctx| {
-            let limits = &deps.limits;
-            let lines = FramedRead::with_capacity(
-                read,
-                LineCodec::new(limits.max_line),
-                limits.read_buffer,
+            let out = input.outbox().clone();
+            // Flow control counts only what the server holds; this bounds what the kernel
+            // does. (Only a client's socket: a neighbour's link keeps the kernel's buffer.)
+            let send_buffer = deps.limits.send_buffer();
+            if let Err(e) = socket2::SockRef::from(write.as_ref()).set_send_buffer_size(send_buffer)
+            {
+                log::warn!("{addr}: cannot cap the send buffer: {e}");
+            }
+            // The session ends when its writer does: after a clean close or a failed write.
+            ctx.spawn(
+                fut::wrap_future::<_, Self>(out.clone().drain_into(write)).map(|res, act, ctx| {
+                    if let Err(e) = res {
+                        act.drop_connection(&format!("write failed: {e}"), ctx);
+                    }
+                    ctx.stop();
+                }),
             );
-            let lines = Rc::new(RefCell::new(Some(lines)));
-            let out = Outbox::with_budget(limits.max_queued, deps.budget.clone());
-            let awaited = Rc::new(Awaited::new(limits.max_pending));
-            ctx.add_stream(Input {
-                lines: Rc::clone(&lines),
-                out: out.clone(),
-                awaited: Rc::clone(&awaited),
-                window: limits.reply_window,
-            });
-            if let Some(every) = limits.check_every() {
+            ctx.spawn(ReadLines::after(first_line));
+            if let Some(every) = deps.limits.check_every() {
                 ctx.run_interval(every, |act, ctx| act.check_time_outs(ctx));
             }
-            if ticket.on_probation() {
-                ctx.run_later(limits.probation_timeout, |act, ctx| {
-                    if act.write.is_some() {
-                        act.drop_connection("too many connections", ctx);
-                    }
-                });
-            }
-            deps.log.opened(peer);
-            let open = deps.metrics.accepted();
             Session {
                 out,
                 deps,
-                peer,
-                input: lines,
-                write: Some(write),
-                replies: ReplyQueue::new(awaited),
-                input_done: false,
-                ending: Ending::Open,
+                peer: addr,
+                replies: ReplyQueue::new(input.awaited()),
+                state: SessionState::Reading(input),
                 last_active: Instant::now(),
                 sent_at_check: 0,
-                ticket,
+                _ticket: ticket,
                 _open: open,
             }
         })
-    }
-
-    /// The first line decides what the connection is: a peer hello hands it over; anything
-    /// else makes it a client, whose replies the writer starts sending.
-    fn first_line(&mut self, write: OwnedWriteHalf, line: BytesMut, ctx: &mut Context<Self>) {
-        if wire::is_hello(&line) {
-            if let Some(read) = self.input.borrow_mut().take() {
-                self.deps.peers.do_send(Handoff {
-                    addr: self.peer,
-                    hello: line,
-                    lines: Box::new(PeerLines::new(read, wire::MAX_LINE)),
-                    write: Box::new(write),
-                    cert: None,
-                });
-            }
-            self.ending = Ending::HandedOff;
-            ctx.stop();
-            return;
-        }
-        if self.ticket.on_probation() {
-            self.drop_connection("too many connections", ctx);
-            return;
-        }
-        // Flow control counts only what the server holds; this bounds what the kernel does.
-        let send_buffer = self.deps.limits.send_buffer();
-        if let Err(e) = socket2::SockRef::from(write.as_ref()).set_send_buffer_size(send_buffer) {
-            log::warn!("{}: cannot cap the send buffer: {e}", self.peer);
-        }
-        // The session ends when its writer does: after a clean close or a failed write.
-        ctx.spawn(
-            fut::wrap_future::<_, Self>(self.out.clone().drain_into(write)).map(|res, act, ctx| {
-                if let Err(e) = res {
-                    act.drop_connection(&format!("write failed: {e}"), ctx);
-                }
-                ctx.stop();
-            }),
-        );
-        self.client_line(line, ctx);
     }
 
     fn client_line(&mut self, line: BytesMut, ctx: &mut Context<Self>) {
@@ -267,7 +226,7 @@ impl Session {
 
     /// Files the reply for slot `seq` and sends every reply that is now due.
     fn complete(&mut self, seq: u64, reply: Reply, ctx: &mut Context<Self>) {
-        if self.ending != Ending::Open {
+        if matches!(self.state, SessionState::Dropped) {
             return;
         }
         self.replies.fill(seq, reply);
@@ -283,14 +242,13 @@ impl Session {
                 Reply::Close(why) => {
                     // Read no more, send what is queued, then close.
                     self.deps.log.dropped(self.peer, &why);
-                    self.ending = Ending::Dropped;
-                    self.input.borrow_mut().take();
+                    self.state = SessionState::Dropped;
                     self.out.close();
                     return;
                 }
             }
         }
-        self.finish_if_done(ctx);
+        self.finish_if_done();
     }
 
     /// Closes a connection idle for too long, or whose begun line has not ended in time.
@@ -301,42 +259,26 @@ impl Session {
             self.sent_at_check = sent;
             self.last_active = Instant::now();
         }
-        let line_age = self
-            .input
-            .borrow()
-            .as_ref()
-            .and_then(|l| l.decoder().line_age());
-        // A line on its way is not idleness: the line time-out is its bound.
-        if let (Some(idle), None) = (limits.idle_timeout, line_age) {
-            if self.replies.is_empty() && self.last_active.elapsed() >= idle {
-                self.drop_connection(&format!("idle for {}s", idle.as_secs_f64()), ctx);
-                return;
-            }
-        }
-        if let (Some(limit), Some(age)) = (limits.line_timeout, line_age) {
-            if age >= limit {
-                let why = format!("a line unfinished after {}s", limit.as_secs_f64());
-                self.drop_connection(&why, ctx);
-            }
+        let line_age = match &self.state {
+            SessionState::Reading(input) => input.line_age(),
+            SessionState::Answering | SessionState::Dropped => None,
+        };
+        let idle = self.replies.is_empty().then(|| self.last_active.elapsed());
+        if let Some(why) = limits.overdue(idle, line_age) {
+            self.drop_connection(&why, ctx);
         }
     }
 
     /// After the client's last line, close once every reply has been queued.
-    fn finish_if_done(&mut self, ctx: &mut Context<Self>) {
-        if !(self.input_done && self.replies.is_empty()) {
-            return;
-        }
-        if self.write.is_some() {
-            // Not a line came: nothing to answer, no writer to wait for.
-            ctx.stop();
-        } else {
+    fn finish_if_done(&mut self) {
+        if matches!(self.state, SessionState::Answering) && self.replies.is_empty() {
             self.out.close();
         }
     }
 
     fn drop_connection(&mut self, reason: &str, ctx: &mut Context<Self>) {
         self.deps.log.dropped(self.peer, reason);
-        self.ending = Ending::Dropped;
+        self.state = SessionState::Dropped;
         ctx.stop();
     }
 }
@@ -383,41 +325,43 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if self.ending == Ending::Open {
+        if !matches!(self.state, SessionState::Dropped) {
             self.deps.log.closed(self.peer, "replies sent");
         }
     }
 }
 
-impl StreamHandler<Result<BytesMut, LineError>> for Session {
-    fn handle(&mut self, item: Result<BytesMut, LineError>, ctx: &mut Context<Self>) {
+impl ReadsInput for Session {
+    fn input(&mut self) -> Option<&mut Input> {
+        match &mut self.state {
+            SessionState::Reading(input) => Some(input),
+            SessionState::Answering | SessionState::Dropped => None,
+        }
+    }
+
+    fn line(&mut self, item: Result<BytesMut, LineError>, ctx: &mut Context<Self>) {
         match item {
             Ok(line) => {
                 self.last_active = Instant::now();
                 self.deps.log.received(self.peer, &line);
-                match self.write.take() {
-                    Some(write) => self.first_line(write, line, ctx),
-                    None => self.client_line(line, ctx),
-                }
+                self.client_line(line, ctx);
             }
             Err(e) => {
-                // The stream ends after an error; answer what came before, then close.
+                // The input ends after an error; answer what came before, then close.
                 self.deps
                     .log
                     .note(&format!("{}: input ended: {e}", self.peer));
-                self.input_done = true;
-                self.finish_if_done(ctx);
+                self.ended(ctx);
             }
         }
     }
 
     /// End of input is not the end of the session: replies may still be due.
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        if self.ending == Ending::HandedOff {
-            return;
+    fn ended(&mut self, _: &mut Context<Self>) {
+        if let SessionState::Reading(_) = self.state {
+            self.state = SessionState::Answering;
         }
-        self.input_done = true;
-        self.finish_if_done(ctx);
+        self.finish_if_done();
     }
 }
 

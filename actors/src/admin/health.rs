@@ -24,7 +24,7 @@ use crate::metrics::StoreMetrics;
 /// Where a server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum Phase {
+pub(crate) enum ServerPhase {
     /// Opening its event log and the admin listener.
     Starting = 0,
     /// Opening and reading its store.
@@ -35,14 +35,14 @@ pub(crate) enum Phase {
     Stopping = 3,
 }
 
-impl Phase {
+impl ServerPhase {
     /// The words `/health` and `/status` use.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Phase::Starting => "starting",
-            Phase::LoadingStore => "loading store",
-            Phase::Serving => "serving",
-            Phase::Stopping => "stopping",
+            ServerPhase::Starting => "starting",
+            ServerPhase::LoadingStore => "loading store",
+            ServerPhase::Serving => "serving",
+            ServerPhase::Stopping => "stopping",
         }
     }
 }
@@ -53,16 +53,16 @@ impl Phase {
 pub(crate) struct Readiness(Arc<AtomicU8>);
 
 impl Readiness {
-    pub(crate) fn set(&self, phase: Phase) {
+    pub(crate) fn set(&self, phase: ServerPhase) {
         self.0.store(phase as u8, Ordering::Release);
     }
 
-    pub(crate) fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> ServerPhase {
         match self.0.load(Ordering::Acquire) {
-            0 => Phase::Starting,
-            1 => Phase::LoadingStore,
-            2 => Phase::Serving,
-            _ => Phase::Stopping,
+            0 => ServerPhase::Starting,
+            1 => ServerPhase::LoadingStore,
+            2 => ServerPhase::Serving,
+            _ => ServerPhase::Stopping,
         }
     }
 }
@@ -87,7 +87,7 @@ impl Health {
         store: &StoreMetrics,
     ) -> Health {
         let reason = match readiness.phase() {
-            Phase::Serving => store
+            ServerPhase::Serving => store
                 .failing()
                 .map(|why| format!("the store cannot be written: {why}"))
                 .or_else(|| {
@@ -124,9 +124,9 @@ mod tests {
         let store = StoreMetrics::default();
         let reason = |r: &Readiness| Health::of("Hill", r, &log, &store).reason;
         assert_eq!(reason(&readiness).as_deref(), Some("starting"));
-        readiness.set(Phase::LoadingStore);
+        readiness.set(ServerPhase::LoadingStore);
         assert_eq!(reason(&readiness).as_deref(), Some("loading store"));
-        readiness.set(Phase::Serving);
+        readiness.set(ServerPhase::Serving);
         let health = Health::of("Hill", &readiness, &log, &store);
         assert!(health.is_serving());
         assert_eq!(
@@ -140,7 +140,7 @@ mod tests {
         );
         store.set_failing(None);
         assert_eq!(reason(&readiness), None);
-        readiness.set(Phase::Stopping);
+        readiness.set(ServerPhase::Stopping);
         assert_eq!(reason(&readiness).as_deref(), Some("stopping"));
     }
 }

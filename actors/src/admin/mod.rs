@@ -37,8 +37,8 @@ use crate::metrics::Metrics;
 use crate::peers::manager::{LinkStatus, LinkStatuses, PeerManager};
 use crate::places::{LastFailure, PlacesFetcher};
 use crate::settings::{ServerSettings, Settings};
-use crate::store::{LocationStore, Stats};
-use health::{Health, Phase, Readiness};
+use crate::store::{GetStoreStats, LocationStore};
+use health::{Health, Readiness, ServerPhase};
 use status::{RateWindow, Sample};
 
 pub use page::StatusClient;
@@ -156,7 +156,7 @@ impl AdminState {
             return (None, None);
         };
         let (stats, links) = futures::join!(
-            ask(wired.store.send(Stats)),
+            ask(wired.store.send(GetStoreStats)),
             ask(wired.peers.send(LinkStatuses)),
         );
         (stats.map(|s| s.records), links)
@@ -175,7 +175,7 @@ impl AdminState {
             let metrics = self.metrics.peers.link(&link.neighbour);
             metrics.set_queued_bytes(link.queued_bytes);
         }
-        let serving = self.readiness.phase() == Phase::Serving;
+        let serving = self.readiness.phase() == ServerPhase::Serving;
         let log_failing = self.log.write_error().is_some();
         self.metrics.set_scraped(records, serving, log_failing);
         self.metrics.encode()

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Status;
-use crate::metrics::{CheckIn, Metrics, PlacesAnswer, PLACES_STATUSES};
+use crate::metrics::{CheckInOutcome, Metrics, PlacesAnswer, PLACES_STATUSES};
 use crate::server::{preflight, StartError, Tuning};
 use crate::settings::Settings;
 use crate::test_support::{hill_config, start_hill};
@@ -48,7 +48,7 @@ fn every_series_is_there_from_the_start_in_prometheus_text() {
         Counter::default(),
         SystemTime::now(),
     );
-    metrics.clients.check_in(CheckIn::New);
+    metrics.clients.check_in(CheckInOutcome::New);
     metrics.places.answered(PlacesAnswer::CacheHit, "OK");
     metrics
         .places

@@ -11,7 +11,7 @@ use super::histogram::{LatencyHistogram, BLOCKED_BOUNDS, COMMIT_BOUNDS};
 
 /// What became of a check-in (an `IAMAT` line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CheckIn {
+pub(crate) enum CheckInOutcome {
     /// Newer than what the server held: stored and flooded.
     New,
     /// Not newer than what the server held (a repeat, or a stale one): answered, not kept.
@@ -22,20 +22,20 @@ pub(crate) enum CheckIn {
     NotStored,
 }
 
-impl CheckIn {
-    pub(super) const ALL: [CheckIn; 4] = [
-        CheckIn::New,
-        CheckIn::NotNewer,
-        CheckIn::Invalid,
-        CheckIn::NotStored,
+impl CheckInOutcome {
+    pub(super) const ALL: [CheckInOutcome; 4] = [
+        CheckInOutcome::New,
+        CheckInOutcome::NotNewer,
+        CheckInOutcome::Invalid,
+        CheckInOutcome::NotStored,
     ];
 
     pub(super) fn label(self) -> &'static str {
         match self {
-            CheckIn::New => "new",
-            CheckIn::NotNewer => "not_newer",
-            CheckIn::Invalid => "invalid",
-            CheckIn::NotStored => "not_stored",
+            CheckInOutcome::New => "new",
+            CheckInOutcome::NotNewer => "not_newer",
+            CheckInOutcome::Invalid => "invalid",
+            CheckInOutcome::NotStored => "not_stored",
         }
     }
 }
@@ -148,7 +148,7 @@ impl WhatsatCounters {
 /// What the sessions and the accept loop count.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ClientMetrics {
-    pub(super) check_ins: [Counter; CheckIn::ALL.len()],
+    pub(super) check_ins: [Counter; CheckInOutcome::ALL.len()],
     pub(crate) whatsats: WhatsatCounters,
     pub(super) invalid_lines: Counter,
     pub(super) accepted: Counter,
@@ -157,7 +157,7 @@ pub(crate) struct ClientMetrics {
 }
 
 impl ClientMetrics {
-    pub(crate) fn check_in(&self, outcome: CheckIn) {
+    pub(crate) fn check_in(&self, outcome: CheckInOutcome) {
         self.check_ins[outcome as usize].inc();
     }
 
@@ -180,15 +180,15 @@ impl ClientMetrics {
 
     /// Check-ins by outcome.
     pub(crate) fn check_ins(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        CheckIn::ALL
+        CheckInOutcome::ALL
             .iter()
             .map(|o| (o.label(), self.check_ins[*o as usize].get()))
     }
 
     /// Check-ins answered with an AT line (new or not).
     pub(crate) fn check_ins_answered(&self) -> u64 {
-        self.check_ins[CheckIn::New as usize].get()
-            + self.check_ins[CheckIn::NotNewer as usize].get()
+        self.check_ins[CheckInOutcome::New as usize].get()
+            + self.check_ins[CheckInOutcome::NotNewer as usize].get()
     }
 
     pub(crate) fn invalid_lines(&self) -> u64 {

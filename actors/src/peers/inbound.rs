@@ -1,8 +1,8 @@
 //! The listening side of a peer link: one actor per connection a neighbour dialled.
 //!
-//! A plain connection starts as a client [`Session`](crate::session::Session); when its
-//! first line is a `HERD-PEER` hello, the session hands the connection (and whatever it has
-//! read past the hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
+//! The door in front of every plain connection reads its first line; when that is a
+//! `HERD-PEER` hello, the door hands the connection (and whatever it has read past the
+//! hello) to the [`PeerManager`](super::manager::PeerManager), which starts an
 //! [`InboundPeer`] on it. On a TLS herd a neighbour's connection opens with a TLS handshake
 //! instead, and [`super::door::take_peer`] hands it over once the hello has come inside TLS,
 //! with the certificate the hello's name is checked against. The inbound peer finishes the
@@ -23,7 +23,8 @@ use super::error::Refusal;
 use super::handshake::{Greeting, InboundLines, InboundWrite, PeerPolicy};
 use super::link::LinkSettings;
 use super::recon::Query;
-use super::records::{Merge, Reconcile, Records};
+use super::records::{Reconcile, Records};
+use super::spread::Spread;
 use super::tls::PeerCertificate;
 use super::wire;
 use crate::codec::{LineError, PeerInput};
@@ -200,11 +201,11 @@ impl InboundPeer {
             None => (Vec::new(), text),
         };
         match Record::parse_at_line(at_line) {
-            Ok(record) => self
-                .deps
-                .records
-                .merge
-                .do_send(Merge { record, from, seen }),
+            Ok(record) => self.deps.records.merge.do_send(Spread {
+                record,
+                from: Some(from),
+                seen,
+            }),
             Err(e) => self.deps.log.note(&format!(
                 "ignored a line from peer {from}: {e}: {}",
                 String::from_utf8_lossy(line)

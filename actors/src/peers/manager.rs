@@ -21,12 +21,12 @@ use super::handshake::{InboundLines, InboundWrite, LinkTarget, PeerPolicy};
 use super::inbound::{DialedIn, InboundDeps, InboundPeer};
 use super::link::{Link, LinkSettings, LinkState};
 use super::records::Records;
+use super::spread::Spread;
 use super::tls::PeerCertificate;
 use super::wire;
 use crate::event_log::EventLog;
 use crate::metrics::PeerMetrics;
 use crate::outbox::Outbox;
-use crate::protocol::Record;
 
 /// The outbound links of one server, and the door for its inbound ones.
 pub(crate) struct PeerManager {
@@ -78,33 +78,18 @@ impl Actor for PeerManager {
     }
 }
 
-/// Request: send a record that is new here to every neighbour that does not have it yet.
-/// Response: once it is queued on every link that takes it (the handler queues it itself),
-/// so a client's AT reply leaves after its flood.
-///
-/// A flood carries the names of the servers that have the record or are being sent it
-/// (`seen`); a server sends it only to neighbours outside that set whose links are up, and
-/// adds itself and them to it. On the default herd that is 5 or 6 peer messages per check-in
-/// instead of 8. A neighbour left out because a link dropped just then is not lost: the link
-/// syncs everything the neighbour lacks when it comes back.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct Flood {
-    pub(crate) record: Record,
-    /// The neighbour it came from, if any.
-    pub(crate) from: Option<Arc<str>>,
-    pub(crate) seen: Vec<Arc<str>>,
-}
-
-impl Handler<Flood> for PeerManager {
+/// A record that is new here goes to every neighbour that does not have it yet. The
+/// response comes once it is queued on every link that takes it (the handler queues it
+/// itself), so a client's AT reply leaves after its flood.
+impl Handler<Spread> for PeerManager {
     type Result = ();
 
-    fn handle(&mut self, flood: Flood, _: &mut Context<Self>) {
-        let Flood {
+    fn handle(&mut self, spread: Spread, _: &mut Context<Self>) {
+        let Spread {
             record,
             from,
             mut seen,
-        } = flood;
+        } = spread;
         let targets: Vec<&Link> = self
             .links
             .iter()

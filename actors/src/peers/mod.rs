@@ -4,8 +4,10 @@
 //! - [`handshake`]: who may become a peer, and the dialling side's handshake.
 //! - [`link`]: one outbound link's state and backoff, as the manager keeps it.
 //! - [`manager`]: PeerManager, which owns the outbound links, fans floods out, and takes
-//!   over inbound links from the sessions that found them.
+//!   over inbound links from the door that found them.
 //! - [`inbound`]: InboundPeer, the listening side of a link a neighbour dialled.
+//! - [`spread`]: a record on its way through the herd, which the store and the peer side
+//!   send each other.
 //! - [`records`]: what the peer side asks of the store, handed to it as recipients.
 //! - [`tls`]: mutual TLS on the links, when the herd has `[tls]`: loading the files, both
 //!   handshakes, and which names a neighbour's certificate proves.
@@ -22,5 +24,6 @@ pub(crate) mod link;
 pub(crate) mod manager;
 pub(crate) mod recon;
 pub(crate) mod records;
+pub(crate) mod spread;
 pub(crate) mod tls;
 pub(crate) mod wire;

@@ -5,31 +5,19 @@
 //! the peers must not know the store: they are handed these recipients at start-up, and the
 //! store handles the messages, which are defined here, where they are sent.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 
 use super::recon::{Answer, Next, Query};
-use crate::protocol::Record;
+use super::spread::Spread;
 
 /// Where the peer side sends what it learns and asks what it needs to send.
 #[derive(Clone)]
 pub(crate) struct Records {
-    pub(crate) merge: Recipient<Merge>,
+    /// Takes the records neighbours send.
+    pub(crate) merge: Recipient<Spread>,
     pub(crate) first_query: Recipient<FirstQuery>,
     pub(crate) reconcile: Recipient<Reconcile>,
     pub(crate) follow_up: Recipient<FollowUp>,
-}
-
-/// Request: a record a neighbour sent us, to keep and flood on if it is newer here.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct Merge {
-    pub(crate) record: Record,
-    /// The neighbour it came from.
-    pub(crate) from: Arc<str>,
-    /// Servers that have it or are being sent it already (empty for a sync).
-    pub(crate) seen: Vec<Arc<str>>,
 }
 
 /// Request: a dialler's first reconciliation query, from the records held now.

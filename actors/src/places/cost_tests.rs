@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::fake::{FakeGoogle, Mode};
 use super::fetcher::CacheClock;
-use super::fetcher::{PlacesStats, Stats};
+use super::fetcher::{GetPlacesStats, PlacesStats};
 use super::tests::{ask, fetcher, north_of_ucla, settings, ucla};
 use super::{LastFailure, Nearby, NearbyQuery, PlacesFetcher, PlacesSettings, Provider};
 use crate::metrics::PlacesMetrics;
@@ -30,7 +30,7 @@ fn google_new(google: &FakeGoogle) -> PlacesSettings {
 }
 
 async fn stats(fetcher: &Addr<PlacesFetcher>) -> PlacesStats {
-    fetcher.send(Stats).await.unwrap()
+    fetcher.send(GetPlacesStats).await.unwrap()
 }
 
 /// Sends every question at once and returns the replies, parsed, in order.

@@ -9,11 +9,12 @@
 //! > package (MIT licence) and reduced to names and coordinates of the places with at
 //! > least 5000 inhabitants by `scripts/gen-embedded-places.py`.
 //!
-//! `data/places.tsv` (its format is described in that script) is embedded with
-//! `include_str!` and parsed once, on first use, into a list sorted by latitude: a query
-//! binary-searches the band of latitudes its circle can reach, skips the places of that band
-//! beyond the longitudes it can reach, and measures great-circle distance only for the
-//! rest, of the ~69,000.
+//! `places.tsv`, beside this file (its format is described in that script), is embedded
+//! with `include_str!` when the crate is built, so the binary reads no file at run time. It
+//! is parsed once, on first use, into a list sorted by latitude: a query binary-searches
+//! the band of latitudes its circle can reach, skips the places of that band beyond the
+//! longitudes it can reach, and measures great-circle distance only for the rest, of the
+//! ~69,000.
 //!
 //! Answers have the shape of a Nearby Search response, and keep only what the data really
 //! says: each result is a `locality` with its coordinates (printed with the data's own
@@ -28,7 +29,7 @@ use serde_json::{json, Number, Value};
 use super::NearbyQuery;
 
 /// The data set, as written by `scripts/gen-embedded-places.py`.
-const DATA: &str = include_str!("../../../data/places.tsv");
+const DATA: &str = include_str!("places.tsv");
 
 /// Mean radius of the Earth (IUGG), in metres: the sphere that distances are measured on.
 const EARTH_RADIUS_M: f64 = 6_371_008.8;

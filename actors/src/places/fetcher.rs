@@ -44,7 +44,7 @@ pub(crate) struct Nearby(pub(crate) NearbyQuery);
 /// Request: what the cache and the upstream calls have done since the fetcher started.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "PlacesStats")]
-pub(crate) struct Stats;
+pub(crate) struct GetPlacesStats;
 
 /// Request: the last failure of an upstream call, and when it came, if there was one.
 #[derive(Debug, Clone, Copy, Message)]
@@ -337,10 +337,10 @@ impl Handler<LastFailure> for PlacesFetcher {
     }
 }
 
-impl Handler<Stats> for PlacesFetcher {
-    type Result = MessageResult<Stats>;
+impl Handler<GetPlacesStats> for PlacesFetcher {
+    type Result = MessageResult<GetPlacesStats>;
 
-    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: GetPlacesStats, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.stats())
     }
 }

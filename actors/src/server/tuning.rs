@@ -2,14 +2,14 @@
 //! and what is not in the file (link backoff), which tests tighten.
 
 use crate::peers::link::LinkSettings;
-use crate::session::{Limits, MAX_QUEUED, READ_BUFFER};
+use crate::session::{ClientLimits, MAX_QUEUED, READ_BUFFER};
 use crate::settings;
 
 /// How the server's parts behave: `[limits]` of `herd.toml` in the units each part uses,
 /// and what is not in the file (link backoff); tests tighten these.
 #[derive(Debug, Clone)]
 pub(crate) struct Tuning {
-    pub(crate) limits: Limits,
+    pub(crate) limits: ClientLimits,
     /// Open client connections; more are accepted and closed at once. Never more than the
     /// open-files limit allows.
     pub(crate) max_connections: Option<usize>,
@@ -27,7 +27,7 @@ impl Tuning {
     /// What `[limits]` says.
     pub(crate) fn from_limits(limits: &settings::Limits) -> Tuning {
         Tuning {
-            limits: Limits {
+            limits: ClientLimits {
                 max_line: limits.max_line,
                 read_buffer: READ_BUFFER,
                 reply_window: limits.reply_window,

@@ -1,36 +1,78 @@
 //! A session's input: the connection's lines, read only while the client's replies can be
-//! sent.
+//! sent; and how the session reads it.
 
-use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use actix::fut::ActorFuture;
+use actix::{Actor, AsyncContext};
 use bytes::BytesMut;
 use futures::Stream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 
+use super::limits::ClientLimits;
 use super::replies::Awaited;
 use crate::codec::{LineCodec, LineError};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, ReplyBudget};
 
-pub(super) type Lines = FramedRead<OwnedReadHalf, LineCodec>;
+/// A connection's lines as the server frames them.
+pub(crate) type Lines = FramedRead<OwnedReadHalf, LineCodec>;
 
-/// The connection's lines, as the session's stream.
+/// The connection's lines, read under flow control.
 ///
 /// Reading pauses (the stream is pending) while the client's unsent replies fill the reply
 /// window, while too many of its commands await replies, or while the server's reply
-/// budget is spent: TCP's own flow control then holds the client back. The session can also
-/// take the lines back whole, with what was read ahead, to hand the connection over.
-pub(super) struct Input {
-    pub(super) lines: Rc<RefCell<Option<Lines>>>,
-    pub(super) out: Outbox,
-    pub(super) awaited: Rc<Awaited>,
-    pub(super) window: usize,
+/// budget is spent: TCP's own flow control then holds the client back. The door reads a
+/// connection's first line through it too, so that line waits for the budget like any other.
+pub(crate) struct Input {
+    lines: Lines,
+    /// Where the client's replies queue.
+    out: Outbox,
+    /// How many of its commands await replies.
+    awaited: Rc<Awaited>,
+    window: usize,
 }
 
 impl Input {
+    /// The input of a connection just accepted, within `limits`, whose replies will count
+    /// against the server's `budget`.
+    pub(crate) fn open(read: OwnedReadHalf, limits: &ClientLimits, budget: ReplyBudget) -> Self {
+        Input {
+            lines: FramedRead::with_capacity(
+                read,
+                LineCodec::new(limits.max_line),
+                limits.read_buffer,
+            ),
+            out: Outbox::with_budget(limits.max_queued, budget),
+            awaited: Rc::new(Awaited::new(limits.max_pending)),
+            window: limits.reply_window,
+        }
+    }
+
+    /// The outbox the client's replies go to, which this input watches.
+    pub(super) fn outbox(&self) -> &Outbox {
+        &self.out
+    }
+
+    /// The count of commands awaiting replies, which this input watches.
+    pub(super) fn awaited(&self) -> Rc<Awaited> {
+        Rc::clone(&self.awaited)
+    }
+
+    /// How long the line on its way has been arriving while the server read, if one is.
+    pub(crate) fn line_age(&self) -> Option<Duration> {
+        self.lines.decoder().line_age()
+    }
+
+    /// The lines, with whatever was read past the last one: for a connection that turned
+    /// out to be a neighbour's.
+    pub(crate) fn into_lines(self) -> Lines {
+        self.lines
+    }
+
     /// Whether reading must wait: for the client to take replies, for the server's reply
     /// budget, or for commands to be answered. Registers `cx` to be woken when it may go on.
     fn held_back(&self, cx: &mut Context<'_>) -> bool {
@@ -42,22 +84,77 @@ impl Stream for Input {
     type Item = Result<BytesMut, LineError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let held = self.held_back(cx);
-        let mut lines = self.lines.borrow_mut();
+        let this = self.get_mut();
         // While held back, a begun line's rest may wait in the kernel: the codec stops the
         // line's clock, so the line time-out bounds the client's slowness, not ours.
-        match (lines.as_mut(), held) {
-            (Some(lines), true) => {
-                lines.decoder_mut().hold();
-                Poll::Pending
-            }
-            (Some(lines), false) => {
-                lines.decoder_mut().release();
-                Pin::new(lines).poll_next(cx)
-            }
-            (None, true) => Poll::Pending,
-            (None, false) => Poll::Ready(None),
+        if this.held_back(cx) {
+            this.lines.decoder_mut().hold();
+            return Poll::Pending;
         }
+        this.lines.decoder_mut().release();
+        Pin::new(&mut this.lines).poll_next(cx)
+    }
+}
+
+/// An actor that keeps its [`Input`] itself, so that it can look at it (a line's age) and
+/// drop it (read no more) as its state says: actix's `StreamHandler`, for a stream the
+/// actor owns rather than its context.
+pub(super) trait ReadsInput: Actor<Context = actix::Context<Self>> {
+    /// The input, while the actor reads it.
+    fn input(&mut self) -> Option<&mut Input>;
+    /// A line came, or the input failed (and ends).
+    fn line(&mut self, item: Result<BytesMut, LineError>, ctx: &mut Self::Context);
+    /// The input ended.
+    fn ended(&mut self, ctx: &mut Self::Context);
+}
+
+/// Reads an actor's input for as long as it has one, handing it each line, starting with
+/// one read before the actor started.
+pub(super) struct ReadLines {
+    first: Option<BytesMut>,
+}
+
+/// Lines handled in one turn before the reader lets the actor's other work run, as actix
+/// does for a stream.
+const LINES_PER_TURN: usize = 16;
+
+impl ReadLines {
+    /// A reader whose first line is `first`, then whatever the input reads.
+    pub(super) fn after(first: BytesMut) -> Self {
+        ReadLines { first: Some(first) }
+    }
+}
+
+impl<A: ReadsInput> ActorFuture<A> for ReadLines {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut A::Context,
+        task: &mut Context<'_>,
+    ) -> Poll<()> {
+        if let Some(first) = self.get_mut().first.take() {
+            act.line(Ok(first), ctx);
+        }
+        for _ in 0..LINES_PER_TURN {
+            let Some(input) = act.input() else {
+                return Poll::Ready(());
+            };
+            match Pin::new(input).poll_next(task) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(item)) => act.line(item, ctx),
+                Poll::Ready(None) => {
+                    act.ended(ctx);
+                    return Poll::Ready(());
+                }
+            }
+            if ctx.waiting() {
+                return Poll::Pending;
+            }
+        }
+        task.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -81,19 +178,12 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let (read, _write) = server.into_split();
         let input = Input {
-            lines: Rc::new(RefCell::new(Some(FramedRead::new(
-                read,
-                LineCodec::new(100),
-            )))),
+            lines: FramedRead::new(read, LineCodec::new(100)),
             out: out.clone(),
             awaited: Rc::new(Awaited::new(16)),
             window: 10,
         };
         (input, client)
-    }
-
-    fn line_age(input: &Input) -> Option<Duration> {
-        input.lines.borrow().as_ref()?.decoder().line_age()
     }
 
     #[actix::test]
@@ -108,10 +198,10 @@ mod tests {
         out.push(b"unsent reply\n").unwrap();
         client.write_all(b"AT kiwi +1+1 1\n").await.unwrap();
         assert!(tokio::time::timeout(next, input.next()).await.is_err());
-        let held = line_age(&input).expect("a line has begun");
+        let held = input.line_age().expect("a line has begun");
         let hold = Duration::from_millis(300);
         tokio::time::sleep(hold).await;
-        let age = line_age(&input).expect("still unread");
+        let age = input.line_age().expect("still unread");
         assert!(
             age < held + hold,
             "{age:?}: the hold of {hold:?} was counted"

@@ -2,7 +2,7 @@
 
 use crate::places::fake::{FakeGoogle, Mode};
 use crate::server::Tuning;
-use crate::session::Limits;
+use crate::session::ClientLimits;
 use crate::settings::Settings;
 use crate::test_support::{hill_config, logged, read_until, start_hill, until_closed};
 use std::time::Duration;
@@ -69,7 +69,7 @@ fn lines_of(dir: &tempfile::TempDir, peer: std::net::SocketAddr) -> Vec<String> 
 async fn a_client_that_stops_reading_is_held_back_then_gets_every_reply() {
     let dir = tempfile::tempdir().unwrap();
     let tuning = Tuning {
-        limits: Limits {
+        limits: ClientLimits {
             reply_window: 16 * 1024,
             ..Tuning::default().limits
         },
@@ -154,7 +154,7 @@ async fn lines_behind_a_slow_reply_wait_unread_and_are_all_answered_in_order() {
         ),
     );
     let tuning = Tuning {
-        limits: Limits {
+        limits: ClientLimits {
             max_pending: 8,
             ..Tuning::default().limits
         },
@@ -203,7 +203,7 @@ async fn impatient(
     line: Duration,
 ) -> std::net::SocketAddr {
     let tuning = Tuning {
-        limits: Limits {
+        limits: ClientLimits {
             idle_timeout: Some(idle),
             line_timeout: Some(line),
             ..Tuning::default().limits

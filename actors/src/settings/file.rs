@@ -18,14 +18,14 @@ use super::error::Fault;
 #[serde(default, deny_unknown_fields)]
 pub(super) struct HerdFile {
     pub(super) secret: Option<Raw>,
-    pub(super) places: Table<PlacesTable>,
-    pub(super) log: Table<LogTable>,
-    pub(super) limits: Table<LimitsTable>,
-    pub(super) store: Table<StoreTable>,
-    pub(super) tls: Table<TlsTable>,
+    pub(super) places: TomlTable<PlacesTable>,
+    pub(super) log: TomlTable<LogTable>,
+    pub(super) limits: TomlTable<LimitsTable>,
+    pub(super) store: TomlTable<StoreTable>,
+    pub(super) tls: TomlTable<TlsTable>,
     /// Never from the environment, so not serialized for [`HerdFile::env_keys`].
     #[serde(skip_serializing)]
-    pub(super) servers: BTreeMap<String, Table<ServerTable>>,
+    pub(super) servers: BTreeMap<String, TomlTable<ServerTable>>,
 }
 
 #[derive(Default, Deserialize, Serialize)]
@@ -96,21 +96,21 @@ pub(super) struct ServerTable {
 /// order, so `places = ["google"]` would pass for a provider.)
 #[derive(Default, Serialize)]
 #[serde(transparent)]
-pub(super) struct Table<T>(pub(super) T);
+pub(super) struct TomlTable<T>(pub(super) T);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for TomlTable<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TableVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for TableVisitor<T> {
-            type Value = Table<T>;
+        struct TomlTableVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for TomlTableVisitor<T> {
+            type Value = TomlTable<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a table")
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Table<T>, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(Table)
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TomlTable<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(TomlTable)
             }
         }
-        deserializer.deserialize_map(TableVisitor(PhantomData))
+        deserializer.deserialize_map(TomlTableVisitor(PhantomData))
     }
 }
 

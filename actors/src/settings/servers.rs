@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::error::Fault;
-use super::file::{bad, string, Raw, ServerTable, Table};
+use super::file::{bad, string, Raw, ServerTable, TomlTable};
 use super::TlsSettings;
 
 /// One server of the herd, as every member sees it.
@@ -37,7 +37,7 @@ impl ServerSettings {
 /// The servers sorted by name (as `tables` is), so that every listing (errors, `herd up`)
 /// comes out in one order whatever the file's.
 pub(super) fn servers(
-    tables: &BTreeMap<String, Table<ServerTable>>,
+    tables: &BTreeMap<String, TomlTable<ServerTable>>,
     tls: Option<&TlsSettings>,
 ) -> Result<Vec<ServerSettings>, Fault> {
     if tables.is_empty() {
@@ -46,7 +46,7 @@ pub(super) fn servers(
     let mut servers = Vec::with_capacity(tables.len());
     let mut seen: HashMap<SocketAddr, (&str, &'static str)> = HashMap::new();
     let mut links: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (name, Table(table)) in tables {
+    for (name, TomlTable(table)) in tables {
         // The name goes into replies (`AT Hill ...`), handshakes and `<NAME>.log`.
         let fit = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
         if name.is_empty() || !name.bytes().all(fit) {

@@ -1,7 +1,7 @@
 //! The LocationStore actor: each client's latest record, and the one place records enter.
 //!
 //! Check-ins from this server's clients and records from neighbours both come here; a record
-//! that is newer than what is held replaces it, goes on to the peers as a [`Flood`], and, when
+//! that is newer than what is held replaces it, goes on to the peers as a [`Spread`], and, when
 //! the server keeps a store, into the next commit of its [`durable`] copy.
 //!
 //! Commits are grouped ([`batcher::CommitBatcher`]): one is written at a time, and records
@@ -32,12 +32,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::metrics::StoreMetrics;
-use crate::peers::manager::Flood;
 use crate::peers::recon::Answer;
-use crate::peers::records::{FirstQuery, FollowUp, Merge, Reconcile};
+use crate::peers::records::{FirstQuery, FollowUp, Reconcile};
+use crate::peers::spread::Spread;
 use crate::protocol::{Record, Timestamp};
 use batcher::{CommitBatcher, Committed, Outcome, Step};
 use committer::Committer;
+#[cfg(test)]
+use durable::FailWrites;
 use durable::{Commit, ForgetBefore};
 use table::Table;
 
@@ -82,7 +84,7 @@ impl Bounds {
 /// The actor that owns the table. Records that are new here are handed on as floods.
 pub(crate) struct LocationStore {
     table: Table,
-    floods: Recipient<Flood>,
+    floods: Recipient<Spread>,
     /// The durable copy, if the server keeps one: how commits are written, and what goes
     /// into the next.
     durable: Option<(Committer, CommitBatcher)>,
@@ -98,7 +100,7 @@ impl LocationStore {
     /// is one), whose new records go to `floods`, within `bounds` (applied to the table
     /// once it starts).
     pub(crate) fn new(
-        floods: Recipient<Flood>,
+        floods: Recipient<Spread>,
         table: Table,
         committer: Option<Committer>,
         bounds: Bounds,
@@ -346,7 +348,7 @@ impl Handler<CheckIn> for LocationStore {
         let Some(committed) = self.keep(&record, true, ctx) else {
             return Box::pin(std::future::ready(Ok(false)));
         };
-        let flood = self.floods.send(Flood {
+        let flood = self.floods.send(Spread {
             record,
             from: None,
             seen: Vec::new(),
@@ -364,26 +366,24 @@ impl Handler<CheckIn> for LocationStore {
     }
 }
 
-impl Handler<Merge> for LocationStore {
+/// A record a neighbour sent: kept, and spread on, if it is newer here.
+impl Handler<Spread> for LocationStore {
     type Result = ();
 
-    fn handle(&mut self, Merge { record, from, seen }: Merge, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Spread { record, from, seen }: Spread, ctx: &mut Context<Self>) {
         if record.time().nanos() > self.bounds.future_cutoff() {
             self.metrics.refused_future();
             log::warn!(
-                "store: refused a record from {from} dated past this server's clock and \
-                 the limit: {}",
+                "store: refused a record from {} dated past this server's clock and the \
+                 limit: {}",
+                from.as_deref().unwrap_or("a client"),
                 record.at_line()
             );
             return;
         }
         // Its AT reply was sent by the server that took it; nobody here waits on it.
         if self.keep(&record, false, ctx).is_some() {
-            self.floods.do_send(Flood {
-                record,
-                from: Some(from),
-                seen,
-            });
+            self.floods.do_send(Spread { record, from, seen });
         }
     }
 }
@@ -428,9 +428,9 @@ impl Handler<FollowUp> for LocationStore {
 /// Request: what the store holds and has written.
 #[derive(Message, Debug)]
 #[rtype(result = "StoreStats")]
-pub(crate) struct Stats;
+pub(crate) struct GetStoreStats;
 
-/// What [`Stats`] answers.
+/// What [`GetStoreStats`] answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StoreStats {
     /// Clients held.
@@ -441,10 +441,10 @@ pub(crate) struct StoreStats {
     pub(crate) failed: u64,
 }
 
-impl Handler<Stats> for LocationStore {
-    type Result = MessageResult<Stats>;
+impl Handler<GetStoreStats> for LocationStore {
+    type Result = MessageResult<GetStoreStats>;
 
-    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetStoreStats, _: &mut Context<Self>) -> Self::Result {
         let (commits, committed, failed) = self.metrics.counts();
         MessageResult(StoreStats {
             records: self.table.len(),
@@ -484,13 +484,9 @@ impl Handler<Flush> for LocationStore {
     }
 }
 
-/// Request (tests): from now on every write fails, as on a full disk (`Some(true)`) or a
-/// file that cannot be written (`Some(false)`); or writes work again (`None`).
-#[cfg(test)]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct FailWrites(pub(crate) Option<bool>);
-
+/// Tests: from now on every write fails, as on a full disk (`Some(true)`) or a file that
+/// cannot be written (`Some(false)`); or writes work again (`None`). The store passes it on
+/// to its writer, which handles the same request.
 #[cfg(test)]
 impl Handler<FailWrites> for LocationStore {
     type Result = ResponseFuture<()>;
@@ -502,7 +498,7 @@ impl Handler<FailWrites> for LocationStore {
                 Box::pin(std::future::ready(()))
             }
             Some((Committer::Thread(writer), _)) => {
-                let sent = writer.send(durable::FailWrites(how));
+                let sent = writer.send(FailWrites(how));
                 Box::pin(async move {
                     let _ = sent.await;
                 })

@@ -6,7 +6,7 @@ use crate::test_support::{collector, record};
 
 #[actix::test]
 async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
-    let (floods, mut flooded) = collector::<Flood>();
+    let (floods, mut flooded) = collector::<Spread>();
     let store = LocationStore::new(floods, Table::default(), None, Bounds::default()).start();
 
     let first = record("Hill", "IAMAT kiwi +1+1 20");
@@ -20,18 +20,18 @@ async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
     // Older than what is held, from a client or from a neighbour: kept nowhere, sent nowhere.
     let older = CheckIn(record("Hill", "IAMAT kiwi +5+5 19"));
     assert_eq!(store.send(older).await.unwrap(), Ok(false));
-    store.do_send(Merge {
+    store.do_send(Spread {
         record: record("Jaquez", "IAMAT kiwi +1+1 18"),
-        from: "Jaquez".into(),
+        from: Some("Jaquez".into()),
         seen: Vec::new(),
     });
 
     // Newer, from Smith, which sent it to Campbell too: flooded on with what it came with.
     let merged = record("Campbell", "IAMAT kiwi +7+7 30");
     let seen: Vec<Arc<str>> = vec!["Smith".into(), "Campbell".into()];
-    store.do_send(Merge {
+    store.do_send(Spread {
         record: merged.clone(),
-        from: "Smith".into(),
+        from: Some("Smith".into()),
         seen: seen.clone(),
     });
     assert_eq!(
@@ -52,7 +52,7 @@ async fn only_records_newer_than_the_held_one_are_kept_and_flooded() {
 
 #[actix::test]
 async fn a_neighbour_reconciling_with_the_store_is_sent_what_it_lacks() {
-    let (floods, _flooded) = collector::<Flood>();
+    let (floods, _flooded) = collector::<Spread>();
     let store = LocationStore::new(floods, Table::default(), None, Bounds::default()).start();
     let kiwi = record("Hill", "IAMAT kiwi +1+1 20");
     let pear = record("Hill", "IAMAT pear +1+1 20");
@@ -83,7 +83,7 @@ async fn a_neighbour_reconciling_with_the_store_is_sent_what_it_lacks() {
 
 #[actix::test]
 async fn a_neighbours_record_from_the_future_is_refused_and_counted() {
-    let (floods, mut flooded) = collector::<Flood>();
+    let (floods, mut flooded) = collector::<Spread>();
     let metrics = crate::metrics::StoreMetrics::default();
     let store = LocationStore::new(floods, Table::default(), None, Bounds::default())
         .with_metrics(metrics.clone())
@@ -94,9 +94,9 @@ async fn a_neighbours_record_from_the_future_is_refused_and_counted() {
     // Past them: refused, however it came.
     let forged = record("Smith", "IAMAT victim +1+1 9000000000.0");
     for r in [&soon, &forged] {
-        store.do_send(Merge {
+        store.do_send(Spread {
             record: r.clone(),
-            from: "Smith".into(),
+            from: Some("Smith".into()),
             seen: Vec::new(),
         });
     }
@@ -150,7 +150,7 @@ mod durable {
         bounds: Bounds,
         metrics: StoreMetrics,
     ) -> Addr<LocationStore> {
-        let (floods, _) = collector::<Flood>();
+        let (floods, _) = collector::<Spread>();
         let mut db = db;
         let table = journal::load(&db).expect("a table");
         let next = journal::fold(&mut db).expect("the journal folded");
@@ -180,7 +180,7 @@ mod durable {
         for kept in join_all(check_ins).await {
             assert_eq!(kept.unwrap(), Ok(true));
         }
-        let stats = store.send(Stats).await.unwrap();
+        let stats = store.send(GetStoreStats).await.unwrap();
         assert_eq!((stats.records, stats.committed), (2000, 2000));
         assert!(
             stats.commits < 100,
@@ -203,7 +203,7 @@ mod durable {
             let kept = store.send(CheckIn(kiwi)).await.unwrap();
             let fault = kept.expect_err("no acknowledgement without a commit");
             assert!(fault.contains("cannot write"), "{fault}");
-            let stats = store.send(Stats).await.unwrap();
+            let stats = store.send(GetStoreStats).await.unwrap();
             assert_eq!((stats.commits, stats.committed, stats.failed), (0, 0, 1));
             assert_eq!(on_disk(&dir).len(), 0);
         }
@@ -230,13 +230,13 @@ mod durable {
             .is_some_and(|why| why.contains("cannot write")));
         // Neighbours' records keep coming while the disk is full: held, not lost.
         for i in 0..10 {
-            store.do_send(Merge {
+            store.do_send(Spread {
                 record: record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i)),
-                from: "Jaquez".into(),
+                from: Some("Jaquez".into()),
                 seen: Vec::new(),
             });
         }
-        let _ = store.send(Stats).await;
+        let _ = store.send(GetStoreStats).await;
         assert_eq!(metrics.unwritten.get(), 11);
         assert_eq!(on_disk(&dir).len(), 0);
         // The disk takes writes again: the retries write everything held.
@@ -264,7 +264,7 @@ mod durable {
             let r = record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i));
             assert_eq!(store.send(CheckIn(r)).await.unwrap(), Ok(true));
         }
-        let held = store.send(Stats).await.unwrap().records;
+        let held = store.send(GetStoreStats).await.unwrap().records;
         assert!((90..=100).contains(&held), "{held} held");
         assert_eq!(metrics.evicted.get(), 250 - held as u64);
         assert_eq!(store.send(Lookup("c0".into())).await.unwrap(), None);
@@ -286,19 +286,19 @@ mod durable {
         // the first (on a clock that moves only when the test moves it, so this is exact).
         tokio::time::pause();
         for i in 0..10 {
-            store.do_send(Merge {
+            store.do_send(Spread {
                 record: record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i)),
-                from: "Jaquez".into(),
+                from: Some("Jaquez".into()),
                 seen: Vec::new(),
             });
             tokio::time::advance(MERGE_WAIT / 20).await;
-            let _ = store.send(Stats).await;
+            let _ = store.send(GetStoreStats).await;
         }
         tokio::time::resume();
         // No check-in comes: the timer writes them, in one commit.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let stats = loop {
-            let stats = store.send(Stats).await.unwrap();
+            let stats = store.send(GetStoreStats).await.unwrap();
             if stats.committed == 10 {
                 break stats;
             }
@@ -307,14 +307,14 @@ mod durable {
         };
         assert_eq!(stats.commits, 1);
         // A check-in does not wait for the timer, and takes what waits along.
-        store.do_send(Merge {
+        store.do_send(Spread {
             record: record("Jaquez", "IAMAT rider +1+1 2000"),
-            from: "Jaquez".into(),
+            from: Some("Jaquez".into()),
             seen: Vec::new(),
         });
         let kiwi = record("Hill", "IAMAT kiwi +1+1 2001");
         assert_eq!(store.send(CheckIn(kiwi)).await.unwrap(), Ok(true));
-        let stats = store.send(Stats).await.unwrap();
+        let stats = store.send(GetStoreStats).await.unwrap();
         assert_eq!((stats.commits, stats.committed), (2, 12));
     }
 
@@ -330,9 +330,9 @@ mod durable {
         let store = store_over(open(&dir), runs);
         for i in 0..500 {
             let record = record("Jaquez", &format!("IAMAT m{i} +1+1 {}", 1000 + i));
-            store.do_send(Merge {
+            store.do_send(Spread {
                 record,
-                from: "Jaquez".into(),
+                from: Some("Jaquez".into()),
                 seen: Vec::new(),
             });
         }

@@ -1,5 +1,5 @@
 //! The listening side of peer links, through a real server: a connection whose first line
-//! is a hello is handed over by its session, and what it sends after is a neighbour's.
+//! is a hello is handed over by the door, and what it sends after is a neighbour's.
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use super::*;
 use crate::peers::handshake::PeerPolicy;
 use crate::peers::recon::Query;
+use crate::protocol::Record;
 use crate::store::table::Table;
 use crate::store::{Bounds, CheckIn, LocationStore};
 use crate::test_support::{collector, record, temp_log};
@@ -85,7 +86,7 @@ fn hill(
     secret: Option<&[u8]>,
     settings: LinkSettings,
 ) -> (Addr<PeerManager>, Addr<LocationStore>, tempfile::TempDir) {
-    let (floods, _) = collector::<Flood>();
+    let (floods, _) = collector::<Spread>();
     let store = LocationStore::new(floods, Table::default(), None, Bounds::default()).start();
     let secret: Option<Arc<[u8]>> = secret.map(Arc::from);
     let targets: Vec<LinkTarget> = neighbours
@@ -164,7 +165,7 @@ async fn a_link_comes_up_when_the_listener_appears_late_and_again_after_a_drop()
     assert_eq!(second.line().await, kiwi.at_line());
     let pear = record("Hill", "IAMAT pear +2+2 6");
     manager
-        .send(Flood {
+        .send(Spread {
             record: pear.clone(),
             from: None,
             seen: Vec::new(),
@@ -204,7 +205,7 @@ async fn a_neighbour_that_stops_reading_is_dropped_and_resynced() {
     // From here the neighbour reads nothing: far more than socket buffers plus the cap.
     let line = record("Hill", &format!("IAMAT {} +1+1 1", "x".repeat(200)));
     for sent in 0.. {
-        let flood = Flood {
+        let flood = Spread {
             record: line.clone(),
             from: None,
             seen: Vec::new(),
@@ -240,7 +241,7 @@ async fn floods_go_only_to_neighbours_that_lack_them() {
         n.reconciles().await;
         neighbours.push(n);
     }
-    let flood = |record: &Record, from: Option<&str>, seen: &[&str]| Flood {
+    let flood = |record: &Record, from: Option<&str>, seen: &[&str]| Spread {
         record: record.clone(),
         from: from.map(Arc::from),
         seen: seen.iter().map(|s| Arc::from(*s)).collect(),
