@@ -71,7 +71,7 @@ mod writer;
 pub(crate) use format::push_timestamp;
 use format::{event, lost_notice, with_reason};
 pub(crate) use refusals::Door;
-use refusals::{refusal_line, summary_line, Refusal, Refusals, Verdict};
+use refusals::{refusal_line, summary_line, LoggedRefusal, Refusals, Verdict};
 use sink::{FileSink, Sink};
 use writer::write_events;
 
@@ -227,7 +227,7 @@ impl EventLog {
     /// in a minute is written whole; the others are counted, and the last of them written
     /// with their count when the minute is over (or the log closes).
     pub(crate) fn refused(&self, peer: SocketAddr, door: Door, why: &str) {
-        let refusal = Refusal {
+        let refusal = LoggedRefusal {
             door,
             peer,
             why: why.to_owned(),

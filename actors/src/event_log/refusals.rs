@@ -38,7 +38,7 @@ pub(crate) enum Door {
 
 /// One refusal, as its line says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Refusal {
+pub(super) struct LoggedRefusal {
     pub(super) door: Door,
     pub(super) peer: SocketAddr,
     pub(super) why: String,
@@ -46,8 +46,8 @@ pub(super) struct Refusal {
 
 /// A summary line's content: the last refusal of a window, and how many more it stood for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Summary {
-    pub(super) last: Refusal,
+pub(super) struct RefusalSummary {
+    pub(super) last: LoggedRefusal,
     pub(super) more: u64,
     /// The address they came from; `None`: from addresses past [`MAX_SOURCES`].
     pub(super) from: Option<IpAddr>,
@@ -63,7 +63,7 @@ pub(super) struct Refusals {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Verdict {
     /// Write it, after the summary of its address's window that has just ended, if any.
-    Write(Option<Summary>),
+    Write(Option<RefusalSummary>),
     /// Counted: the window's summary will stand for it.
     Counted,
 }
@@ -72,7 +72,7 @@ pub(super) enum Verdict {
 struct Window {
     opened: Instant,
     /// The last refusal counted and not written, and how many were counted.
-    last: Option<Refusal>,
+    last: Option<LoggedRefusal>,
     counted: u64,
 }
 
@@ -80,7 +80,7 @@ impl Refusals {
     /// Whether `refusal` is to be written now (the first from its address in a window), with
     /// the summary of the window before it if that is over and not yet swept; or counted
     /// for its window's summary.
-    pub(super) fn admit(&mut self, refusal: &Refusal, now: Instant) -> Verdict {
+    pub(super) fn admit(&mut self, refusal: &LoggedRefusal, now: Instant) -> Verdict {
         let ip = refusal.peer.ip();
         let mut key = (refusal.door, Some(ip));
         if !self.windows.contains_key(&key) && self.windows.len() >= MAX_SOURCES {
@@ -110,7 +110,7 @@ impl Refusals {
 
     /// The summaries of the windows that are over at `now` (of all of them, when closing),
     /// each window forgotten.
-    pub(super) fn due(&mut self, now: Instant, closing: bool) -> Vec<Summary> {
+    pub(super) fn due(&mut self, now: Instant, closing: bool) -> Vec<RefusalSummary> {
         let mut due = Vec::new();
         self.windows.retain(|(_, from), window| {
             let over = closing || now.saturating_duration_since(window.opened) >= WINDOW;
@@ -127,9 +127,9 @@ impl Refusals {
 
 impl Window {
     /// The line that stands for what was counted, if anything was.
-    fn summary(&mut self, from: Option<IpAddr>) -> Option<Summary> {
+    fn summary(&mut self, from: Option<IpAddr>) -> Option<RefusalSummary> {
         let last = self.last.take()?;
-        Some(Summary {
+        Some(RefusalSummary {
             last,
             more: self.counted.saturating_sub(1),
             from,
@@ -138,8 +138,8 @@ impl Window {
 }
 
 /// A refusal's line: as a connection dropped past the caps, or as a note on a handshake.
-pub(super) fn refusal_line(out: &mut Vec<u8>, refusal: &Refusal) {
-    let Refusal { door, peer, why } = refusal;
+pub(super) fn refusal_line(out: &mut Vec<u8>, refusal: &LoggedRefusal) {
+    let LoggedRefusal { door, peer, why } = refusal;
     match door {
         Door::Caps => {
             event(out, "dropped", Some(*peer), b"");
@@ -153,7 +153,7 @@ pub(super) fn refusal_line(out: &mut Vec<u8>, refusal: &Refusal) {
 }
 
 /// The last refusal of a window, and how many more it stands for.
-pub(super) fn summary_line(out: &mut Vec<u8>, summary: &Summary) {
+pub(super) fn summary_line(out: &mut Vec<u8>, summary: &RefusalSummary) {
     refusal_line(out, &summary.last);
     if summary.more > 0 {
         let _ = match summary.from {
@@ -170,8 +170,8 @@ mod tests {
 
     const WRITE: Verdict = Verdict::Write(None);
 
-    fn from(addr: &str, why: &str) -> Refusal {
-        Refusal {
+    fn from(addr: &str, why: &str) -> LoggedRefusal {
+        LoggedRefusal {
             door: Door::PeerHandshake,
             peer: addr.parse().expect("an address"),
             why: why.into(),
@@ -198,7 +198,7 @@ mod tests {
         }
         assert!(refusals.is_refusing(ip("10.0.0.9")));
         assert_eq!(refusals.due(start + Duration::from_secs(59), false), []);
-        let summary = Summary {
+        let summary = RefusalSummary {
             last: from("10.0.0.9:100", "no"),
             more: 98,
             from: Some(ip("10.0.0.9")),
@@ -227,7 +227,7 @@ mod tests {
         let second = from("10.0.0.9:2", "y");
         let at = start + Duration::from_secs(1);
         assert_eq!(refusals.admit(&second, at), Verdict::Counted);
-        let summary = Summary {
+        let summary = RefusalSummary {
             last: second,
             more: 0,
             from: Some(ip("10.0.0.9")),
@@ -243,7 +243,7 @@ mod tests {
     fn addresses_and_doors_are_summarised_apart() {
         let start = Instant::now();
         let mut refusals = Refusals::default();
-        let caps = |addr: &str| Refusal {
+        let caps = |addr: &str| LoggedRefusal {
             door: Door::Caps,
             ..from(addr, "too many connections")
         };
