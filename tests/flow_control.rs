@@ -21,14 +21,7 @@ fn cpu_ticks(server: &Server) -> u64 {
 #[test]
 fn a_reading_clients_check_ins_are_answered_within_500_ms_while_100_others_never_read() {
     let files = HerdFiles::single("");
-    let server = files.serve("Hill");
-    check_in(
-        &files,
-        "Hill",
-        "IAMAT la +34.068930-118.445127 1621464827.5",
-    );
-    // The places data set is loaded on first use: load it before measuring.
-    Conn::open(files.addr("Hill")).whatsat("WHATSAT la 50 20");
+    let server = hill_with_places_loaded(&files);
     let mut reader = Conn::open(files.addr("Hill"));
     reader.line("IAMAT reader +1+1 1");
     // 100 clients send 534 WHATSATs each (replies of some 7.5 KB) and never read.

@@ -93,14 +93,7 @@ fn a_peer_line_cut_by_the_end_of_its_connection_is_not_applied() {
 #[test]
 fn clients_that_never_read_cost_the_server_little() {
     let files = HerdFiles::single("");
-    let server = files.serve("Hill");
-    check_in(
-        &files,
-        "Hill",
-        "IAMAT la +34.068930-118.445127 1621464827.5",
-    );
-    // The places data set is loaded on first use: load it before measuring.
-    Conn::open(files.addr("Hill")).whatsat("WHATSAT la 50 20");
+    let server = hill_with_places_loaded(&files);
     let before = rss(&server);
     // 100 clients, 11.7 KB of WHATSATs each (each reply some 8 KB), none reading.
     let request = "WHATSAT la 50 20\n".repeat(690);
@@ -425,7 +418,13 @@ fn google_herd(fake: &FakeGoogle, places: &str) -> HerdFiles {
 // 8. An upstream that closes every connection after its answer is still asked well.
 #[test]
 fn concurrent_places_calls_to_a_server_that_closes_each_connection_all_succeed() {
-    let fake = FakeGoogle::start(Mode::OneShot);
+    twenty_distinct_places_asked_three_times_all_answer(Mode::OneShot);
+}
+
+/// Twenty clients at twenty places, asked about three times over (no cache): every answer
+/// is OK, whatever the upstream `mode` does with its connections.
+fn twenty_distinct_places_asked_three_times_all_answer(mode: Mode) {
+    let fake = FakeGoogle::start(mode);
     let files = google_herd(&fake, "api_key = \"k\"\ncache_ttl_s = 0\n");
     let _server = Server::start(&files.config, "Hill", files.addr("Hill"), &[]);
     let mut c = Conn::open(files.addr("Hill"));
@@ -488,23 +487,5 @@ fn a_host_that_keeps_knocking_as_a_neighbour_is_summed_up_not_logged_line_by_lin
 fn concurrent_distinct_calls_to_an_http_1_0_server_whose_closes_come_late_all_succeed() {
     // Every kept-alive connection the client pools is closed by the server when it is used
     // again: the retry of a call that met one must not take another.
-    let fake = FakeGoogle::start(Mode::StaleKeepAlive);
-    let files = google_herd(&fake, "api_key = \"k\"\ncache_ttl_s = 0\n");
-    let _server = Server::start(&files.config, "Hill", files.addr("Hill"), &[]);
-    let mut c = Conn::open(files.addr("Hill"));
-    let mut ask = String::new();
-    for i in 0..20 {
-        c.line(&format!(
-            "IAMAT d{i} +{:.6}-118.445127 1621464827.5",
-            34.0 + 0.01 * f64::from(i)
-        ));
-        ask.push_str(&format!("WHATSAT d{i} 10 5\n"));
-    }
-    for round in 0..3 {
-        c.send(ask.as_bytes());
-        for (i, reply) in whatsat_replies(&mut c, 20).iter().enumerate() {
-            let (_, json) = split_whatsat(reply);
-            assert_eq!(json["status"], "OK", "round {round}, d{i}: {json}");
-        }
-    }
+    twenty_distinct_places_asked_three_times_all_answer(Mode::StaleKeepAlive);
 }

@@ -593,3 +593,12 @@ pub fn whatsat_replies(conn: &mut Conn, n: usize) -> Vec<String> {
     }
     replies
 }
+
+/// `herd serve Hill` of `files`, with `la` checked in at UCLA and the places data set
+/// loaded (it is loaded on first use), so that what is measured next is the serving alone.
+pub fn hill_with_places_loaded(files: &HerdFiles) -> Server {
+    let server = files.serve("Hill");
+    check_in(files, "Hill", "IAMAT la +34.068930-118.445127 1621464827.5");
+    Conn::open(files.addr("Hill")).whatsat("WHATSAT la 50 20");
+    server
+}
