@@ -134,8 +134,9 @@ impl Metrics {
         let store = StoreMetrics::default();
         r.register(
             "herd_store_commit_duration_seconds",
-            "Time of each commit to the store, from its hand-off to the writer thread until \
-             it was written (a check-in's AT reply waits for it)",
+            "Time of each commit to the store, from its start until it was written: an append \
+             to the journal, or with fsync = true a transaction on the writer's thread (a \
+             check-in's AT reply waits for it)",
             store.commits.clone(),
         );
         r.register(
