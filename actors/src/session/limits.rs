@@ -12,7 +12,7 @@ pub(crate) struct ClientLimits {
     pub(crate) read_buffer: usize,
     /// Reading pauses while this many bytes of the client's replies are unsent, so a client
     /// that does not read is held back by TCP itself and costs about this much, and as much
-    /// again in the kernel (see [`Limits::send_buffer`]).
+    /// again in the kernel (see [`ClientLimits::send_buffer`]).
     pub(crate) reply_window: usize,
     /// Reading also pauses while this many commands await their replies.
     pub(crate) max_pending: usize,
