@@ -20,6 +20,7 @@
 //! it and to the durable copy.
 
 mod batcher;
+mod bounds;
 pub(crate) mod committer;
 pub(crate) mod durable;
 pub(crate) mod journal;
@@ -35,51 +36,14 @@ use crate::metrics::StoreMetrics;
 use crate::peers::recon::Answer;
 use crate::peers::records::{FirstQuery, FollowUp, Reconcile};
 use crate::peers::spread::Spread;
-use crate::protocol::{Record, Timestamp};
+use crate::protocol::Record;
 use batcher::{CommitBatcher, Committed, Outcome, Step};
+pub(crate) use bounds::{Bounds, PEER_CLOCK_SLACK};
 use committer::Committer;
+use durable::Commit;
 #[cfg(test)]
 use durable::FailWrites;
-use durable::{Commit, ForgetBefore};
 use table::Table;
-
-/// What a neighbour's clock may add to the bound on a check-in's time: the server that
-/// took it checked it against its own clock, which may be this much ahead of ours.
-pub(crate) const PEER_CLOCK_SLACK: Duration = Duration::from_secs(60);
-
-/// What the store keeps.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bounds {
-    /// Records whose client time is older than this are dropped, here and on disk.
-    pub(crate) max_age: Option<Duration>,
-    /// Records dated further ahead of this server's clock than this (and
-    /// [`PEER_CLOCK_SLACK`]) are refused: they would win over every later check-in.
-    pub(crate) max_ahead: Duration,
-    /// The most clients held; past it, those with the oldest client times go, here and on
-    /// disk.
-    pub(crate) max_records: Option<usize>,
-}
-
-impl Default for Bounds {
-    /// No age bound and no cap; an hour ahead at most.
-    fn default() -> Self {
-        Bounds {
-            max_age: None,
-            max_ahead: Duration::from_secs(3600),
-            max_records: None,
-        }
-    }
-}
-
-impl Bounds {
-    /// The client time past which a neighbour's record is refused, now.
-    pub(crate) fn future_cutoff(&self) -> i64 {
-        let ahead = (self.max_ahead + PEER_CLOCK_SLACK).as_nanos();
-        Timestamp::now()
-            .nanos()
-            .saturating_add(i64::try_from(ahead).unwrap_or(i64::MAX))
-    }
-}
 
 /// The actor that owns the table. Records that are new here are handed on as floods.
 pub(crate) struct LocationStore {
@@ -121,17 +85,6 @@ impl LocationStore {
         self
     }
 
-    /// The client time before which records are too old to keep, if there is an age bound.
-    fn cutoff(&self) -> Option<i64> {
-        let age = i64::try_from(self.bounds.max_age?.as_nanos()).unwrap_or(i64::MAX);
-        Some(Timestamp::now().nanos().saturating_sub(age))
-    }
-
-    fn too_old(&self, record: &Record) -> bool {
-        self.cutoff()
-            .is_some_and(|cutoff| record.time().nanos() < cutoff)
-    }
-
     /// Keeps `record` if it is newer than what is held, for the next commit too. `None`
     /// if it was not kept; else the outcome of its commit to wait on, if there is a store.
     fn keep(
@@ -156,50 +109,6 @@ impl LocationStore {
         self.evict_past_the_cap(ctx);
         self.count_unwritten();
         Some(committed)
-    }
-
-    /// Past `max_records`, drops the records with the oldest client times, here, from the
-    /// next commit and on disk, down to 1% under the cap, so that the O(n) pass that picks
-    /// them runs once per 1% of the cap's new clients.
-    fn evict_past_the_cap(&mut self, ctx: &mut Context<Self>) {
-        let Some(cap) = self.bounds.max_records else {
-            return;
-        };
-        if self.table.len() <= cap {
-            return;
-        }
-        let keep = cap - cap / 100;
-        let Some(newest_gone) = self.table.nth_oldest_time(self.table.len() - keep - 1) else {
-            return;
-        };
-        let before = newest_gone.saturating_add(1);
-        let evicted = self.table.forget_before(before);
-        self.evicted_before = self.evicted_before.max(before);
-        self.metrics.evicted(evicted);
-        log::info!("store: evicted {evicted} records past the cap of {cap}");
-        if let Some((_, batcher)) = &mut self.durable {
-            batcher.forget(|r| r.time().nanos() < before);
-        }
-        self.forget_on_disk(before, "evict records past the cap", ctx);
-    }
-
-    /// Deletes the records older than `before` from the disk (in order with the commits).
-    fn forget_on_disk(&mut self, before: i64, what: &'static str, ctx: &mut Context<Self>) {
-        match &mut self.durable {
-            None => {}
-            Some((Committer::Journal(journal), _)) => journal.forget_before(before),
-            Some((Committer::Thread(writer), _)) => {
-                writer
-                    .send(ForgetBefore(before))
-                    .into_actor(self)
-                    .map(move |result, _, _| match result {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => log::error!("store: cannot {what} on disk: {e}"),
-                        Err(_) => log::error!("store: the writer stopped"),
-                    })
-                    .spawn(ctx);
-            }
-        }
     }
 
     /// Brings the gauge of records not yet on disk up to date.
@@ -299,22 +208,6 @@ impl LocationStore {
         }
         self.count_unwritten();
         step
-    }
-
-    /// Drops the records older than the age bound, here and on disk. The disk holds what
-    /// the table holds, so when the table had none to drop, the disk is not scanned.
-    fn forget_old(&mut self, ctx: &mut Context<Self>) {
-        let Some(cutoff) = self.cutoff() else { return };
-        let dropped = self.table.forget_before(cutoff);
-        if dropped == 0 {
-            return;
-        }
-        let age = self.bounds.max_age.map_or(0, |age| age.as_nanos());
-        log::info!("store: forgot {dropped} records older than {age} ns");
-        if let Some((_, batcher)) = &mut self.durable {
-            batcher.forget(|r| r.time().nanos() < cutoff);
-        }
-        self.forget_on_disk(cutoff, "forget old records", ctx);
     }
 }
 

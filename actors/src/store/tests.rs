@@ -1,6 +1,7 @@
 //! The store's actor behaviour: which records it keeps, and which it hands on as floods.
 
 use super::*;
+use crate::protocol::Timestamp;
 use crate::store::table::Table;
 use crate::test_support::{collector, record};
 
