@@ -401,7 +401,10 @@ async fn load_beside(mut db: Database) -> Result<(Database, Table, u64), StartEr
     std::thread::Builder::new()
         .name("herd-load".into())
         .spawn(move || {
-            let loaded = journal::load(&db).and_then(|table| Ok((table, journal::fold(&mut db)?)));
+            let loaded = journal::load(&db).and_then(|table| {
+                let next = journal::fold(&mut db, &table)?;
+                Ok((table, next))
+            });
             let _ = done.send(loaded.map(|(table, next)| (db, table, next)));
         })
         .map_err(StoreError::Thread)?;

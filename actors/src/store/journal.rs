@@ -15,7 +15,7 @@
 //! is left out; a write that fails is cut back off the segment, so a retry never follows a
 //! torn line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,11 +65,16 @@ fn segment_path(db: &Path, n: u64) -> PathBuf {
     db.with_file_name(format!("{stem}.journal.{n}"))
 }
 
-/// The records of a segment, in the order written; a line that is not an AT line (a last
-/// line cut short by a crash) is left out.
+/// The records of a segment, in the order written. Only whole lines count: a last line
+/// without its newline was cut short by a crash, and a record cut inside its time field
+/// would parse as another, valid record that nobody sent.
 pub(crate) fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
     let bytes = std::fs::read(path)?;
-    Ok(bytes
+    let whole = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(&bytes[..0], |end| &bytes[..end]);
+    Ok(whole
         .split(|&b| b == b'\n')
         .filter_map(|line| std::str::from_utf8(line).ok())
         .filter_map(|line| Record::parse_at_line(line).ok())
@@ -90,18 +95,23 @@ pub(crate) fn load(db: &Database) -> Result<Table, StoreError> {
 
 /// Writes what the journal's segments hold (each client's last record) into `db`, in one
 /// transaction, and deletes them; the number the next segment takes.
-pub(crate) fn fold(db: &mut Database) -> Result<u64, StoreError> {
+pub(crate) fn fold(db: &mut Database, held: &Table) -> Result<u64, StoreError> {
     let found = segments(db.path());
     let Some(&(last, _)) = found.last() else {
         return Ok(0);
     };
-    let mut newest: HashMap<std::sync::Arc<str>, Record> = HashMap::new();
+    // Each client the journal names, with the newest record held of it (`held` is what
+    // `load` read: the database's and the journal's, under the herd's order).
+    let mut clients: HashSet<std::sync::Arc<str>> = HashSet::new();
     for (_, segment) in &found {
         for record in read_segment(segment).map_err(|e| damaged_segment(segment, &e))? {
-            newest.insert(record.client().clone(), record);
+            clients.insert(record.client().clone());
         }
     }
-    let records: Vec<Record> = newest.into_values().collect();
+    let records: Vec<Record> = clients
+        .iter()
+        .filter_map(|client| held.get(client).cloned())
+        .collect();
     db.commit(&records)?;
     for (_, segment) in found {
         std::fs::remove_file(&segment).map_err(|error| StoreError::Journal {
@@ -305,6 +315,8 @@ impl Applier {
                         self.apply();
                     }
                     Ok(ToApplier::ForgetBefore(nanos)) => {
+                        // What the store dropped must not come back with a retry.
+                        self.pending.retain(|_, r| r.time().nanos() >= nanos);
                         self.apply();
                         if let Err(e) = self.db.forget_before(nanos) {
                             log::error!("store: cannot delete old records: {e}");
@@ -384,6 +396,40 @@ mod tests {
             left.iter()
                 .all(|(_, p)| std::fs::metadata(p).unwrap().len() == 0),
             "{left:?}"
+        );
+    }
+
+    #[test]
+    fn a_journal_left_by_a_crash_is_read_after_the_database_and_folded_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(dir.path(), "Hill", false).unwrap();
+        let old_kiwi = record("Hill", "IAMAT kiwi +1+1 1");
+        db.commit(std::slice::from_ref(&old_kiwi)).unwrap();
+        let new_kiwi = record("Hill", "IAMAT kiwi +2+2 2");
+        let pear = record("Hill", "IAMAT pear +1+1 1");
+        // The process died after these appends, and in the middle of a third.
+        let segment = segment_path(db.path(), 3);
+        let text = format!(
+            "{}\n{}\nAT Hill +0.000000000 fig +1+1 16",
+            new_kiwi.at_line(),
+            pear.at_line()
+        );
+        std::fs::write(&segment, text).unwrap();
+        let table = load(&db).unwrap();
+        assert_eq!(table.get("kiwi"), Some(&new_kiwi));
+        assert_eq!(table.get("pear"), Some(&pear));
+        assert_eq!(table.get("fig"), None, "a torn line is no record");
+        assert_eq!(
+            fold(&mut db, &table).unwrap(),
+            4,
+            "the next segment comes after it"
+        );
+        assert!(segments(db.path()).is_empty());
+        // The database alone now holds them.
+        let back = db.load().unwrap();
+        assert_eq!(
+            (back.get("kiwi"), back.get("pear")),
+            (Some(&new_kiwi), Some(&pear))
         );
     }
 }

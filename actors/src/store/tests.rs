@@ -154,7 +154,7 @@ mod durable {
         let (floods, _) = collector::<Spread>();
         let mut db = db;
         let table = journal::load(&db).expect("a table");
-        let next = journal::fold(&mut db).expect("the journal folded");
+        let next = journal::fold(&mut db, &table).expect("the journal folded");
         let committer = match runs {
             Runs::Journal => Committer::journal(db, next, metrics.clone()).expect("a journal"),
             Runs::OnThread => Committer::thread(db),
