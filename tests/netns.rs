@@ -281,7 +281,7 @@ fn a_tls_herd_on_five_hosts_heals_a_partition_and_shows_the_path_nothing() {
     let mut in_clear: Vec<String> = NAMES.iter().map(|n| format!("AT {n} ")).collect();
     in_clear.extend(
         [
-            "FLOOD ", "HERD-", "DIGEST", "SYNC", "PING", "kiwi", "roam", "tapped",
+            "FLOOD ", "HERD-", "FPS ", "FPR ", "PING", "kiwi", "roam", "tapped",
         ]
         .map(String::from),
     );

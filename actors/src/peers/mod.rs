@@ -1,6 +1,7 @@
 //! The herd's peer links: flooding new records and healing after failures.
 //!
-//! - [`wire`]: the peer protocol's lines (handshake, records, digests); pure.
+//! - [`wire`]: the peer protocol's lines (handshake, floods, heartbeats); pure.
+//! - [`recon`]: range-based set reconciliation: ranges, summaries, queries and answers.
 //! - [`handshake`]: who may become a peer, and the dialling side's handshake.
 //! - [`link`]: one outbound link's state and backoff, as the manager keeps it.
 //! - [`manager`]: PeerManager, which owns the outbound links, fans floods out, and takes
