@@ -234,7 +234,9 @@ impl Query {
     /// A query line, if `line` is one.
     pub(crate) fn parse(line: &str) -> Option<Query> {
         let mut fields = line.split(' ');
-        let (kind, range, list) = (fields.next()?, fields.next()?, fields.next()?);
+        // Every peer line is asked first whether it is a query: the keyword settles it.
+        let kind = fields.next().filter(|k| [FPS, ITEMS].contains(k))?;
+        let (range, list) = (fields.next()?, fields.next()?);
         if fields.next().is_some() {
             return None;
         }

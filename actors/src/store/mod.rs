@@ -45,6 +45,16 @@ use durable::Commit;
 use durable::FailWrites;
 use table::Table;
 
+/// What became of a record offered to the store.
+enum Kept {
+    /// Not newer than what is held (or out of the store's bounds): dropped.
+    No,
+    /// Held, in memory only: the server keeps no store.
+    InMemory,
+    /// Held, and in the next commit, whose outcome this resolves to.
+    Committing(Committed),
+}
+
 /// The actor that owns the table. Records that are new here are handed on as floods.
 pub(crate) struct LocationStore {
     table: Table,
@@ -85,30 +95,24 @@ impl LocationStore {
         self
     }
 
-    /// Keeps `record` if it is newer than what is held, for the next commit too. `None`
-    /// if it was not kept; else the outcome of its commit to wait on, if there is a store.
-    fn keep(
-        &mut self,
-        record: &Record,
-        awaited: bool,
-        ctx: &mut Context<Self>,
-    ) -> Option<Option<Committed>> {
+    /// Keeps `record` if it is newer than what is held, for the next commit too.
+    fn keep(&mut self, record: &Record, awaited: bool, ctx: &mut Context<Self>) -> Kept {
         let evicted_at_once = record.time().nanos() < self.evicted_before
             && self.table.get(record.client()).is_none();
         if self.too_old(record) || evicted_at_once || !self.table.offer(record.clone()) {
-            return None;
+            return Kept::No;
         }
-        let committed = match &mut self.durable {
+        let kept = match &mut self.durable {
             Some((_, batcher)) => {
                 let (committed, step) = batcher.add(record.clone(), awaited, now());
                 self.drive(step, ctx);
-                Some(committed)
+                Kept::Committing(committed)
             }
-            None => None,
+            None => Kept::InMemory,
         };
         self.evict_past_the_cap(ctx);
         self.count_unwritten();
-        Some(committed)
+        kept
     }
 
     /// Brings the gauge of records not yet on disk up to date.
@@ -238,8 +242,10 @@ impl Handler<CheckIn> for LocationStore {
     type Result = ResponseFuture<Result<bool, Arc<str>>>;
 
     fn handle(&mut self, CheckIn(record): CheckIn, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(committed) = self.keep(&record, true, ctx) else {
-            return Box::pin(std::future::ready(Ok(false)));
+        let committed = match self.keep(&record, true, ctx) {
+            Kept::No => return Box::pin(std::future::ready(Ok(false))),
+            Kept::InMemory => None,
+            Kept::Committing(committed) => Some(committed),
         };
         let flood = self.floods.send(Spread {
             record,
@@ -275,7 +281,7 @@ impl Handler<Spread> for LocationStore {
             return;
         }
         // Its AT reply was sent by the server that took it; nobody here waits on it.
-        if self.keep(&record, false, ctx).is_some() {
+        if !matches!(self.keep(&record, false, ctx), Kept::No) {
             self.floods.do_send(Spread { record, from, seen });
         }
     }
