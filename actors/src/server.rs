@@ -265,10 +265,6 @@ pub(crate) async fn start_with(
         Some(dir) => {
             readiness.set(ServerPhase::LoadingStore);
             let db = Database::open(dir, &name, config.store.fsync)?;
-            #[cfg(test)]
-            if tuning.store_fails {
-                db.fail_writes(Some(true));
-            }
             let path = db.path().to_owned();
             let started = std::time::Instant::now();
             let (mut db, mut table, next_segment) = load_beside(db).await?;
@@ -298,8 +294,8 @@ pub(crate) async fn start_with(
                 Committer::journal(db, next_segment, metrics.store.clone())?
             };
             #[cfg(test)]
-            if let (true, Committer::Journal(journal)) = (tuning.store_fails, &mut committer) {
-                journal.fail_writes(Some(true));
+            if tuning.store_fails {
+                committer.fail_writes(Some(true)).await;
             }
             (Some(committer), table)
         }

@@ -2,6 +2,8 @@
 
 use actix::prelude::*;
 
+#[cfg(test)]
+use super::durable::FailWrites;
 use super::durable::{Database, StoreError, Writer};
 use super::journal::Journal;
 use crate::metrics::StoreMetrics;
@@ -29,5 +31,27 @@ impl Committer {
     /// Commits on the writer's thread, each synced.
     pub(crate) fn thread(db: Database) -> Committer {
         Committer::Thread(Writer::start(db))
+    }
+
+    /// Tests: from now on every commit fails, as on a full disk (`Some(true)`) or a file
+    /// that cannot be written (`Some(false)`), or commits work again (`None`); done once
+    /// the returned future is.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(
+        &mut self,
+        how: Option<bool>,
+    ) -> impl std::future::Future<Output = ()> {
+        let sent = match self {
+            Committer::Journal(journal) => {
+                journal.fail_writes(how);
+                None
+            }
+            Committer::Thread(writer) => Some(writer.send(FailWrites(how))),
+        };
+        async move {
+            if let Some(sent) = sent {
+                let _ = sent.await;
+            }
+        }
     }
 }

@@ -392,16 +392,7 @@ impl Handler<FailWrites> for LocationStore {
 
     fn handle(&mut self, FailWrites(how): FailWrites, _: &mut Context<Self>) -> Self::Result {
         match &mut self.durable {
-            Some((Committer::Journal(journal), _)) => {
-                journal.fail_writes(how);
-                Box::pin(std::future::ready(()))
-            }
-            Some((Committer::Thread(writer), _)) => {
-                let sent = writer.send(FailWrites(how));
-                Box::pin(async move {
-                    let _ = sent.await;
-                })
-            }
+            Some((committer, _)) => Box::pin(committer.fail_writes(how)),
             None => Box::pin(std::future::ready(())),
         }
     }
