@@ -215,7 +215,8 @@ impl CommitBatcher {
         Step::Write(batch.records)
     }
 
-    /// The commit of `records` went as `outcome`; its waiters learn it.
+    /// The commit being written went as `outcome`; its waiters learn it. `records` are the
+    /// commit's records when it failed (to be written again), else nothing.
     pub(crate) fn written(&mut self, records: Vec<Record>, outcome: Outcome, now: Instant) -> Step {
         let phase = std::mem::replace(&mut self.phase, Phase::Idle);
         if let Phase::Writing { done, .. } = phase {

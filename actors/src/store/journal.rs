@@ -186,11 +186,12 @@ impl Journal {
         })
     }
 
-    /// Appends `records` in one write. On failure the segment is cut back to its last
-    /// whole record, so that nothing follows a torn line.
-    pub(crate) fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+    /// Appends `records` in one write, then hands them to the applier. On failure the
+    /// segment is cut back to its last whole record, so that nothing follows a torn line,
+    /// and the records come back, to be written again.
+    pub(crate) fn append(&mut self, records: Vec<Record>) -> Result<(), (StoreError, Vec<Record>)> {
         let mut bytes = Vec::with_capacity(records.iter().map(|r| r.at_line().len() + 1).sum());
-        for record in records {
+        for record in &records {
             bytes.extend_from_slice(record.at_line().as_bytes());
             bytes.push(b'\n');
         }
@@ -201,15 +202,15 @@ impl Journal {
             } else {
                 std::io::Error::from(std::io::ErrorKind::PermissionDenied)
             };
-            return Err(self.cannot_write(kind));
+            return Err((self.cannot_write(kind), records));
         }
         if let Err(error) = self.file.write_all(&bytes) {
             let _ = self.file.set_len(self.len);
-            return Err(self.cannot_write(error));
+            return Err((self.cannot_write(error), records));
         }
         self.len += bytes.len() as u64;
         self.metrics.unapplied(records.len() as i64);
-        let _ = self.applier.send(ToApplier::Records(records.to_vec()));
+        let _ = self.applier.send(ToApplier::Records(records));
         if self.len >= SEGMENT_BYTES {
             self.seal();
         }
@@ -385,7 +386,7 @@ mod tests {
         let records: Vec<Record> = (0..100)
             .map(|i| record("Hill", &format!("IAMAT c{i} +1+1 {}", 1000 + i)))
             .collect();
-        journal.append(&records).unwrap();
+        journal.append(records).map_err(|(e, _)| e).unwrap();
         assert_eq!(metrics.unapplied.get(), 100);
         journal.flush().await.unwrap();
         assert_eq!(rows(dir.path()), 100);

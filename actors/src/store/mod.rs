@@ -158,11 +158,13 @@ impl LocationStore {
                 Step::Write(records) => match committer {
                     Committer::Journal(journal) => {
                         let started = Instant::now();
-                        let outcome: Outcome =
-                            journal.append(&records).map_err(|e| e.to_string().into());
+                        let count = records.len();
+                        let outcome = journal
+                            .append(records)
+                            .map_err(|(e, records)| (e.to_string().into(), records));
                         let took = started.elapsed();
                         self.metrics.blocked(took);
-                        step = self.committed(records, outcome, took);
+                        step = self.committed(count, outcome, took);
                     }
                     Committer::Thread(writer) => {
                         let started = Instant::now();
@@ -171,12 +173,13 @@ impl LocationStore {
                             .send(Commit(records.clone()))
                             .into_actor(self)
                             .map(move |result, act, ctx| {
-                                let outcome: Outcome = match result {
+                                let count = records.len();
+                                let outcome = match result {
                                     Ok(Ok(())) => Ok(()),
-                                    Ok(Err(e)) => Err(e.to_string().into()),
-                                    Err(_) => Err("the store's writer stopped".into()),
+                                    Ok(Err(e)) => Err((e.to_string().into(), records)),
+                                    Err(_) => Err(("the store's writer stopped".into(), records)),
                                 };
-                                let step = act.committed(records, outcome, started.elapsed());
+                                let step = act.committed(count, outcome, started.elapsed());
                                 act.drive(step, ctx);
                             })
                             .spawn(ctx);
@@ -187,21 +190,31 @@ impl LocationStore {
         }
     }
 
-    /// A commit went as `outcome`: counted, logged when commits start or stop failing, and
-    /// told to the batcher; what to do next.
-    fn committed(&mut self, records: Vec<Record>, outcome: Outcome, took: Duration) -> Step {
+    /// A commit of `count` records went as `outcome` (a failed one hands its records back,
+    /// to be written again): counted, logged when commits start or stop failing, and told
+    /// to the batcher; what to do next.
+    fn committed(
+        &mut self,
+        count: usize,
+        outcome: Result<(), (Arc<str>, Vec<Record>)>,
+        took: Duration,
+    ) -> Step {
         let Some((_, batcher)) = &mut self.durable else {
             return Step::Rest;
         };
         let was_failing = batcher.failing().is_some();
-        match &outcome {
-            Ok(()) => self.metrics.committed(records.len(), took),
-            Err(e) => {
+        let (outcome, again): (Outcome, Vec<Record>) = match outcome {
+            Ok(()) => {
+                self.metrics.committed(count, took);
+                (Ok(()), Vec::new())
+            }
+            Err((e, records)) => {
                 self.metrics.failed();
                 log::error!("store: commit failed: {e}");
+                (Err(e), records)
             }
-        }
-        let step = batcher.written(records, outcome, now());
+        };
+        let step = batcher.written(again, outcome, now());
         match batcher.failing() {
             Some(why) => self.metrics.set_failing(Some(why.to_string())),
             None if was_failing => {
