@@ -398,6 +398,14 @@ fn a_record_hash_is_the_same_whichever_server_parses_its_at_line() {
     );
     let parsed = Record::parse_at_line(taken.at_line()).unwrap();
     assert_eq!(taken.hash(), parsed.hash());
+    // Pinned: XXH3-64 of the AT line, which servers of other builds compute too.
+    assert_eq!(
+        (taken.at_line(), taken.hash()),
+        (
+            "AT Hill -10.000000000 kiwi +1+1 10",
+            1_540_515_328_768_455_293
+        )
+    );
     let other = Record::check_in(
         "Hill",
         Timestamp::from_nanos(1),

@@ -72,14 +72,20 @@ async fn a_neighbour_reconciling_with_the_store_is_sent_what_it_lacks() {
         sent.extend(next.records);
     }
     assert_eq!(sent, vec![kiwi.at_line_shared()]);
-    // And answers a neighbour dialling it, which holds pear only: that one lacks kiwi.
+    // And answers a neighbour dialling it: one that holds pear and fig sends fig, which
+    // the store lacks, and not pear, which it holds.
+    let fig = record("Smith", "IAMAT fig +1+1 20");
+    neighbour.offer(fig.clone());
     let query = neighbour.first_query();
     let answer = store
         .send(Reconcile(query))
         .await
         .unwrap()
         .expect("an answer");
-    assert_eq!(neighbour.follow(&answer).records, Vec::<Arc<str>>::new());
+    assert_eq!(
+        neighbour.follow(&answer).records,
+        vec![fig.at_line_shared()]
+    );
 }
 
 #[actix::test]

@@ -124,3 +124,9 @@ fn summaries_add_and_remove_in_any_order() {
     b.remove(5);
     assert!(a.matches(b));
 }
+
+#[test]
+fn a_clients_key_is_xxh3_of_its_id_on_every_server() {
+    // Pinned: the key space must be the same for every server of every build.
+    assert_eq!(key_of("kiwi"), 16_135_674_514_933_945_134);
+}
