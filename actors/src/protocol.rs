@@ -59,6 +59,13 @@ pub fn fields(s: &str) -> impl Iterator<Item = &str> {
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// Nanoseconds since the epoch `by` after this time (saturating): the bound past
+    /// which a record is dated too far ahead of a clock that read this.
+    pub(crate) fn later_by(self, by: std::time::Duration) -> i64 {
+        self.0
+            .saturating_add(i64::try_from(by.as_nanos()).unwrap_or(i64::MAX))
+    }
+
     /// The time `nanos` nanoseconds after the epoch.
     #[cfg(test)]
     pub(crate) fn from_nanos(nanos: i64) -> Self {

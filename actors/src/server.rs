@@ -257,7 +257,8 @@ pub(crate) async fn start_with(
     };
     let bounds = Bounds {
         max_age: config.store.max_age,
-        max_ahead: config.limits.max_clock_ahead,
+        // The same bound the sessions hold check-ins to.
+        max_ahead: tuning.limits.max_clock_ahead,
         max_records: config.store.max_records,
     };
     let (committer, table) = match &config.store.dir {

@@ -156,12 +156,16 @@ impl Session {
             }
         };
         match command {
-            Command::IAmAt(cmd) if self.dated_too_far_ahead(cmd.time) => {
-                self.count_invalid(&line);
-                self.complete(seq, Reply::Send(protocol::invalid_reply(&line)), ctx);
-            }
             Command::IAmAt(cmd) => {
-                let record = Record::check_in(&self.deps.name, Timestamp::now(), &cmd);
+                let received = Timestamp::now();
+                // A record from the future would win over every later check-in of its
+                // client: a time too far ahead of this server's clock is invalid.
+                if cmd.time.nanos() > received.later_by(self.deps.limits.max_clock_ahead) {
+                    self.count_invalid(&line);
+                    self.complete(seq, Reply::Send(protocol::invalid_reply(&line)), ctx);
+                    return;
+                }
+                let record = Record::check_in(&self.deps.name, received, &cmd);
                 let mut reply = Vec::with_capacity(record.at_line().len() + 1);
                 reply.extend_from_slice(record.at_line().as_bytes());
                 reply.push(b'\n');
@@ -201,13 +205,6 @@ impl Session {
                     .spawn(ctx);
             }
         }
-    }
-
-    /// Whether a check-in at client time `time` is dated further ahead of this server's
-    /// clock than the limit.
-    fn dated_too_far_ahead(&self, time: Timestamp) -> bool {
-        let ahead = i64::try_from(self.deps.limits.max_clock_ahead.as_nanos()).unwrap_or(i64::MAX);
-        time.nanos() > Timestamp::now().nanos().saturating_add(ahead)
     }
 
     /// Counts a line answered `?`, and, for an IAMAT or WHATSAT, that command's outcome.

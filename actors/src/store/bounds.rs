@@ -42,10 +42,7 @@ impl Default for Bounds {
 impl Bounds {
     /// The client time past which a neighbour's record is refused, now.
     pub(crate) fn future_cutoff(&self) -> i64 {
-        let ahead = (self.max_ahead + PEER_CLOCK_SLACK).as_nanos();
-        Timestamp::now()
-            .nanos()
-            .saturating_add(i64::try_from(ahead).unwrap_or(i64::MAX))
+        Timestamp::now().later_by(self.max_ahead + PEER_CLOCK_SLACK)
     }
 }
 
