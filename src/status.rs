@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herd_actors::admin::{Status, StatusClient};
-use herd_actors::protocol;
+use herd_actors::escaped;
 use herd_actors::settings::Settings;
 
 /// How long a server may take to answer.
@@ -193,26 +193,6 @@ fn render(rows: &[Row]) -> String {
         }
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
-    }
-    out
-}
-
-/// `text` as the event log shows text from outside: `\\`, `\n`, `\r`, `\t`, `\xNN` for
-/// the other ASCII controls, and `\u{NN}` for the other characters a terminal would act on
-/// or that would hide or reorder text (C1 controls, line separators, bidirectional
-/// controls), so nothing a remote server writes can drive the terminal or break the table.
-fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if !protocol::is_hidden_or_control(c) => out.push(c),
-            c if c.is_ascii() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-        }
     }
     out
 }

@@ -68,6 +68,7 @@ mod sink;
 mod tests;
 mod writer;
 
+pub use format::escaped;
 pub(crate) use format::push_timestamp;
 use format::{event, lost_notice, with_reason};
 pub(crate) use refusals::Door;

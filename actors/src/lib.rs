@@ -52,5 +52,6 @@ mod store;
 #[cfg(test)]
 mod test_support;
 
+pub use event_log::escaped;
 pub use server::{bind, preflight, start, Server, StartError};
 pub use store::durable::fill_store;

@@ -126,6 +126,15 @@ pub(super) fn push_escaped(out: &mut Vec<u8>, text: &[u8]) {
     }
 }
 
+/// `text` escaped as the event log escapes what came from outside ([`push_escaped`]): for
+/// whatever else shows other processes' text, such as `herd status` on a terminal.
+pub fn escaped(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    push_escaped(&mut out, text.as_bytes());
+    // Every escape is ASCII, and the rest is the valid UTF-8 of `text`.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 fn push_escape(out: &mut Vec<u8>, c: char) {
     match c {
         '\\' => out.extend_from_slice(b"\\\\"),
