@@ -194,33 +194,34 @@ impl EventLog {
         Some(why.unwrap_or_else(|| "the last write failed".into()))
     }
 
-    /// A line received from `peer`, without its line terminator.
+    /// A line received from a client, without its line terminator.
     pub(crate) fn received(&self, peer: SocketAddr, line: &[u8]) {
-        let quiet = is_handshake(line).then_some(peer.ip());
-        self.push_unless_refusing(quiet, |out| event(out, "in", Some(peer), line));
+        self.push_unless_refusing(None, |out| event(out, "in", Some(peer), line));
     }
 
-    /// A reply sent to `peer`, whole (a multi-line reply is still one event).
+    /// A reply sent to a client, whole (a multi-line reply is still one event).
     pub(crate) fn sent(&self, peer: SocketAddr, reply: &[u8]) {
         let reply = reply.strip_suffix(b"\n").unwrap_or(reply);
-        let quiet = is_handshake(reply).then_some(peer.ip());
-        self.push_unless_refusing(quiet, |out| event(out, "out", Some(peer), reply));
+        self.push_unless_refusing(None, |out| event(out, "out", Some(peer), reply));
     }
 
-    /// A line a neighbour sent on a link it dialled: as [`received`](EventLog::received),
-    /// but a heartbeat is written only with `[log] heartbeats`.
+    /// A line from a neighbour (or from what says it is one: a hello): as
+    /// [`received`](EventLog::received), but a heartbeat is written only with `[log]
+    /// heartbeats`, and a handshake line not while its address is being refused.
     pub(crate) fn peer_received(&self, peer: SocketAddr, line: &[u8]) {
         if self.heartbeats || line != wire::PING.as_bytes() {
-            self.received(peer, line);
+            let quiet = is_handshake(line).then_some(peer.ip());
+            self.push_unless_refusing(quiet, |out| event(out, "in", Some(peer), line));
         }
     }
 
-    /// A line sent on a link a neighbour dialled: as [`sent`](EventLog::sent), but a
-    /// heartbeat is written only with `[log] heartbeats`.
+    /// A line sent to a neighbour: as [`sent`](EventLog::sent), with the same exceptions
+    /// as [`peer_received`](EventLog::peer_received).
     pub(crate) fn peer_sent(&self, peer: SocketAddr, line: &[u8]) {
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        if self.heartbeats || text != wire::PONG.as_bytes() {
-            self.sent(peer, line);
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if self.heartbeats || line != wire::PONG.as_bytes() {
+            let quiet = is_handshake(line).then_some(peer.ip());
+            self.push_unless_refusing(quiet, |out| event(out, "out", Some(peer), line));
         }
     }
 

@@ -56,11 +56,11 @@ fn refusals_from_one_address_are_written_once_and_summed_up() {
     for port in 1000..1100 {
         let knocker = addr(&format!("10.0.0.9:{port}"));
         log.opened(knocker);
-        log.received(knocker, b"HERD-PEER 1 Smith Hill");
-        log.sent(knocker, b"HERD-CHALLENGE 00ff\n");
-        log.received(knocker, b"HERD-PROOF 1234");
+        log.peer_received(knocker, b"HERD-PEER 1 Smith Hill");
+        log.peer_sent(knocker, b"HERD-CHALLENGE 00ff\n");
+        log.peer_received(knocker, b"HERD-PROOF 1234");
         log.refused(knocker, Door::PeerHandshake, "wrong secret from Smith");
-        log.sent(knocker, b"HERD-REFUSED wrong secret from Smith\n");
+        log.peer_sent(knocker, b"HERD-REFUSED wrong secret from Smith\n");
     }
     for port in 2000..2003 {
         log.refused(

@@ -51,7 +51,7 @@ pub(super) async fn enter(
     let first = first_line(&mut input, &deps.limits, ticket.on_probation()).await;
     match first {
         First::Line(hello) if wire::is_hello(&hello) => {
-            log.received(addr, &hello);
+            log.peer_received(addr, &hello);
             // The peer side logs the connection from here on; its place under the caps
             // (`ticket`) and its count as a client connection (`open`) end here.
             peers.do_send(Handoff {

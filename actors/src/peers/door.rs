@@ -50,7 +50,7 @@ pub(crate) async fn take_peer(
     };
     match tokio::time::timeout(limit, handshake).await {
         Ok(Ok((hello, read, write, cert))) => {
-            log.received(addr, &hello);
+            log.peer_received(addr, &hello);
             peers.do_send(Handoff {
                 addr,
                 hello,
