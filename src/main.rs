@@ -11,6 +11,8 @@ mod certs;
 mod client;
 /// Readiness told as systemd asks (`NOTIFY_SOCKET`), to a unit or to `herd up`.
 mod notify;
+/// SIGTERM, SIGINT and SIGHUP, handled from the start.
+mod signals;
 /// `herd status`: every server's admin `/status`, as one table.
 mod status;
 /// `herd up`: the whole herd as child processes.
@@ -127,9 +129,9 @@ fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
     raise_open_files_limit();
     let system = actix::System::new();
     system.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        // First, so that a SIGHUP from here on reopens the log rather than ending the server.
-        let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        // First, so that a signal while the store loads stops the server cleanly, and a
+        // SIGHUP reopens the log rather than ending it.
+        let mut signals = signals::Signals::install()?;
         let listener = herd_actors::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for server {name}"))?;
         let server = herd_actors::start(&config, name, listener).await?;
@@ -142,17 +144,15 @@ fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
             server.log_path().display()
         );
         notify::tell("READY=1");
-        let stop = shutdown_signal();
-        tokio::pin!(stop);
         let signal = loop {
-            tokio::select! {
-                signal = &mut stop => break signal,
-                Some(()) = hangup.recv() => server.reopen_log(),
+            match signals.next().await {
+                signals::Sig::Hup => server.reopen_log(),
+                stop => break stop,
             }
         };
         notify::tell("STOPPING=1");
         server
-            .shut_down(&format!("{name} stopping on {signal}"))
+            .shut_down(&format!("{name} stopping on {}", signal.name()))
             .await
             .context("cannot finish the event log")
     })
@@ -163,20 +163,5 @@ fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
 fn raise_open_files_limit() {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         log::warn!("cannot raise the open files limit: {e}");
-    }
-}
-
-/// Waits for SIGTERM or Ctrl-C (SIGINT) and names which came.
-pub(crate) async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
     }
 }

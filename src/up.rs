@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use herd_actors::settings::Settings;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::notify;
+use crate::signals::{Sig, Signals};
 
 /// How long children get to exit after SIGTERM before they are killed.
 const GRACE: Duration = Duration::from_secs(3);
@@ -53,10 +53,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         .context("cannot start the signal handler")?;
     runtime.block_on(async {
         // Before any child exists, so that no signal can end this process without them.
-        let handle = |kind, name| signal(kind).with_context(|| format!("cannot handle {name}"));
-        let mut term = handle(SignalKind::terminate(), "SIGTERM")?;
-        let mut int = handle(SignalKind::interrupt(), "SIGINT")?;
-        let mut hup = handle(SignalKind::hangup(), "SIGHUP")?;
+        let mut signals = Signals::install()?;
         let mut herd = Herd::default();
         let exe = std::env::current_exe().context("cannot find the herd binary")?;
         for server in &config.servers {
@@ -68,61 +65,44 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         }
         let deadline = Instant::now() + START_WITHIN;
         let mut poll = tokio::time::interval(POLL);
+        let mut up = false;
         loop {
             tokio::select! {
                 // Signals first: on Ctrl-C the servers get SIGINT too, and their exits
                 // must not be taken for deaths before the signal is seen.
                 biased;
-                _ = term.recv() => {
-                    herd.stop_on("SIGTERM");
-                    return Ok(());
-                }
-                _ = int.recv() => {
-                    herd.stop_on("SIGINT");
-                    return Ok(());
-                }
-                _ = hup.recv() => herd.hang_up(),
+                signal = signals.next() => match signal {
+                    Sig::Hup => herd.hang_up(),
+                    stop => {
+                        herd.stop_on(stop.name());
+                        return Ok(());
+                    }
+                },
                 _ = poll.tick() => {
+                    if up {
+                        herd.report_exits();
+                        if herd.children.is_empty() {
+                            bail!("every server has exited");
+                        }
+                        continue;
+                    }
                     if let Some((name, status)) = herd.first_exit() {
                         herd.stop();
                         bail!("server {name} exited ({status}) before it took connections; \
                                stopped the herd");
                     }
                     if herd.is_up() {
-                        break;
-                    }
-                    if Instant::now() > deadline {
+                        up = true;
+                        eprintln!(
+                            "herd: {} servers up from {}; Ctrl-C stops them all",
+                            herd.children.len(),
+                            config_path.display()
+                        );
+                    } else if Instant::now() > deadline {
                         let slow = herd.not_up().join(", ");
                         herd.stop();
                         bail!("{slow} took no connections within {START_WITHIN:?}; \
                                stopped the herd");
-                    }
-                }
-            }
-        }
-        eprintln!(
-            "herd: {} servers up from {}; Ctrl-C stops them all",
-            herd.children.len(),
-            config_path.display()
-        );
-        loop {
-            tokio::select! {
-                // Signals first: on Ctrl-C the servers get SIGINT too, and their exits
-                // must not be taken for deaths before the signal is seen.
-                biased;
-                _ = term.recv() => {
-                    herd.stop_on("SIGTERM");
-                    return Ok(());
-                }
-                _ = int.recv() => {
-                    herd.stop_on("SIGINT");
-                    return Ok(());
-                }
-                _ = hup.recv() => herd.hang_up(),
-                _ = poll.tick() => {
-                    herd.report_exits();
-                    if herd.children.is_empty() {
-                        bail!("every server has exited");
                     }
                 }
             }
