@@ -302,7 +302,7 @@ scrape_every_second() {
     while :; do
         for i in 0 1 2 3 4; do
             (exec 3<>"/dev/tcp/127.0.0.1/$((ADMIN_PORT + i))" &&
-                printf 'GET /metrics HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n' >&3 &&
+                printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3 &&
                 cat <&3 >/dev/null) 2>/dev/null || true
         done
         sleep 1
@@ -316,7 +316,7 @@ scrape_admin() {
     mkdir -p "$TMP/out/metrics"
     for i in 0 1 2 3 4; do
         (exec 3<>"/dev/tcp/127.0.0.1/$((ADMIN_PORT + i))" &&
-            printf 'GET /metrics HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n' >&3 &&
+            printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3 &&
             cat <&3) >"$TMP/out/metrics/$1.${NAMES[$i]}.prom" 2>/dev/null || true
     done
 }
@@ -612,7 +612,8 @@ admin_row() {
 }
 
 # store_line REP: commits, records committed, records per commit and the mean commit time of
-# the admin herd's IAMAT-50 run REP, from its kept scrapes, with the run's check-ins.
+# the admin herd's IAMAT-50 run REP, from its kept scrapes, with the run's check-ins, and how
+# long commits held the servers' event loops (herd_store_loop_blocked_seconds).
 store_line() {
     local files=("$TMP/out/metrics/iamat50.admin.$1".*.prom) check_ins
     if [ ! -f "${files[0]}" ]; then
@@ -626,12 +627,18 @@ store_line() {
         $1 == "herd_store_committed_records_total" { records += $2 }
         $1 == "herd_store_commit_duration_seconds_bucket{le=\"0.0001\"}" { fast += $2 }
         $1 == "herd_store_commit_duration_seconds_bucket{le=\"0.001\"}" { ms += $2 }
+        $1 == "herd_store_loop_blocked_seconds_count" { held += $2 }
+        $1 == "herd_store_loop_blocked_seconds_bucket{le=\"2.5e-05\"}" { held_25us += $2 }
+        $1 == "herd_store_loop_blocked_seconds_bucket{le=\"0.002\"}" { held_2ms += $2 }
         END {
             if (commits == 0) { printf "- run %s: no commits in the scrapes\n", rep; exit }
             printf "- run %s: %d commits, %d records committed, %.1f records/commit, mean commit %.3f ms (%.0f%% under 100 us, %.0f%% under 1 ms), %d servers", \
                 rep, commits, records, records / commits, 1000 * seconds / commits, 100 * fast / commits, 100 * ms / commits, servers
             if (check_ins ~ /^[0-9]+$/ && check_ins > 0)
                 printf "; %d check-ins, %.3f commits per check-in", check_ins, commits / check_ins
+            if (held > 0)
+                printf "; the event loop held by %d commits, %.1f%% of them under 25 us, %.2f%% under 2 ms", \
+                    held, 100 * held_25us / held, 100 * held_2ms / held
             printf "\n"
         }' "${files[@]}"
 }
