@@ -107,9 +107,9 @@ pub enum StartError {
     /// Its store cannot be used.
     #[error(transparent)]
     Store(Box<dyn std::error::Error + Send + Sync>),
-    /// Its store's writer stopped while loading.
-    #[error("the store's writer stopped while loading")]
-    WriterGone,
+    /// The thread loading its store ended without a table (it panicked).
+    #[error("the thread loading the store ended without it")]
+    LoaderGone,
     /// A herd off loopback must run its peer links over TLS.
     #[error(
         "server '{server}' is at {addr}, off loopback, and the herd's peer links do not use \
@@ -394,16 +394,10 @@ pub(crate) async fn start_with(
 /// thread of its own (seconds, for a large store), so the rest of the system (the admin
 /// listener's answers) goes on meanwhile; the number of the next journal segment.
 async fn load_beside(mut db: Database) -> Result<(Database, Table, u64), StartError> {
-    let (done, loaded) = futures::channel::oneshot::channel();
-    std::thread::Builder::new()
-        .name("herd-load".into())
-        .spawn(move || {
-            let loaded = journal::load(&db).and_then(|table| {
-                let next = journal::fold(&mut db, &table)?;
-                Ok((table, next))
-            });
-            let _ = done.send(loaded.map(|(table, next)| (db, table, next)));
-        })
-        .map_err(StoreError::Thread)?;
-    Ok(loaded.await.map_err(|_| StartError::WriterGone)??)
+    let loaded = tokio::task::spawn_blocking(move || {
+        let table = journal::load(&db)?;
+        let next = journal::fold(&mut db, &table)?;
+        Ok::<_, StoreError>((db, table, next))
+    });
+    Ok(loaded.await.map_err(|_| StartError::LoaderGone)??)
 }

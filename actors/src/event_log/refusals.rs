@@ -1,6 +1,7 @@
 //! Refused connections, summarised per source: a host that keeps knocking (a misconfigured
-//! neighbour redialling, a scanner, a flood past the connection caps) writes two lines a
-//! minute, not one per attempt.
+//! neighbour redialling, a scanner, a flood past the connection caps) writes its refusal
+//! twice a minute (the first whole, then a count), not once per attempt; each attempt's
+//! `open` line stays.
 //!
 //! The first refusal from an address opens a window of [`WINDOW`]: it is written whole, and
 //! the ones after it within the window are only counted. When the window is over, the last
