@@ -15,6 +15,11 @@
 //! A herd whose file has no secret gets a fresh random one for this run, given to every
 //! child as `HERD_SECRET`: the servers all have it, and no other local process does, so
 //! the herd `herd up` starts is closed to processes that only know a server's name.
+//!
+//! The servers share this host's cores: unless the config (or `HERD_WORKERS`) sets
+//! `workers`, each child gets `HERD_WORKERS` = the cores this process may use divided by
+//! the servers it starts, at least 1 (five servers on 2 cores: 1 each; on 16 cores: 3).
+//! A server started alone (`herd serve`) takes every core by default.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -23,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use herd_actors::settings::Settings;
+use herd_actors::settings::{self, Settings};
 
 use crate::notify;
 use crate::signals::{Sig, Signals};
@@ -43,10 +48,14 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     for server in &config.servers {
         herd_actors::preflight(&config, &server.name)?;
     }
-    let secret = match config.has_secret() {
-        true => None,
-        false => Some(fresh_secret()?),
-    };
+    let mut env = Vec::new();
+    if !config.has_secret() {
+        env.push(("HERD_SECRET", fresh_secret()?));
+    }
+    let workers = workers_each(settings::cores(), config.servers.len());
+    if !config.workers_set() {
+        env.push(("HERD_WORKERS", workers.to_string()));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,7 +66,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         let mut herd = Herd::default();
         let exe = std::env::current_exe().context("cannot find the herd binary")?;
         for server in &config.servers {
-            let started = herd.start(&exe, &server.name, config_path, secret.as_deref());
+            let started = herd.start(&exe, &server.name, config_path, &env);
             if let Err(e) = started {
                 herd.stop();
                 return Err(e.context(format!("cannot start server {}", server.name)));
@@ -93,8 +102,16 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
                     }
                     if herd.is_up() {
                         up = true;
+                        let each = match config.workers_set() {
+                            true => format!("{} worker threads each (workers)", config.workers()),
+                            false => format!(
+                                "{workers} worker thread{} each ({} cores shared)",
+                                if workers == 1 { "" } else { "s" },
+                                settings::cores()
+                            ),
+                        };
                         eprintln!(
-                            "herd: {} servers up from {}; Ctrl-C stops them all",
+                            "herd: {} servers up from {}, {each}; Ctrl-C stops them all",
                             herd.children.len(),
                             config_path.display()
                         );
@@ -108,6 +125,13 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// The worker threads each of `servers` servers on `cores` cores gets: an even share, at
+/// least 1. Sharing rather than each taking all: five servers with two event loops each on
+/// two cores would hop threads on every line and gain nothing.
+fn workers_each(cores: usize, servers: usize) -> usize {
+    (cores / servers.max(1)).max(1)
 }
 
 /// 32 random bytes, hex: a secret for one run of the herd.
@@ -134,20 +158,18 @@ struct Child {
 }
 
 impl Herd {
-    /// Starts `herd serve name`, its output prefixed with its name.
+    /// Starts `herd serve name` with `env` added to its environment, its output prefixed
+    /// with its name.
     fn start(
         &mut self,
         exe: &Path,
         name: &str,
         config: &Path,
-        secret: Option<&str>,
+        env: &[(&str, String)],
     ) -> anyhow::Result<()> {
         let ready = notify::Listener::new().context("no socket to hear it is ready on")?;
-        let mut command = Command::new(exe);
-        if let Some(secret) = secret {
-            command.env("HERD_SECRET", secret);
-        }
-        let mut process = command
+        let mut process = Command::new(exe)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", name, "--config"])
             .arg(config)
             .env("NOTIFY_SOCKET", ready.value())
@@ -283,4 +305,18 @@ fn prefix_output(
             };
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_share_the_cores_evenly_and_each_gets_at_least_one() {
+        assert_eq!(workers_each(2, 5), 1);
+        assert_eq!(workers_each(16, 5), 3);
+        assert_eq!(workers_each(8, 1), 8);
+        assert_eq!(workers_each(1, 1), 1);
+        assert_eq!(workers_each(4, 0), 4);
+    }
 }

@@ -11,11 +11,14 @@
 //!
 //! Each admitted connection holds a [`Ticket`] for as long as it is open; dropping the
 //! ticket gives its place back, so the counts cannot drift from the connections held.
+//!
+//! The accept loop admits on the server's home thread, and a ticket is dropped on the
+//! worker thread its connection lives on (`workers`), so the counts sit behind a mutex:
+//! taken twice in a connection's life, at its accept and at its close, never per line.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub(crate) struct Caps {
     pub(crate) per_ip: Option<usize>,
     /// Connections let in on probation past the caps, for neighbours.
     pub(crate) probation: usize,
+    /// The worker threads the connections are spread over (at least 1).
+    pub(crate) workers: usize,
 }
 
 /// The counts, shared with the tickets.
@@ -34,35 +39,42 @@ struct Counts {
     open: usize,
     on_probation: usize,
     by_ip: HashMap<IpAddr, usize>,
+    /// Connections open on each worker, clients' and those on probation.
+    by_worker: Vec<usize>,
 }
 
 /// Counts open connections against the caps.
 #[derive(Debug)]
 pub(crate) struct Admission {
     caps: Caps,
-    counts: Rc<RefCell<Counts>>,
+    counts: Arc<Mutex<Counts>>,
 }
 
 /// One admitted connection's place.
 #[derive(Debug)]
 pub(crate) struct Ticket {
-    counts: Rc<RefCell<Counts>>,
+    counts: Arc<Mutex<Counts>>,
     ip: IpAddr,
     probation: bool,
+    worker: usize,
 }
 
 impl Admission {
     pub(crate) fn new(caps: Caps) -> Self {
+        let counts = Counts {
+            by_worker: vec![0; caps.workers.max(1)],
+            ..Counts::default()
+        };
         Admission {
             caps,
-            counts: Rc::default(),
+            counts: Arc::new(Mutex::new(counts)),
         }
     }
 
     /// A place for a connection from `ip` (past the caps, one on probation: it may only
     /// become a peer link), or which cap was reached: close it now.
     pub(crate) fn admit(&self, ip: IpAddr) -> Result<Ticket, &'static str> {
-        let mut counts = self.counts.borrow_mut();
+        let mut counts = lock(&self.counts);
         let from_ip = counts.by_ip.get(&ip).copied().unwrap_or(0);
         let full = if counts.open >= self.caps.total {
             Some("too many connections")
@@ -74,20 +86,31 @@ impl Admission {
         let Some(why) = full else {
             counts.open += 1;
             counts.by_ip.insert(ip, from_ip + 1);
-            return Ok(self.ticket(ip, false));
+            return Ok(self.ticket(&mut counts, ip, false));
         };
         if counts.on_probation < self.caps.probation {
             counts.on_probation += 1;
-            return Ok(self.ticket(ip, true));
+            return Ok(self.ticket(&mut counts, ip, true));
         }
         Err(why)
     }
 
-    fn ticket(&self, ip: IpAddr, probation: bool) -> Ticket {
+    /// A ticket for a connection from `ip`, on the worker with the fewest connections open:
+    /// connections live long and end unevenly, so taking turns would let the workers drift
+    /// apart.
+    fn ticket(&self, counts: &mut Counts, ip: IpAddr, probation: bool) -> Ticket {
+        let (worker, open) = counts
+            .by_worker
+            .iter_mut()
+            .enumerate()
+            .min_by_key(|(_, open)| **open)
+            .expect("there is at least one worker");
+        *open += 1;
         Ticket {
-            counts: Rc::clone(&self.counts),
+            counts: Arc::clone(&self.counts),
             ip,
             probation,
+            worker,
         }
     }
 }
@@ -97,11 +120,19 @@ impl Ticket {
     pub(crate) fn on_probation(&self) -> bool {
         self.probation
     }
+
+    /// The worker thread this connection is to live on, counting from 0.
+    pub(crate) fn worker(&self) -> usize {
+        self.worker
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut counts = self.counts.borrow_mut();
+        let mut counts = lock(&self.counts);
+        if let Some(open) = counts.by_worker.get_mut(self.worker) {
+            *open -= 1;
+        }
         if self.probation {
             counts.on_probation -= 1;
             return;
@@ -114,6 +145,12 @@ impl Drop for Ticket {
             }
         }
     }
+}
+
+/// The counts, whichever thread held them last: no code under the lock panics (plain
+/// arithmetic and a map), so a poisoned lock still holds true counts.
+fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
+    counts.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The client connections a server can hold with `open_files` descriptors, keeping
@@ -147,6 +184,7 @@ mod tests {
             total: 2,
             per_ip: None,
             probation: 0,
+            workers: 1,
         });
         let a = client(admission.admit(A));
         let b = client(admission.admit(A));
@@ -164,6 +202,7 @@ mod tests {
             total: 10,
             per_ip: Some(2),
             probation: 0,
+            workers: 1,
         });
         let _a = [client(admission.admit(A)), client(admission.admit(A))];
         assert!(matches!(
@@ -179,6 +218,7 @@ mod tests {
             total: 1,
             per_ip: None,
             probation: 2,
+            workers: 1,
         });
         let _held = client(admission.admit(A));
         let first = admission.admit(A);
@@ -187,6 +227,23 @@ mod tests {
         assert!(admission.admit(A).is_err());
         drop(first);
         assert!(matches!(admission.admit(A), Ok(t) if t.on_probation()));
+    }
+
+    #[test]
+    fn each_connection_goes_to_the_worker_with_the_fewest_open() {
+        let admission = Admission::new(Caps {
+            total: 10,
+            per_ip: None,
+            probation: 0,
+            workers: 3,
+        });
+        let mut held: Vec<Ticket> = (0..6).map(|_| client(admission.admit(A))).collect();
+        let on = |held: &[Ticket]| held.iter().map(Ticket::worker).collect::<Vec<_>>();
+        assert_eq!(on(&held), [0, 1, 2, 0, 1, 2]);
+        // Worker 1's two connections close: the next two go there, then the turns resume.
+        held.retain(|t| t.worker() != 1);
+        let more: Vec<Ticket> = (0..3).map(|_| client(admission.admit(B))).collect();
+        assert_eq!(on(&more), [1, 1, 0]);
     }
 
     #[test]

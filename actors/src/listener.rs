@@ -16,45 +16,44 @@
 //! character.
 
 mod door;
+mod handoff;
+mod workers;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Recipient;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::{Admission, Ticket};
 use crate::event_log::Door;
 use crate::peers::door::take_peer;
-use crate::peers::manager::Handoff;
 use crate::peers::tls::{PeerTls, HANDSHAKE};
-use crate::session::SessionDeps;
+pub(crate) use handoff::ToPeers;
+pub(crate) use workers::Workers;
 
 /// Accepts connections for as long as the server runs. A connection past the caps is closed
 /// at once (and logged); a failed accept (out of file descriptors, which the caps keep from
 /// happening) makes the loop wait a little for some to close.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    deps: Rc<SessionDeps>,
-    peers: Recipient<Handoff>,
+    workers: Workers,
     admission: Admission,
     tls: Option<Arc<PeerTls>>,
 ) {
+    let workers = Rc::new(workers);
+    let deps = workers.home();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => match admission.admit(peer.ip()) {
                 Ok(ticket) => {
                     let _ = stream.set_nodelay(true);
-                    let (deps, peers) = (Rc::clone(&deps), peers.clone());
                     match &tls {
-                        None => {
-                            actix_rt::spawn(door::enter(deps, peers, stream, peer, ticket));
-                        }
+                        None => workers.enter(stream, peer, ticket),
                         Some(tls) => {
-                            let tls = Arc::clone(tls);
-                            actix_rt::spawn(sort(tls, deps, peers, stream, peer, ticket));
+                            let (tls, workers) = (Arc::clone(tls), Rc::clone(&workers));
+                            actix_rt::spawn(sort(tls, workers, stream, peer, ticket));
                         }
                     }
                 }
@@ -73,18 +72,18 @@ pub(crate) async fn accept_loop(
 }
 
 /// On a TLS herd: waits for the connection's first byte, then gives the connection to the
-/// TLS peer side or to the plain door. The connection keeps its place under the caps
-/// (`ticket`) until then; and a connection that sends nothing is held no longer than a
-/// session holds an idle client, or, let in past the caps, than a neighbour has to prove
-/// itself.
+/// TLS peer side (on this, the home thread) or to the plain door on its worker. The
+/// connection keeps its place under the caps (`ticket`) until then; and a connection that
+/// sends nothing is held no longer than a session holds an idle client, or, let in past the
+/// caps, than a neighbour has to prove itself.
 async fn sort(
     tls: Arc<PeerTls>,
-    deps: Rc<SessionDeps>,
-    peers: Recipient<Handoff>,
+    workers: Rc<Workers>,
     stream: TcpStream,
     peer: SocketAddr,
     ticket: Ticket,
 ) {
+    let deps = workers.home();
     let limit = match ticket.on_probation() {
         true => Some(deps.limits.probation_timeout),
         false => deps.limits.idle_timeout,
@@ -106,11 +105,12 @@ async fn sort(
             // A neighbour proves itself within the time any connection let in on
             // probation has.
             let limit = deps.limits.probation_timeout;
-            take_peer(tls, stream, peer, limit, peers, deps.log.clone()).await;
+            let (peers, log) = (workers.to_peers().handoff(), deps.log.clone());
+            take_peer(tls, stream, peer, limit, peers, log).await;
             drop(ticket);
         }
         // A client's first byte, or the end of its input, or an error: the plain door meets
         // them as it would have without TLS.
-        Some(_) => door::enter(deps, peers, stream, peer, ticket).await,
+        Some(_) => workers.enter(stream, peer, ticket),
     }
 }

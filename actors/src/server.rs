@@ -4,7 +4,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,14 +14,15 @@ use crate::admin::health::{Readiness, ServerPhase};
 use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
-use crate::listener::accept_loop;
+use crate::listener::{accept_loop, ToPeers, Workers};
 use crate::metrics::{open_files_limit, Metrics};
+#[cfg(test)]
 use crate::outbox::ReplyBudget;
 use crate::peers::handshake::{LinkTarget, PeerPolicy};
 use crate::peers::manager::PeerManager;
 use crate::peers::tls::PeerTls;
 use crate::places::PlacesFetcher;
-use crate::session::SessionDeps;
+use crate::session::SessionShared;
 use crate::settings::{ServerSettings, Settings, SettingsError};
 use crate::store::committer::Committer;
 use crate::store::durable::{Database, StoreError};
@@ -203,7 +203,8 @@ pub async fn start(
     name: &str,
     listener: TcpListener,
 ) -> Result<Server, StartError> {
-    start_with(config, name, listener, Tuning::from_limits(&config.limits)).await
+    let tuning = Tuning::from_limits(&config.limits).with_workers(config.workers());
+    start_with(config, name, listener, tuning).await
 }
 
 /// [`start`] with limits and peer-link timings of the caller's choosing.
@@ -335,7 +336,6 @@ pub(crate) async fn start_with(
     // Descriptors for all but clients: a link to each neighbour and one from it, calls to
     // the places provider, and a margin for the listener, the log, the store and the rest.
     let reserved = 2 * me.neighbours.len() + config.places.max_concurrent + 64;
-    let budget = ReplyBudget::new(tuning.reply_budget);
     let places = PlacesFetcher::new(config.places.clone())
         .with_metrics(metrics.places.clone())
         .start();
@@ -344,22 +344,29 @@ pub(crate) async fn start_with(
             .state()
             .wire(store.clone(), peers.clone(), places.clone());
     }
-    let deps = Rc::new(SessionDeps {
+    let shared = SessionShared {
         name: name.clone(),
         store: store.clone(),
         places,
         log: log.clone(),
         limits: tuning.limits,
-        budget: budget.clone(),
         metrics: metrics.clients.clone(),
-    });
+    };
+    let to_peers = ToPeers::here(peers.recipient());
+    let workers = Workers::start(tuning.workers, shared, tuning.reply_budget, to_peers);
+    #[cfg(test)]
+    let budget = workers.home().budget.clone();
     if tls.is_some() {
         log.note("peer links use TLS: each neighbour proves its name with its certificate");
     } else if config.secret.is_none() && !me.neighbours.is_empty() {
         log.note("no secret configured: peers are accepted by name alone (loopback herd)");
         eprintln!("herd: warning: no secret in the config; peer links are not authenticated");
     }
-    log.note(&format!("{name} listening on {addr}"));
+    log.note(&format!(
+        "{name} listening on {addr}, with {} worker thread{}",
+        tuning.workers,
+        if tuning.workers == 1 { "" } else { "s" }
+    ));
     let caps = Caps {
         // The binary raises the soft limit on open files to the hard limit at start-up.
         total: connection_cap(
@@ -369,15 +376,10 @@ pub(crate) async fn start_with(
         ),
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
+        workers: tuning.workers,
     };
     let admission = Admission::new(caps);
-    actix_rt::spawn(accept_loop(
-        listener,
-        deps,
-        peers.recipient(),
-        admission,
-        tls,
-    ));
+    actix_rt::spawn(accept_loop(listener, workers, admission, tls));
     readiness.set(ServerPhase::Serving);
     Ok(Server {
         addr,

@@ -38,7 +38,7 @@ use input::{ReadLines, ReadsInput};
 pub(crate) use limits::{ClientLimits, MAX_QUEUED, READ_BUFFER};
 use replies::{Reply, ReplyQueue};
 
-/// What every session of one server uses.
+/// What every session on one worker thread of a server uses.
 pub(crate) struct SessionDeps {
     /// This server's name, for AT lines.
     pub(crate) name: Arc<str>,
@@ -46,10 +46,47 @@ pub(crate) struct SessionDeps {
     pub(crate) places: Addr<PlacesFetcher>,
     pub(crate) log: EventLog,
     pub(crate) limits: ClientLimits,
-    /// Every client's unsent replies together: past it, no client is read.
+    /// The unsent replies of every client on this worker together: past it, none of them is
+    /// read. The server's budget is split evenly over its workers, so that no count is
+    /// shared between threads and the sum stays the server's.
     pub(crate) budget: ReplyBudget,
     /// What `/metrics` counts of clients: connections, check-ins, WHATSATs, `?` replies.
     pub(crate) metrics: ClientMetrics,
+}
+
+/// What every session of one server uses, but its worker's reply budget: all of it may
+/// cross threads, for each worker to make its own [`SessionDeps`] from.
+#[derive(Clone)]
+pub(crate) struct SessionShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) store: Addr<LocationStore>,
+    pub(crate) places: Addr<PlacesFetcher>,
+    pub(crate) log: EventLog,
+    pub(crate) limits: ClientLimits,
+    pub(crate) metrics: ClientMetrics,
+}
+
+impl SessionShared {
+    /// The sessions' dependencies on one worker, whose clients share `budget`.
+    pub(crate) fn with_budget(self, budget: ReplyBudget) -> SessionDeps {
+        let SessionShared {
+            name,
+            store,
+            places,
+            log,
+            limits,
+            metrics,
+        } = self;
+        SessionDeps {
+            name,
+            store,
+            places,
+            log,
+            limits,
+            budget,
+            metrics,
+        }
+    }
 }
 
 /// A client's connection as the door hands it over: its first line already read.

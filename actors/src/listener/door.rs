@@ -14,14 +14,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use actix::Recipient;
 use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::net::TcpStream;
 
+use super::handoff::ToPeers;
 use crate::admission::Ticket;
-use crate::codec::{LineError, PeerLines};
-use crate::peers::manager::Handoff;
+use crate::codec::LineError;
 use crate::peers::wire;
 use crate::session::{ClientLimits, Input, NewClient, Session, SessionDeps};
 
@@ -38,7 +37,7 @@ enum First {
 /// peer side or to a new client session; or closes it, as a session would have.
 pub(super) async fn enter(
     deps: Rc<SessionDeps>,
-    peers: Recipient<Handoff>,
+    to_peers: ToPeers,
     stream: TcpStream,
     addr: SocketAddr,
     ticket: Ticket,
@@ -54,13 +53,7 @@ pub(super) async fn enter(
             log.peer_received(addr, &hello);
             // The peer side logs the connection from here on; its place under the caps
             // (`ticket`) and its count as a client connection (`open`) end here.
-            peers.do_send(Handoff {
-                addr,
-                hello,
-                lines: Box::new(PeerLines::new(input.into_lines(), wire::MAX_LINE)),
-                write: Box::new(write),
-                cert: None,
-            });
+            to_peers.hand_over(addr, hello, input, write, log);
         }
         First::Line(line) if ticket.on_probation() => {
             log.received(addr, &line);

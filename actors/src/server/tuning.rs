@@ -18,6 +18,9 @@ pub(crate) struct Tuning {
     /// Bytes of replies unsent to all clients together before no client is read.
     pub(crate) reply_budget: usize,
     pub(crate) links: LinkSettings,
+    /// The event-loop threads client sessions run on (`workers`, resolved): 1 runs them on
+    /// the server's home thread.
+    pub(crate) workers: usize,
     /// Every write to the store fails, as on a full disk.
     #[cfg(test)]
     pub(crate) store_fails: bool,
@@ -47,8 +50,17 @@ impl Tuning {
                 heartbeat: limits.peer_heartbeat,
                 ..LinkSettings::default()
             },
+            workers: 1,
             #[cfg(test)]
             store_fails: false,
+        }
+    }
+
+    /// These, with client sessions on `workers` threads.
+    pub(crate) fn with_workers(self, workers: usize) -> Tuning {
+        Tuning {
+            workers: workers.max(1),
+            ..self
         }
     }
 }

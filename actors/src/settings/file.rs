@@ -18,6 +18,7 @@ use super::error::Fault;
 #[serde(default, deny_unknown_fields)]
 pub(super) struct HerdFile {
     pub(super) secret: Option<Raw>,
+    pub(super) workers: Option<Raw>,
     pub(super) places: TomlTable<PlacesTable>,
     pub(super) log: TomlTable<LogTable>,
     pub(super) limits: TomlTable<LimitsTable>,

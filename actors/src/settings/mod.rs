@@ -41,6 +41,9 @@ pub struct Settings {
     /// The file this was read from, for messages that must name it.
     pub(crate) path: PathBuf,
     pub(crate) secret: Option<Secret>,
+    /// Event-loop threads for client sessions (`workers`), as set; `None`: not set. See
+    /// [`Settings::workers`].
+    pub(crate) workers: Option<usize>,
     pub(crate) places: PlacesSettings,
     pub(crate) log_dir: PathBuf,
     /// Whether the event log writes the peer links' heartbeats (`[log] heartbeats`).
@@ -173,6 +176,22 @@ impl Settings {
         })
     }
 
+    /// The event-loop threads a server runs client sessions on (`workers` or `HERD_WORKERS`):
+    /// as set, or, when unset or 0, one per core this process may use. A server alone on
+    /// its host uses every core by default; `herd up`, which starts several servers on one
+    /// host, sets it for each (see [`Settings::workers_set`]).
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            Some(n) if n > 0 => n,
+            _ => cores(),
+        }
+    }
+
+    /// Whether `workers` was set, in the file or the environment.
+    pub fn workers_set(&self) -> bool {
+        self.workers.is_some()
+    }
+
     /// Whether the herd's peer links have a shared secret (`secret` or `HERD_SECRET`).
     pub fn has_secret(&self) -> bool {
         self.secret.is_some()
@@ -196,4 +215,9 @@ impl Settings {
     pub(crate) fn is_all_loopback(&self) -> bool {
         self.servers.iter().all(|s| s.addr.ip().is_loopback())
     }
+}
+
+/// The cores this process may use (its CPU affinity and cgroup quota): at least 1.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }

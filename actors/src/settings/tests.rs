@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::Fault;
-use super::{Secret, ServerSettings, Settings, SettingsError};
+use super::{cores, Secret, ServerSettings, Settings, SettingsError};
 use crate::places::Provider;
 
 /// Two servers, the smallest herd with a link, listed on one side only.
@@ -739,5 +739,34 @@ fn the_environment_cannot_hide_a_fault_in_the_file() {
     assert_eq!(
         message,
         "bad places \"google\" in herd.toml: expected a [places] table"
+    );
+}
+
+#[test]
+fn workers_unset_or_0_mean_one_per_core_and_a_number_is_kept() {
+    let unset = loaded(TWO, &[]);
+    assert!(!unset.workers_set());
+    assert_eq!(unset.workers(), cores());
+    let zero = loaded(&format!("workers = 0\n{TWO}"), &[]);
+    assert!(zero.workers_set());
+    assert_eq!(zero.workers(), cores());
+    let three = loaded(&format!("workers = 3\n{TWO}"), &[]);
+    assert_eq!(three.workers(), 3);
+    let from_env = loaded(&format!("workers = 3\n{TWO}"), &[("HERD_WORKERS", "2")]);
+    assert_eq!(from_env.workers(), 2);
+}
+
+#[test]
+fn workers_past_1024_or_not_a_number_are_refused_naming_the_source() {
+    let (_, message) = refused(&format!("workers = 1025\n{TWO}"), &[]);
+    assert_eq!(
+        message,
+        "bad workers 1025 in herd.toml: expected a whole number from 0 to 1024"
+    );
+    let (_, message) = refused(TWO, &[("HERD_WORKERS", "two")]);
+    assert_eq!(
+        message,
+        "bad HERD_WORKERS=\"two\" in the environment (loading herd.toml): \
+         expected a whole number from 0 to 1024"
     );
 }

@@ -40,6 +40,8 @@ const PEER_QUEUE_MB: Whole = Whole("limits.peer_queue_mb", 1..=4096, 16);
 /// A year at most; an hour by default: a phone's clock is rarely off by more, and a record
 /// from further ahead would win over every later check-in of its client.
 const MAX_CLOCK_AHEAD_S: Whole = Whole("limits.max_clock_ahead_s", 1..=31_622_400, 3600);
+/// Event-loop threads for client sessions; 0: one per core the process may use.
+const WORKERS: Whole = Whole("workers", 0..=1024, 0);
 /// Ten years at most.
 const MAX_AGE_S: Whole = Whole("store.max_age_s", 0..=315_360_000, 0);
 const MAX_RECORDS: Whole = Whole("store.max_records", 0..=1_000_000_000, 0);
@@ -52,6 +54,10 @@ pub(super) fn settings(path: &Path, env: &EnvKeys, file: HerdFile) -> Result<Set
             path: path.into(),
             servers: servers::servers(&file.servers, tls.as_ref())?,
             secret: string("secret", &file.secret)?.map(|s| Secret(s.into())),
+            workers: match &file.workers {
+                None => None,
+                Some(_) => Some(whole(&WORKERS, &file.workers)?),
+            },
             places: places(&file.places.0)?,
             log_dir: string("log.dir", &file.log.0.dir)?.unwrap_or("logs").into(),
             log_heartbeats: boolean("log.heartbeats", &file.log.0.heartbeats)?,
