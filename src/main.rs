@@ -138,9 +138,11 @@ fn serve(name: &str, config_path: &Path) -> anyhow::Result<()> {
         let admin = server
             .admin_addr()
             .map_or(String::new(), |a| format!(", admin: http://{a}/"));
+        let workers = config.workers();
         eprintln!(
-            "herd: {name} serving on {} (log: {}{admin})",
+            "herd: {name} serving on {} with {workers} worker thread{} (log: {}{admin})",
             server.addr,
+            if workers == 1 { "" } else { "s" },
             server.log_path().display()
         );
         notify::tell("READY=1");

@@ -233,10 +233,19 @@ fn herd_up_runs_every_server_and_stops_them_all() {
     let status = up.0.wait().expect("herd up exits");
     assert!(status.success());
     let stderr = stderr.all();
+    // The servers share the cores, unless the environment says how many workers each has.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = match std::env::var("HERD_WORKERS").map(|n| n.parse::<usize>()) {
+        Ok(Ok(0)) => cores,
+        Ok(Ok(n)) => n,
+        _ => (cores / NAMES.len()).max(1),
+    };
+    let threads = if workers == 1 { "thread" } else { "threads" };
     // Every child's output carries its name, and every child has stopped.
     for name in NAMES {
+        let serving = format!("[{name}] herd: {name} serving on {}", files.addr(name));
         assert!(
-            stderr.contains(&format!("[{name}] herd: {name} serving on")),
+            stderr.contains(&format!("{serving} with {workers} worker {threads}")),
             "{stderr}"
         );
         assert!(
