@@ -18,8 +18,10 @@
 #                    when it is absent, only our figures are printed
 #   BENCH_KEEP=1     keep the temp folder (configs, logs, raw JSON) and say where it is
 #   BENCH_ONLY       the scenarios to run, comma-separated, of iamat50, iamat1, whatsat10,
-#                    flood, conns, startup, startup_store (default: all); an unknown one
-#                    stops the script before anything runs
+#                    flood, conns, startup, startup_store, workers (default: all); an
+#                    unknown one stops the script before anything runs
+#   BENCH_BEFORE     another herd binary (an older build): IAMAT-50 also runs against the
+#                    five-server herd of it, and a table compares it with ours
 #   BENCH_HERD       the herd binary to bench as ours (default: this tree's release
 #                    build), to compare revisions
 #   BENCH_KINDS      the variants of ours that run beside it, separated by commas or
@@ -31,6 +33,11 @@
 # ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
 # flood scenarios also run against ours with mutual TLS on its peer links (`tls`, its
 # certificates from `herd certs`), and a second table compares it with ours on plain links.
+# The `workers` scenario runs one server alone with `workers = 1` and `workers = 2`, and, as
+# the ceiling any single server could reach on this machine, two independent one-worker
+# servers (IAMAT-50 spread over both; WHATSAT-10 on cached answers, from a fake Google
+# upstream: the baseline's, or scripts/fake_places.py). Our five-server herd always runs
+# with the workers `herd up` would give each server (HERD_WORKERS = nproc / 5, at least 1).
 # IAMAT-50 also runs against ours with an admin listener on every server, each scraped
 # (GET /metrics) once a second as Prometheus would (`admin`), and a third table compares it
 # with ours without. After each admin run the script reads every server's /metrics once more
@@ -47,7 +54,7 @@ ROUNDS=${BENCH_ROUNDS:-300}
 STORE_RECORDS=${BENCH_STORE_RECORDS:-1000000}
 REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}
-SCENARIOS=(iamat50 iamat1 whatsat10 flood conns startup startup_store)
+SCENARIOS=(iamat50 iamat1 whatsat10 flood conns startup startup_store workers)
 VARIANTS=(mem tls admin)
 # known WORD LIST...: whether WORD is one of LIST.
 known() {
@@ -105,6 +112,11 @@ else
     [[ "$TARGET_DIR" == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
     HERD=$TARGET_DIR/release/herd
 fi
+BEFORE=
+if [ -n "${BENCH_BEFORE:-}" ]; then BEFORE=$(realpath "$BENCH_BEFORE"); fi
+# What `herd up` gives each of five servers on this machine.
+UP_WORKERS=$(($(nproc) / 5))
+[ "$UP_WORKERS" -ge 1 ] || UP_WORKERS=1
 # Other work on the machine skews every figure: say how busy it was just before we started
 # (all CPUs, over 2 s, from /proc/stat).
 cpu_busy() {
@@ -270,16 +282,41 @@ addr = "127.0.0.1:$STARTUP_OURS"
 neighbours = []
 EOF
 
+# The `workers` scenario's servers: answers from a fake Google upstream, which they cache.
+if selected workers && [ "$HAVE_BASELINE" = 0 ]; then
+    python3 "$ROOT/scripts/fake_places.py" "$FAKE_PORT" >"$TMP/logs/fake_places.out" 2>&1 &
+    STARTED+=($!)
+    wait_listening "$FAKE_PORT"
+fi
+# alone_toml SMITH_NEIGHBOURS: Hill on ours + 0 and, unless SMITH_NEIGHBOURS is "none",
+# Smith on ours + 1 with those neighbours (Hill then has Smith's).
+alone_toml() {
+    local hill='[]'
+    [ "$1" = '["Hill"]' ] && hill='["Smith"]'
+    printf '[places]\nprovider = "google"\nbase_url = "http://127.0.0.1:%d"\n' "$FAKE_PORT"
+    printf 'api_key = "bench-key"\n[log]\ndir = "%s"\n[store]\ndir = "%s"\n' \
+        "$TMP/logs/alone" "$TMP/data"
+    printf '[servers.Hill]\naddr = "127.0.0.1:%d"\nneighbours = %s\n' "$OURS_PORT" "$hill"
+    if [ "$1" != none ]; then
+        printf '[servers.Smith]\naddr = "127.0.0.1:%d"\nneighbours = %s\n' \
+            $((OURS_PORT + 1)) "$1"
+    fi
+}
+alone_toml none >"$TMP/alone.toml"
+alone_toml '[]' >"$TMP/apart.toml"
+alone_toml '["Hill"]' >"$TMP/linked.toml"
+
 HERD_PIDS=()
 # Helpers of a herd that stop with it (the admin kind's scraper).
 AUX_PIDS=()
-# start_herd CONFIG: our five servers, each with an empty store.
+# start_herd CONFIG [BINARY]: our five servers, each with an empty store, and the worker
+# threads `herd up` would give each.
 start_herd() {
-    local i
+    local i bin=${2:-$HERD}
     HERD_PIDS=()
     rm -rf "$TMP/data"
     for i in 0 1 2 3 4; do
-        "$HERD" serve "${NAMES[$i]}" --config "$1" 2>>"$TMP/logs/ours.err" &
+        HERD_WORKERS=$UP_WORKERS "$bin" serve "${NAMES[$i]}" --config "$1" 2>>"$TMP/logs/ours.err" &
         STARTED+=($!)
         HERD_PIDS+=($!)
     done
@@ -288,6 +325,28 @@ start_herd() {
 start_ours() { start_herd "$TMP/herd.toml"; }
 start_mem() { start_herd "$TMP/herd-mem.toml"; }
 start_tls() { start_herd "$TMP/herd-tls.toml"; }
+start_before() { start_herd "$TMP/herd.toml" "$BEFORE"; }
+# start_alone NAME... WORKERS CONFIG: servers of CONFIG, each alone on its port (Hill on
+# ours + 0, Smith on ours + 1) with WORKERS worker threads, each with an empty store.
+start_alone() {
+    local args=("$@") n=$(($# - 2)) i
+    local workers=${args[$n]} config=${args[$((n + 1))]}
+    HERD_PIDS=()
+    rm -rf "$TMP/data"
+    for ((i = 0; i < n; i++)); do
+        HERD_WORKERS=$workers "$HERD" serve "${args[$i]}" --config "$config" \
+            2>>"$TMP/logs/ours.err" &
+        STARTED+=($!)
+        HERD_PIDS+=($!)
+    done
+    for ((i = 0; i < n; i++)); do wait_listening $((OURS_PORT + i)); done
+}
+start_one1() { start_alone Hill 1 "$TMP/alone.toml"; }
+start_one2() { start_alone Hill 2 "$TMP/alone.toml"; }
+# The ceiling: two servers with nothing shared, not even a link.
+start_apart() { start_alone Hill Smith 1 "$TMP/apart.toml"; }
+# Two linked servers, for WHATSAT (its client is seeded at one and must reach both).
+start_linked() { start_alone Hill Smith 1 "$TMP/linked.toml"; }
 start_admin() {
     local i
     start_herd "$TMP/herd-admin.toml"
@@ -356,8 +415,17 @@ run_bench() {
     local name=$1 kind=$2 servers arg args=()
     shift 2
     "start_$kind"
-    if [ "$kind" = baseline ]; then servers=$BASE_SERVERS; else servers=$OURS_SERVERS; fi
-    warm_up "$servers"
+    case $kind in
+        baseline) servers=$BASE_SERVERS ;;
+        one1 | one2) servers=127.0.0.1:$OURS_PORT ;;
+        apart | linked) servers=127.0.0.1:$OURS_PORT,127.0.0.1:$((OURS_PORT + 1)) ;;
+        *) servers=$OURS_SERVERS ;;
+    esac
+    # The links are what a warm-up waits for; a server alone, or servers apart, have none.
+    case $kind in
+        one1 | one2 | apart) ;;
+        *) warm_up "$servers" ;;
+    esac
     for arg in "$@"; do
         arg=${arg//@SERVERS@/$servers}
         arg=${arg//@PIDS@/$(IFS=,; echo "${HERD_PIDS[*]}")}
@@ -418,11 +486,21 @@ STATS=()
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
 # repeat of a scenario rather than in all of them; the table shows medians.
 for REP in $(seq 1 "$REPEAT"); do
-    for kind in "${KINDS[@]}" $(with mem tls admin); do
+    for kind in "${KINDS[@]}" $(with mem tls admin) ${BEFORE:+before}; do
         selected iamat50 || continue
         run_bench iamat50 "$kind" iamat --servers @SERVERS@ --connections 50 \
             --duration "$DURATION" --pids @PIDS@
     done
+    if selected workers; then
+        for kind in one1 one2 apart; do
+            run_bench workers_iamat "$kind" iamat --servers @SERVERS@ --connections 50 \
+                --duration "$DURATION" --pids @PIDS@
+        done
+        for kind in one1 one2 linked; do
+            run_bench workers_whatsat "$kind" whatsat --servers @SERVERS@ --connections 10 \
+                --duration "$DURATION" --pids @PIDS@
+        done
+    fi
     for kind in "${KINDS[@]}" $(with mem); do
         selected iamat1 || continue
         run_bench iamat1 "$kind" iamat --servers @SERVERS@ --connections 1 \
@@ -662,6 +740,63 @@ if selected iamat50; then
         echo
         for REP in $(seq 1 "$REPEAT"); do store_line "$REP"; done
     fi
+fi
+
+# workers_row FIGURE NAME KEY: one server with 1 and with 2 workers, and two servers.
+workers_row() {
+    local one two pair
+    one=$(get "$2" one1 "$3")
+    two=$(get "$2" one2 "$3")
+    pair=$(get "$2" apart "$3")
+    [ -n "$pair" ] || pair=$(get "$2" linked "$3")
+    awk -v f="$1" -v a="$one" -v b="$two" -v c="$pair" -v sa="$(spread "$2" one1 "$3")" \
+        -v sb="$(spread "$2" one2 "$3")" 'BEGIN {
+        num = "^-?[0-9]+(\\.[0-9]+)?$"
+        r2 = (a ~ num && b ~ num && a + 0 != 0) ? sprintf("%.3f", b / a) : "-"
+        rc = (a ~ num && c ~ num && a + 0 != 0) ? sprintf("%.3f", c / a) : "-"
+        printf "| %s | %s (%s) | %s (%s) | %s | %s | %s |\n", f, (a == "" ? "-" : a), sa, \
+            (b == "" ? "-" : b), sb, r2, (c == "" ? "-" : c), rc
+    }'
+}
+
+if selected workers; then
+    echo
+    echo "Every core: one server alone (store on), with workers = 1 and workers = 2, and the"
+    echo "ceiling of this machine: two one-worker servers that share nothing, the same load"
+    echo "spread over both (linked, for WHATSAT, so the seeded client reaches both). nproc"
+    echo "$(nproc); the load generator shares the cores. Medians, and the lowest - highest of"
+    echo "the $REPEAT runs"
+    echo
+    echo "| figure | workers = 1 | workers = 2 | 2 / 1 | two servers | two / 1 |"
+    echo "|---|---|---|---|---|---|"
+    workers_row "IAMAT-50 check-ins/s" workers_iamat check_ins_per_s
+    workers_row "IAMAT-50 herd CPU us per check-in" workers_iamat herd_cpu_us_per_op
+    workers_row "IAMAT-50 load generator CPU s" workers_iamat bench_cpu_s
+    workers_row "IAMAT-50 latency p50 ms" workers_iamat p50_ms
+    workers_row "WHATSAT-10 cached replies/s" workers_whatsat replies_per_s
+    workers_row "WHATSAT-10 herd CPU us per reply" workers_whatsat herd_cpu_us_per_op
+    workers_row "WHATSAT-10 load generator CPU s" workers_whatsat bench_cpu_s
+    workers_row "WHATSAT-10 latency p50 ms" workers_whatsat p50_ms
+fi
+
+if [ -n "$BEFORE" ] && selected iamat50; then
+    echo
+    echo "The five-server herd, $UP_WORKERS worker thread(s) each (what herd up gives on"
+    echo "$(nproc) cores), against the same herd of $("$BEFORE" --version) ($BENCH_BEFORE),"
+    echo "same run: IAMAT, 50 conns over all 5, medians of $REPEAT runs"
+    echo
+    echo "| figure | before | ours | ours / before |"
+    echo "|---|---|---|---|"
+    for fk in "check-ins/s:check_ins_per_s" "herd CPU us per check-in:herd_cpu_us_per_op" \
+        "latency p50 ms:p50_ms"; do
+        b=$(get iamat50 before "${fk#*:}")
+        o=$(get iamat50 ours "${fk#*:}")
+        awk -v f="${fk%%:*}" -v b="$b" -v o="$o" 'BEGIN {
+            num = "^-?[0-9]+(\\.[0-9]+)?$"
+            r = (b ~ num && o ~ num && b + 0 != 0) ? sprintf("%.3f", o / b) : "-"
+            printf "| %s | %s | %s | %s |\n", f, (b == "" ? "-" : b), (o == "" ? "-" : o), r
+        }'
+    done
 fi
 
 echo
