@@ -31,6 +31,9 @@ pub(crate) struct Caps {
     pub(crate) probation: usize,
     /// The worker threads the connections are spread over (at least 1).
     pub(crate) workers: usize,
+    /// Whether the home thread (worker 0) takes connections too; when not, workers 1 to
+    /// `workers` do (see `listener::workers`).
+    pub(crate) home_serves: bool,
 }
 
 /// The counts, shared with the tickets.
@@ -61,8 +64,9 @@ pub(crate) struct Ticket {
 
 impl Admission {
     pub(crate) fn new(caps: Caps) -> Self {
+        let slots = caps.workers.max(1) + usize::from(!caps.home_serves);
         let counts = Counts {
-            by_worker: vec![0; caps.workers.max(1)],
+            by_worker: vec![0; slots],
             ..Counts::default()
         };
         Admission {
@@ -103,8 +107,9 @@ impl Admission {
             .by_worker
             .iter_mut()
             .enumerate()
+            .skip(usize::from(!self.caps.home_serves))
             .min_by_key(|(_, open)| **open)
-            .expect("there is at least one worker");
+            .expect("there is at least one worker besides a home that serves none");
         *open += 1;
         Ticket {
             counts: Arc::clone(&self.counts),
@@ -185,6 +190,7 @@ mod tests {
             per_ip: None,
             probation: 0,
             workers: 1,
+            home_serves: true,
         });
         let a = client(admission.admit(A));
         let b = client(admission.admit(A));
@@ -203,6 +209,7 @@ mod tests {
             per_ip: Some(2),
             probation: 0,
             workers: 1,
+            home_serves: true,
         });
         let _a = [client(admission.admit(A)), client(admission.admit(A))];
         assert!(matches!(
@@ -219,6 +226,7 @@ mod tests {
             per_ip: None,
             probation: 2,
             workers: 1,
+            home_serves: true,
         });
         let _held = client(admission.admit(A));
         let first = admission.admit(A);
@@ -236,6 +244,7 @@ mod tests {
             per_ip: None,
             probation: 0,
             workers: 3,
+            home_serves: true,
         });
         let mut held: Vec<Ticket> = (0..6).map(|_| client(admission.admit(A))).collect();
         let on = |held: &[Ticket]| held.iter().map(Ticket::worker).collect::<Vec<_>>();
@@ -244,6 +253,21 @@ mod tests {
         held.retain(|t| t.worker() != 1);
         let more: Vec<Ticket> = (0..3).map(|_| client(admission.admit(B))).collect();
         assert_eq!(on(&more), [1, 1, 0]);
+    }
+
+    #[test]
+    fn a_home_that_serves_no_sessions_gets_no_connection() {
+        let admission = Admission::new(Caps {
+            total: 10,
+            per_ip: None,
+            probation: 1,
+            workers: 2,
+            home_serves: false,
+        });
+        let mut held: Vec<Ticket> = (0..4).map(|_| client(admission.admit(A))).collect();
+        held.extend(admission.admit(A));
+        let on: Vec<usize> = held.iter().map(Ticket::worker).collect();
+        assert_eq!(on, [1, 2, 1, 2, 1]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::event_log::Door;
 use crate::peers::door::take_peer;
 use crate::peers::tls::{PeerTls, HANDSHAKE};
 pub(crate) use handoff::ToPeers;
-pub(crate) use workers::Workers;
+pub(crate) use workers::{home_serves, Workers};
 
 /// Accepts connections for as long as the server runs. A connection past the caps is closed
 /// at once (and logged); a failed accept (out of file descriptors, which the caps keep from

@@ -14,7 +14,7 @@ use crate::admin::health::{Readiness, ServerPhase};
 use crate::admin::{Admin, AdminState};
 use crate::admission::{connection_cap, Admission, Caps};
 use crate::event_log::EventLog;
-use crate::listener::{accept_loop, ToPeers, Workers};
+use crate::listener::{accept_loop, home_serves, ToPeers, Workers};
 use crate::metrics::{open_files_limit, Metrics};
 #[cfg(test)]
 use crate::outbox::ReplyBudget;
@@ -377,6 +377,7 @@ pub(crate) async fn start_with(
         per_ip: tuning.max_connections_per_ip,
         probation: 2 * me.neighbours.len(),
         workers: tuning.workers,
+        home_serves: home_serves(tuning.workers),
     };
     let admission = Admission::new(caps);
     actix_rt::spawn(accept_loop(listener, workers, admission, tls));

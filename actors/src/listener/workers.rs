@@ -1,20 +1,24 @@
 //! The event-loop threads a server runs its client sessions on (`workers`).
 //!
 //! The server's home thread runs the accept loop, the store, the peer manager and its
-//! links, and the places fetcher; with `workers = N` it is one of the N threads that run
-//! client sessions, and N - 1 more (actix `Arbiter`s) run only sessions. Each accepted
-//! connection goes to the worker with the fewest connections open (the admission's count,
-//! see [`Ticket::worker`]) and lives there to its end: its door, then its session.
+//! links, and the places fetcher. With `workers = N`, N threads run client sessions: with
+//! one or two, the home thread is one of them and the rest are actix `Arbiter`s; with three
+//! or more, N `Arbiter`s do and the home thread runs none (see [`home_serves`]). Each
+//! accepted connection goes to the worker with the fewest connections open (the admission's
+//! count, see [`Ticket::worker`]) and lives there to its end: its door, then its session.
 //!
 //! What crosses threads is typed messages: a session's `CheckIn` and `Lookup` to the store,
 //! its `Nearby` to the places fetcher, and their answers; and, once per connection, the
 //! socket itself, through an unbounded channel that only the accept loop fills. No lock is
 //! taken on the way of a line (a ticket's is taken at its accept and its close).
 //!
-//! The home thread serves sessions too because threads are what a small host lacks: on two
-//! cores, a home thread with sessions of its own served 5-10% more check-ins than one left
-//! to the store alone (docs/benchmarks.md, "Every core"); its sessions reach the store
-//! without crossing a thread.
+//! With one or two workers the home thread serves sessions too, because threads are what a
+//! small host lacks: on two cores a home thread with sessions of its own served 5-10% more
+//! check-ins than one left to the store, and its sessions reach the store without crossing
+//! a thread. From three on, the store's thread is what bounds the server (the model in
+//! docs/benchmarks.md, "Every core"): a session costs a worker about 10 us a check-in, the
+//! store's thread about 2.7 us, so a home thread that also served its share of sessions
+//! would be the first to fill.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -35,7 +39,7 @@ pub(crate) struct Workers {
     /// and times connections with.
     home: Rc<SessionDeps>,
     to_peers: ToPeers,
-    /// Workers 1 to N - 1, in the order of [`Ticket::worker`].
+    /// The workers that are not the home thread, in the order of [`Ticket::worker`] (from 1).
     away: Vec<Away>,
 }
 
@@ -68,7 +72,8 @@ impl Workers {
         let home = Rc::new(shared.clone().with_budget(ReplyBudget::new(share)));
         let home_thread = Arbiter::current();
         let mut away = Vec::new();
-        for _ in 1..count {
+        let threads = if home_serves(count) { count - 1 } else { count };
+        for _ in 0..threads {
             let thread = Arbiter::new();
             let (connections, accepted) = unbounded_channel();
             let to_peers = to_peers.for_worker(home_thread.clone());
@@ -126,6 +131,11 @@ impl Workers {
             self.home.log.dropped(addr, "the server is stopping");
         }
     }
+}
+
+/// Whether, with `workers` worker threads, the home thread is one of them.
+pub(crate) fn home_serves(workers: usize) -> bool {
+    workers <= 2
 }
 
 /// A worker's loop: each connection it is given joins its event loop and goes through a
@@ -197,13 +207,29 @@ mod tests {
 
     #[actix::test]
     async fn a_neighbour_let_in_on_a_worker_thread_gets_its_link_with_what_it_sent_at_once() {
+        // The home thread has a connection: the next goes to the other worker.
+        neighbour_on_a_worker(2, 1).await;
+    }
+
+    #[actix::test]
+    async fn with_three_workers_the_home_thread_serves_none_and_links_still_come_home() {
+        // Every connection goes to one of the three worker threads; the fourth shares one.
+        neighbour_on_a_worker(3, 3).await;
+    }
+
+    /// Hill with `workers` workers and `clients` clients connected: a neighbour dials in
+    /// with its hello and a record in one write; its link comes up, the record is kept, and
+    /// the link answers a heartbeat.
+    async fn neighbour_on_a_worker(workers: usize, clients: usize) {
         let dir = tempfile::tempdir().unwrap();
         let smith = "neighbours = [\"Smith\"]\n\
                      [servers.Smith]\naddr = \"127.0.0.1:2\"\nneighbours = [\"Hill\"]\n";
         let config = hill_config(dir.path(), "", smith);
-        let server = start_hill(&config, Tuning::default().with_workers(2)).await;
-        // The home thread has a connection: the next goes to the other worker.
-        let _client = admitted(server.addr).await;
+        let server = start_hill(&config, Tuning::default().with_workers(workers)).await;
+        let mut held = Vec::new();
+        for _ in 0..clients {
+            held.push(admitted(server.addr).await);
+        }
         let mut link = TcpStream::connect(server.addr).await.unwrap();
         // The hello and a record in one write: the door reads the record with the hello,
         // and it must reach the link on the home thread with the connection.
