@@ -4,9 +4,10 @@
 //! - [`protocol`]: client lines <-> typed commands and AT records; pure, no I/O.
 //! - `codec`: framing of lines as bytes, with a length cap.
 //! - `outbox`: a bounded per-socket write queue (actix's `FramedWrite` has no backpressure).
-//! - `listener` and `admission`: the accept loop, which connections it takes, and the door
-//!   each goes through: its first line (or, on a TLS herd, its first byte) sends it to the
-//!   peer side or to a client session.
+//! - `listener` and `admission`: the accept loop, which connections it takes, the worker
+//!   thread each lives on (`workers`), and the door each goes through: its first line (or,
+//!   on a TLS herd, its first byte) sends it to the peer side, on the home thread, or to a
+//!   client session on its worker.
 //! - `session`: the Session actor, one per client connection.
 //! - `store`: the LocationStore actor, each client's latest record, and its durable copy
 //!   (grouped commits appended to a journal on the event loop, which an applier thread

@@ -46,8 +46,15 @@ pub(crate) struct Workers {
 /// A worker thread, as the home thread sees it.
 struct Away {
     connections: UnboundedSender<Accepted>,
-    /// Keeps the thread's handle; the thread stops with the actix `System`.
-    _thread: Arbiter,
+    thread: Arbiter,
+}
+
+/// The accept loop is over (its server's system is stopping): so is the worker, with its
+/// sessions, rather than idling on in a process that may go on (a test's).
+impl Drop for Away {
+    fn drop(&mut self) {
+        self.thread.stop();
+    }
 }
 
 /// A connection on its way to a worker: out of the home thread's event loop, to join the
@@ -84,7 +91,7 @@ impl Workers {
             });
             away.push(Away {
                 connections,
-                _thread: thread,
+                thread,
             });
         }
         Workers {
