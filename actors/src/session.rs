@@ -12,6 +12,7 @@
 //! read the connection's first line, sent a neighbour's hello to the peer side, and starts
 //! a session only for a client, with that line, which the session answers as its first.
 
+mod desk;
 mod input;
 mod limits;
 mod replies;
@@ -30,9 +31,11 @@ use crate::codec::LineError;
 use crate::event_log::EventLog;
 use crate::metrics::{CheckInOutcome, ClientMetrics, OpenConnection};
 use crate::outbox::{Outbox, ReplyBudget};
-use crate::places::{self, NearbyQuery, PlacesFetcher};
-use crate::protocol::{self, Command, Radius, Record, Timestamp};
-use crate::store::{CheckIn, LocationStore, Lookup};
+use crate::places::{self, PlacesFetcher};
+use crate::protocol::{self, Command, Record, Timestamp};
+use crate::store::{CheckIn, LocationStore};
+pub(crate) use desk::Desk;
+use desk::{find, WhatsAt};
 pub(crate) use input::Input;
 use input::{ReadLines, ReadsInput};
 pub(crate) use limits::{ClientLimits, MAX_QUEUED, READ_BUFFER};
@@ -44,6 +47,9 @@ pub(crate) struct SessionDeps {
     pub(crate) name: Arc<str>,
     pub(crate) store: Addr<LocationStore>,
     pub(crate) places: Addr<PlacesFetcher>,
+    /// Where a WHATSAT goes from a worker thread that is not the home thread, to cross
+    /// between threads once (see [`Desk`]); `None` on the home thread.
+    pub(crate) desk: Option<Addr<Desk>>,
     pub(crate) log: EventLog,
     pub(crate) limits: ClientLimits,
     /// The unsent replies of every client on this worker together: past it, none of them is
@@ -67,8 +73,10 @@ pub(crate) struct SessionShared {
 }
 
 impl SessionShared {
-    /// The sessions' dependencies on one worker, whose clients share `budget`.
-    pub(crate) fn with_budget(self, budget: ReplyBudget) -> SessionDeps {
+    /// The sessions' dependencies on one worker, whose clients share `budget`, and whose
+    /// WHATSATs go to `desk` (`None`: the home thread's, which asks the store and the places
+    /// fetcher itself).
+    pub(crate) fn on_worker(self, budget: ReplyBudget, desk: Option<Addr<Desk>>) -> SessionDeps {
         let SessionShared {
             name,
             store,
@@ -81,6 +89,7 @@ impl SessionShared {
             name,
             store,
             places,
+            desk,
             log,
             limits,
             budget,
@@ -233,9 +242,12 @@ impl Session {
                     .spawn(ctx);
             }
             Command::WhatsAt(cmd) => {
-                let (client, radius, bound) = (cmd.client.into(), cmd.radius, cmd.bound);
-                let reply =
-                    whatsat_reply(Rc::clone(&self.deps), client, radius, bound, line.freeze());
+                let ask = WhatsAt {
+                    client: cmd.client.into(),
+                    radius: cmd.radius,
+                    bound: cmd.bound,
+                };
+                let reply = whatsat_reply(Rc::clone(&self.deps), ask, line.freeze());
                 reply
                     .into_actor(self)
                     .map(move |reply, act, ctx| act.complete(seq, Reply::Send(reply), ctx))
@@ -319,34 +331,21 @@ impl Session {
 
 /// The WHATSAT answer: the client's AT line, the places JSON, a blank line; or `? line` for
 /// a client the herd has never seen.
-async fn whatsat_reply(
-    deps: Rc<SessionDeps>,
-    client: Box<str>,
-    radius: Radius,
-    bound: u8,
-    line: bytes::Bytes,
-) -> Vec<u8> {
-    let Ok(Some(record)) = deps.store.send(Lookup(client)).await else {
+async fn whatsat_reply(deps: Rc<SessionDeps>, ask: WhatsAt, line: bytes::Bytes) -> Vec<u8> {
+    let found = match &deps.desk {
+        None => find(&deps.store, &deps.places, ask).await,
+        // A desk that has stopped has a store that has too.
+        Some(desk) => desk.send(ask).await.ok().flatten(),
+    };
+    let Some((record, json)) = found else {
         deps.metrics.invalid_line();
         deps.metrics.whatsats.unknown_client();
         return protocol::invalid_reply(&line);
     };
-    let location = record.location();
-    let query = NearbyQuery {
-        lat: location.lat,
-        lng: location.lng,
-        location_param: location.query_param(record.coordinates()),
-        radius_m: radius.metres,
-        radius_param: radius.metres_text,
-        bound: usize::from(bound),
-    };
-    let json = match deps.places.send(places::Nearby(query)).await {
-        Ok(json) => json,
-        Err(_) => {
-            deps.metrics.whatsats.answered(places::UPSTREAM_UNAVAILABLE);
-            places::failure_json(places::UPSTREAM_UNAVAILABLE, "places fetcher stopped")
-        }
-    };
+    let json = json.unwrap_or_else(|| {
+        deps.metrics.whatsats.answered(places::UPSTREAM_UNAVAILABLE);
+        places::failure_json(places::UPSTREAM_UNAVAILABLE, "places fetcher stopped").into()
+    });
     let mut reply = Vec::with_capacity(record.at_line().len() + json.len() + 3);
     reply.extend_from_slice(record.at_line().as_bytes());
     reply.push(b'\n');

@@ -7,9 +7,10 @@
 //! accepted connection goes to the worker with the fewest connections open (the admission's
 //! count, see [`Ticket::worker`]) and lives there to its end: its door, then its session.
 //!
-//! What crosses threads is typed messages: a session's `CheckIn` and `Lookup` to the store,
-//! its `Nearby` to the places fetcher, and their answers; and, once per connection, the
-//! socket itself, through an unbounded channel that only the accept loop fills. No lock is
+//! What crosses threads is typed messages: a session's `CheckIn` to the store and its
+//! `WhatsAt` to the desk (which asks the store and the places fetcher on the home thread,
+//! see `session::desk`), and their answers; and, once per connection, the socket itself,
+//! through an unbounded channel that only the accept loop fills. No lock is
 //! taken on the way of a line (a ticket's is taken at its accept and its close).
 //!
 //! With one or two workers the home thread serves sessions too, because threads are what a
@@ -23,6 +24,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use actix::Actor;
 use actix_rt::Arbiter;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -31,7 +33,7 @@ use super::door;
 use super::handoff::ToPeers;
 use crate::admission::Ticket;
 use crate::outbox::ReplyBudget;
-use crate::session::{SessionDeps, SessionShared};
+use crate::session::{Desk, SessionDeps, SessionShared};
 
 /// The threads client connections are spread over.
 pub(crate) struct Workers {
@@ -76,18 +78,21 @@ impl Workers {
     ) -> Workers {
         let count = count.max(1);
         let share = (budget / count).max(1);
-        let home = Rc::new(shared.clone().with_budget(ReplyBudget::new(share)));
+        let home = Rc::new(shared.clone().on_worker(ReplyBudget::new(share), None));
         let home_thread = Arbiter::current();
         let mut away = Vec::new();
         let threads = if home_serves(count) { count - 1 } else { count };
+        let desk = (threads > 0).then(|| Desk::new(shared.store.clone(), shared.places.clone()));
+        let desk = desk.map(Actor::start);
         for _ in 0..threads {
             let thread = Arbiter::new();
             let (connections, accepted) = unbounded_channel();
             let to_peers = to_peers.for_worker(home_thread.clone());
-            let shared = shared.clone();
+            let (shared, desk) = (shared.clone(), desk.clone());
             // The loop itself holds the worker's `Rc`s, so it is made on the worker.
             thread.spawn_fn(move || {
-                actix_rt::spawn(serve(shared, share, to_peers, accepted));
+                let deps = Rc::new(shared.on_worker(ReplyBudget::new(share), desk));
+                actix_rt::spawn(serve(deps, to_peers, accepted));
             });
             away.push(Away {
                 connections,
@@ -148,12 +153,10 @@ pub(crate) fn home_serves(workers: usize) -> bool {
 /// A worker's loop: each connection it is given joins its event loop and goes through a
 /// door of its own.
 async fn serve(
-    shared: SessionShared,
-    budget: usize,
+    deps: Rc<SessionDeps>,
     to_peers: ToPeers,
     mut accepted: UnboundedReceiver<Accepted>,
 ) {
-    let deps = Rc::new(shared.with_budget(ReplyBudget::new(budget)));
     while let Some(Accepted {
         stream,
         addr,

@@ -38,7 +38,7 @@ const STATS_EVERY: Duration = Duration::from_secs(60);
 /// Google's layout (see [`layout`]), without a trailing newline. Never fails: an upstream
 /// failure is a reply with a non-OK `status` and an `error_message`.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "String")]
+#[rtype(result = "Arc<str>")]
 pub(crate) struct Nearby(pub(crate) NearbyQuery);
 
 /// Request: what the cache and the upstream calls have done since the fetcher started.
@@ -271,8 +271,10 @@ impl Actor for PlacesFetcher {
     }
 }
 
+/// The answer is shared, not copied: a cache hit hands out the kept text itself, which a
+/// session on another thread reads and drops there.
 impl Handler<Nearby> for PlacesFetcher {
-    type Result = ResponseFuture<String>;
+    type Result = ResponseFuture<Arc<str>>;
 
     fn handle(&mut self, Nearby(q): Nearby, ctx: &mut Self::Context) -> Self::Result {
         let Some(upstream) = Upstream::of(self.settings.provider) else {
@@ -285,11 +287,12 @@ impl Handler<Nearby> for PlacesFetcher {
                 match search.await {
                     Ok(text) => {
                         metrics.answered(PlacesAnswer::Embedded, ok_or_zero_results(&text));
-                        text
+                        text.into()
                     }
                     Err(_) => {
                         metrics.answered(PlacesAnswer::Embedded, UPSTREAM_UNAVAILABLE);
-                        super::failure_json(UPSTREAM_UNAVAILABLE, "the places searcher stopped")
+                        let why = "the places searcher stopped";
+                        super::failure_json(UPSTREAM_UNAVAILABLE, why).into()
                     }
                 }
             });
@@ -305,7 +308,6 @@ impl Handler<Nearby> for PlacesFetcher {
             self.metrics
                 .answered(PlacesAnswer::CacheHit, ok_or_zero_results(&text));
             log::debug!("places: cache hit for {key:?}, bound {bound}");
-            let text = text.to_string();
             return Box::pin(async move { text });
         }
         let (landing, from) = match self.flights.get(&key) {
@@ -324,7 +326,7 @@ impl Handler<Nearby> for PlacesFetcher {
         Box::pin(async move {
             let reply = landing.await;
             metrics.answered(from, status_of(&reply));
-            cut_to_bound(Value::clone(&*reply), bound)
+            cut_to_bound(Value::clone(&*reply), bound).into()
         })
     }
 }

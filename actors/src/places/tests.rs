@@ -51,7 +51,7 @@ pub(super) fn north_of_ucla(n: usize, bound: usize) -> Nearby {
 pub(super) async fn ask(fetcher: &Addr<PlacesFetcher>, bound: usize) -> (String, Value) {
     let text = fetcher.send(ucla(bound)).await.unwrap();
     let json = serde_json::from_str(&text).unwrap();
-    (text, json)
+    (text.to_string(), json)
 }
 
 /// Asks with a timeout of `timeout`, checks the answer came well before the test's own
