@@ -23,13 +23,17 @@
 //! text that came from outside, a client's line or a neighbour's words, is escaped the same
 //! way. A reply's final newline is left out; the ones inside it show as `\n`.
 //!
-//! Serving never waits for the disk, nor for another thread: [`EventLog`] formats the line
-//! and appends it to a bounded in-memory buffer under a mutex that only the writer thread
-//! shares; the writer wakes every 50 ms (never per event: a wake-up per line cost more CPU
-//! than serving the line), or as soon as the buffer is half full, takes the whole buffer and
-//! writes it with one `write`. When the buffer is full (the disk has stalled, or a burst
-//! outruns it) the event is dropped and counted, and the count is logged with the next
-//! event there is room for.
+//! Serving never waits for the disk, nor for another serving thread: [`EventLog`] formats
+//! the line and appends it to a bounded in-memory buffer of its thread's own, its lane
+//! ([`EventLog::lane`]), under a mutex that only the writer thread shares. The writer wakes
+//! every 50 ms (never per event: a wake-up per line cost more CPU than serving the line),
+//! or as soon as a lane is half full, takes every lane's buffer, merges their lines by their
+//! timestamps (each lane's in its own order, and on equal timestamps the lanes in the order
+//! they were made) and writes them with one `write`. When a lane is full (the disk has
+//! stalled, or a burst outruns it) the event is dropped and counted, and the count is
+//! logged with that lane's next event there is room for. Within a lane the order is exact;
+//! across lanes it is that of the timestamps within what one wake takes (an event stamped
+//! just before a wake and appended just after it goes out with the next).
 //!
 //! What is left out, so that the log says what happened rather than that nothing did:
 //! - a peer link's heartbeats (`PING` and `PONG`, a line each per link and second), unless
@@ -37,7 +41,9 @@
 //! - refusals from an address already refused within the minute (see `refusals`): the first
 //!   is written whole, the rest summed up in one line when the minute is over; and while an
 //!   address is being refused so, its peer handshake lines (`HERD-PEER`, `HERD-CHALLENGE`,
-//!   `HERD-REFUSED`, ...): the refusal's line says what they would.
+//!   `HERD-REFUSED`, ...): the refusal's line says what they would. Refusals are followed in
+//!   one place for every lane, so a handshake line is quieted whichever thread logs it:
+//!   serving threads share that lock only there, on a refusal and a handshake line.
 //!
 //! [`EventLog::reopen`] (the server calls it on SIGHUP) starts a new file at the log's path
 //! once what was logged before it is written to the old one: logrotate renames the file,
@@ -61,6 +67,8 @@ use crate::peers::wire;
 
 mod format;
 #[cfg(test)]
+mod lane_tests;
+#[cfg(test)]
 mod quiet_tests;
 mod refusals;
 mod sink;
@@ -76,18 +84,21 @@ use refusals::{refusal_line, summary_line, LoggedRefusal, Refusals, Verdict};
 use sink::{FileSink, Sink};
 use writer::write_events;
 
-/// Bytes of events that may wait for the writer: bounded so a stalled disk costs lost log
-/// lines, not memory. The writer wakes early at half of it, so a burst of big replies is
-/// written out as it comes rather than held.
+/// Bytes of events that may wait for the writer in each lane, so per serving thread: bounded
+/// so a stalled disk costs lost log lines, not memory. The writer wakes early when a lane is
+/// half full, so a burst of big replies is written out as it comes rather than held.
 const CAPACITY: usize = 4 * 1024 * 1024;
 
 /// A handle on one server's event log: cheap to clone, for every session and peer link.
+/// Clones share their lane; a serving thread makes its own with [`lane`](EventLog::lane).
 ///
 /// The last handle to go flushes and closes the file; the server calls
 /// [`flush_and_close`](EventLog::flush_and_close) on shutdown so that happens before it exits.
 #[derive(Clone)]
 pub(crate) struct EventLog {
     file: Arc<LogFile>,
+    /// Where this handle's events wait for the writer.
+    lane: Arc<Lane>,
     /// Whether a peer link's `PING` and `PONG` lines are written (`[log] heartbeats`).
     heartbeats: bool,
 }
@@ -102,9 +113,17 @@ struct LogFile {
 
 /// What the handles and the writer thread share.
 struct Buffer {
-    pending: Mutex<Pending>,
-    /// Wakes the writer early: to close, or to take a buffer half full.
+    /// Every lane, in the order they were made, and what the writer is to do next. Locked
+    /// when a lane is made, to close and to reopen, and by the writer; never to append.
+    lanes: Mutex<Lanes>,
+    /// Refusals by address, for their summaries and to quiet handshake lines: one place for
+    /// every lane, locked only on a refusal, a handshake line, and by the writer's sweep.
+    /// Taken before a lane's lock, never after.
+    refusals: Mutex<Refusals>,
+    /// Wakes the writer early: to close, to reopen, or to take a lane half full.
     wake: Condvar,
+    /// The most bytes of events a lane holds.
+    capacity: usize,
     /// Events dropped since the start, for `/metrics`.
     dropped: Counter,
     /// Set by the writer while its last write failed; cleared by the next that succeeds.
@@ -113,19 +132,43 @@ struct Buffer {
     write_error: Mutex<Option<String>>,
 }
 
-/// What the writer has not taken yet.
+/// The lanes, and what the writer is asked to do besides taking them.
+struct Lanes {
+    /// The home lane first. The writer forgets a lane once no handle holds it and it has
+    /// taken the last of it.
+    all: Vec<Arc<Lane>>,
+    /// The writer is to open the file again once it has written what came before.
+    reopen: bool,
+    /// Every lane is closed, and the writer is to write what they hold and stop.
+    closed: bool,
+}
+
+/// One serving thread's buffer: shared by its handles and the writer thread only.
+struct Lane {
+    pending: Mutex<Pending>,
+}
+
+/// What the writer has not taken yet from one lane.
 struct Pending {
     buf: Vec<u8>,
-    capacity: usize,
     /// Events dropped on a full buffer and not yet reported in the log.
     lost: u64,
     /// The writer has been woken for a buffer half full, and has not taken it yet.
     nudged: bool,
-    /// The writer is to open the file again once it has written what came before.
-    reopen: bool,
-    /// Refusals by address, for their summaries.
-    refusals: Refusals,
     closed: bool,
+}
+
+impl Lane {
+    fn new(closed: bool) -> Lane {
+        Lane {
+            pending: Mutex::new(Pending {
+                buf: Vec::new(),
+                lost: 0,
+                nudged: false,
+                closed,
+            }),
+        }
+    }
 }
 
 impl EventLog {
@@ -145,19 +188,18 @@ impl EventLog {
         }
     }
 
-    /// An event log writing to `sink`, holding at most `capacity` bytes of events.
+    /// An event log writing to `sink`, holding at most `capacity` bytes of events per lane.
     fn start<W: Sink>(path: PathBuf, sink: W, capacity: usize) -> io::Result<EventLog> {
+        let home = Arc::new(Lane::new(false));
         let buffer = Arc::new(Buffer {
-            pending: Mutex::new(Pending {
-                buf: Vec::new(),
-                capacity,
-                lost: 0,
-                nudged: false,
+            lanes: Mutex::new(Lanes {
+                all: vec![Arc::clone(&home)],
                 reopen: false,
-                refusals: Refusals::default(),
                 closed: false,
             }),
+            refusals: Mutex::new(Refusals::default()),
             wake: Condvar::new(),
+            capacity,
             dropped: Counter::default(),
             failing: AtomicBool::new(false),
             write_error: Mutex::new(None),
@@ -172,8 +214,30 @@ impl EventLog {
                 buffer,
                 writer: Mutex::new(Some(writer)),
             }),
+            lane: home,
             heartbeats: false,
         })
+    }
+
+    /// A handle on the same log with a lane of its own, for a serving thread: its events
+    /// wait in a buffer that no other serving thread locks, and the writer merges the lanes
+    /// by time. Its clones share its lane; it writes heartbeats if this handle does.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "each worker thread is to make its lane at start-up"
+        )
+    )]
+    pub(crate) fn lane(&self) -> EventLog {
+        let mut lanes = lock(&self.file.buffer.lanes);
+        let lane = Arc::new(Lane::new(lanes.closed));
+        lanes.all.push(Arc::clone(&lane));
+        EventLog {
+            file: Arc::clone(&self.file),
+            lane,
+            heartbeats: self.heartbeats,
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -234,11 +298,12 @@ impl EventLog {
             peer,
             why: why.to_owned(),
         };
-        let mut p = lock(&self.file.buffer.pending);
+        let mut refusals = lock(&self.file.buffer.refusals);
+        let mut p = lock(&self.lane.pending);
         if p.closed {
             return;
         }
-        match p.refusals.admit(&refusal, Instant::now()) {
+        match refusals.admit(&refusal, Instant::now()) {
             Verdict::Counted => {}
             Verdict::Write(before) => {
                 if let Some(summary) = before {
@@ -252,12 +317,12 @@ impl EventLog {
     /// Starts a new file at the log's path once everything logged so far is in the old one
     /// (the server does it on SIGHUP, after logrotate has renamed the file).
     pub(crate) fn reopen(&self) {
-        let mut p = lock(&self.file.buffer.pending);
-        if p.closed {
+        let mut lanes = lock(&self.file.buffer.lanes);
+        if lanes.closed {
             return;
         }
-        p.reopen = true;
-        drop(p);
+        lanes.reopen = true;
+        drop(lanes);
         self.file.buffer.wake.notify_one();
     }
 
@@ -327,25 +392,37 @@ impl EventLog {
         self.file.close()
     }
 
-    /// Appends one event, formatted by `write` straight into the buffer, or counts it lost
-    /// if the buffer is full.
+    /// Appends one event, formatted by `write` straight into this handle's lane, or counts it
+    /// lost if the lane is full.
     fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
         self.push_unless_refusing(None, write);
     }
 
     /// [`push`](EventLog::push), unless `quiet` is an address whose peer handshakes are
-    /// being refused and summed up.
+    /// being refused and summed up. Only then are the refusals looked up (and held while the
+    /// line is stamped, so it cannot come after a refusal it was let through before); every
+    /// other event locks its lane alone.
     fn push_unless_refusing(&self, quiet: Option<IpAddr>, write: impl FnOnce(&mut Vec<u8>)) {
-        let mut p = lock(&self.file.buffer.pending);
-        if p.closed || quiet.is_some_and(|ip| p.refusals.is_refusing(ip)) {
+        let _refusals = match quiet {
+            Some(ip) => {
+                let refusals = lock(&self.file.buffer.refusals);
+                if refusals.is_refusing(ip) {
+                    return;
+                }
+                Some(refusals)
+            }
+            None => None,
+        };
+        let mut p = lock(&self.lane.pending);
+        if p.closed {
             return;
         }
         append(&mut p, &self.file.buffer, write);
     }
 }
 
-/// Appends one event to `p`, or counts it lost if there is no room; nudges the writer
-/// when `p` is half full.
+/// Appends one event to a lane's `p`, or counts it lost if there is no room; nudges the
+/// writer when `p` is half full.
 fn append(p: &mut Pending, buffer: &Buffer, write: impl FnOnce(&mut Vec<u8>)) {
     // The count of lost events goes in just before the next event there is room for.
     let start = p.buf.len();
@@ -355,14 +432,14 @@ fn append(p: &mut Pending, buffer: &Buffer, write: impl FnOnce(&mut Vec<u8>)) {
     }
     write(&mut p.buf);
     p.buf.push(b'\n');
-    if p.buf.len() > p.capacity {
+    if p.buf.len() > buffer.capacity {
         p.buf.truncate(start);
         p.lost += 1;
         buffer.dropped.inc();
         return;
     }
     p.lost = 0;
-    if p.buf.len() > p.capacity / 2 && !p.nudged {
+    if p.buf.len() > buffer.capacity / 2 && !p.nudged {
         p.nudged = true;
         buffer.wake.notify_one();
     }
@@ -405,7 +482,12 @@ impl LogFile {
         let Some(handle) = writer.take() else {
             return Ok(());
         };
-        lock(&self.buffer.pending).closed = true;
+        let mut lanes = lock(&self.buffer.lanes);
+        for lane in &lanes.all {
+            lock(&lane.pending).closed = true;
+        }
+        lanes.closed = true;
+        drop(lanes);
         self.buffer.wake.notify_one();
         handle
             .join()

@@ -33,6 +33,10 @@ pub(super) fn lost_notice(out: &mut Vec<u8>, lost: u64) {
     out.push(b'\n');
 }
 
+/// How long [`push_timestamp`]'s stamps are: every line starts with one, so lines compare as
+/// bytes on their first `STAMP_LEN` in the order of their instants.
+pub(super) const STAMP_LEN: usize = "2026-11-26T05:52:55.123456Z".len();
+
 /// Appends `at` as `2026-11-26T05:52:55.123456Z`. By hand, because it runs for every line a
 /// server receives and sends, and the civil date is a few integer operations.
 pub(crate) fn push_timestamp(out: &mut Vec<u8>, at: SystemTime) {

@@ -10,9 +10,9 @@ use super::sink::Sink;
 use super::EventLog;
 
 /// `2026-11-26T05:52:55.123456Z` and the space after it.
-const STAMP: usize = 28;
+pub(super) const STAMP: usize = 28;
 
-fn peer() -> SocketAddr {
+pub(super) fn peer() -> SocketAddr {
     "127.0.0.1:5555".parse().expect("an address")
 }
 
@@ -33,7 +33,7 @@ fn contents(log: &EventLog) -> String {
 }
 
 /// Each line without its timestamp.
-fn events(text: &str) -> Vec<&str> {
+pub(super) fn events(text: &str) -> Vec<&str> {
     text.lines().map(|line| &line[STAMP..]).collect()
 }
 
@@ -279,11 +279,11 @@ fn the_handle_can_be_shared_across_threads() {
 }
 
 /// A sink whose first write waits for the test to open a gate: a disk that stalls.
-struct Stalled {
-    entered: mpsc::Sender<()>,
-    gate: mpsc::Receiver<()>,
-    stalled: bool,
-    out: Arc<Mutex<Vec<u8>>>,
+pub(super) struct Stalled {
+    pub(super) entered: mpsc::Sender<()>,
+    pub(super) gate: mpsc::Receiver<()>,
+    pub(super) stalled: bool,
+    pub(super) out: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Write for Stalled {
@@ -384,8 +384,8 @@ fn a_full_buffer_drops_events_instead_of_blocking_and_counts_them() {
     );
 }
 
-fn lost(log: &EventLog) -> u64 {
-    super::lock(&log.file.buffer.pending).lost
+pub(super) fn lost(log: &EventLog) -> u64 {
+    super::lock(&log.lane.pending).lost
 }
 
 /// A sink that always fails: a full or vanished disk.
@@ -438,7 +438,7 @@ impl Sink for Flaky {
 }
 
 /// Polls `check` until it holds, for at most five seconds.
-fn eventually(what: &str, check: impl Fn() -> bool) {
+pub(super) fn eventually(what: &str, check: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !check() {
         assert!(std::time::Instant::now() < deadline, "never: {what}");
