@@ -222,13 +222,6 @@ impl EventLog {
     /// A handle on the same log with a lane of its own, for a serving thread: its events
     /// wait in a buffer that no other serving thread locks, and the writer merges the lanes
     /// by time. Its clones share its lane; it writes heartbeats if this handle does.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "each worker thread is to make its lane at start-up"
-        )
-    )]
     pub(crate) fn lane(&self) -> EventLog {
         let mut lanes = lock(&self.file.buffer.lanes);
         let lane = Arc::new(Lane::new(lanes.closed));

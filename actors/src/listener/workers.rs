@@ -88,7 +88,13 @@ impl Workers {
             let thread = Arbiter::new();
             let (connections, accepted) = unbounded_channel();
             let to_peers = to_peers.for_worker(home_thread.clone());
-            let (shared, desk) = (shared.clone(), desk.clone());
+            // Each worker logs to a lane of its own: no lock of the log is shared between
+            // serving threads.
+            let shared = SessionShared {
+                log: shared.log.lane(),
+                ..shared.clone()
+            };
+            let desk = desk.clone();
             // The loop itself holds the worker's `Rc`s, so it is made on the worker.
             thread.spawn_fn(move || {
                 let deps = Rc::new(shared.on_worker(ReplyBudget::new(share), desk));
