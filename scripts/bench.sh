@@ -343,6 +343,9 @@ start_alone() {
 }
 start_one1() { start_alone Hill 1 "$TMP/alone.toml"; }
 start_one2() { start_alone Hill 2 "$TMP/alone.toml"; }
+# Three workers: the home thread serves no sessions, so its CPU is the store's (and the
+# places fetcher's) alone, for the model of larger hosts.
+start_one3() { start_alone Hill 3 "$TMP/alone.toml"; }
 # The ceiling: two servers with nothing shared, not even a link.
 start_apart() { start_alone Hill Smith 1 "$TMP/apart.toml"; }
 # Two linked servers, for WHATSAT (its client is seeded at one and must reach both).
@@ -408,6 +411,23 @@ warm_up() {
     return 1
 }
 
+# thread_cpu PID: the CPU seconds so far of its home thread (the one whose id is the PID),
+# of its worker threads (actix arbiters, named actix-rt|...), and of its other threads (the event log's writer,
+# the journal's applier), on one line.
+thread_cpu() {
+    local tick task comm
+    tick=$(getconf CLK_TCK)
+    for task in /proc/"$1"/task/*; do
+        comm=$(cat "$task/comm" 2>/dev/null) || continue
+        # The name may hold spaces; the times are the 14th and 15th fields after it.
+        sed 's/.*) //' "$task/stat" 2>/dev/null |
+            awk -v id="${task##*/}" -v pid="$1" -v comm="$comm" -v tick="$tick" '{
+                kind = (id == pid) ? "home" : (comm ~ /^actix-rt/ ? "workers" : "other")
+                print kind, ($12 + $13) / tick
+            }'
+    done | awk '{ t[$1] += $2 } END { printf "%.2f %.2f %.2f\n", t["home"], t["workers"], t["other"] }'
+}
+
 # run_bench NAME KIND ARGS...: one `herd bench` run against a fresh herd of KIND (ours or
 # baseline); its JSON line goes to $TMP/out/NAME.KIND.REP.json ({"failed":true} if it
 # failed). In ARGS, @SERVERS@ is the herd's address list, @PIDS@ its PIDs, @HILL@ Hill's PID.
@@ -417,13 +437,13 @@ run_bench() {
     "start_$kind"
     case $kind in
         baseline) servers=$BASE_SERVERS ;;
-        one1 | one2) servers=127.0.0.1:$OURS_PORT ;;
+        one1 | one2 | one3) servers=127.0.0.1:$OURS_PORT ;;
         apart | linked) servers=127.0.0.1:$OURS_PORT,127.0.0.1:$((OURS_PORT + 1)) ;;
         *) servers=$OURS_SERVERS ;;
     esac
     # The links are what a warm-up waits for; a server alone, or servers apart, have none.
     case $kind in
-        one1 | one2 | apart) ;;
+        one1 | one2 | one3 | apart) ;;
         *) warm_up "$servers" ;;
     esac
     for arg in "$@"; do
@@ -433,10 +453,14 @@ run_bench() {
         args+=("$arg")
     done
     echo "bench.sh: [$REP/$REPEAT] $name, $kind: herd bench ${args[*]}" >&2
+    local threads_before
+    threads_before=$(thread_cpu "${HERD_PIDS[0]}")
     if ! "$HERD" bench "${args[@]}" --json >"$TMP/out/$name.$kind.$REP.json"; then
         echo "bench.sh: $name against $kind failed" >&2
         echo '{"failed":true}' >"$TMP/out/$name.$kind.$REP.json"
     fi
+    # The first server's CPU by thread over the run: home, workers, the rest.
+    echo "$threads_before $(thread_cpu "${HERD_PIDS[0]}")" >"$TMP/out/$name.$kind.$REP.threads"
     for arg in "${HERD_PIDS[@]}"; do
         kill -0 "$arg" 2>/dev/null || echo "bench.sh: server PID $arg ($kind) exited during $name" >&2
     done
@@ -492,11 +516,14 @@ for REP in $(seq 1 "$REPEAT"); do
             --duration "$DURATION" --pids @PIDS@
     done
     if selected workers; then
-        for kind in one1 one2 apart; do
+        for kind in one1 one2 apart one3; do
+            # Servers apart never hold each other's records: no waiting for them to.
+            settle=()
+            [ "$kind" = apart ] && settle=(--settle 0.1)
             run_bench workers_iamat "$kind" iamat --servers @SERVERS@ --connections 50 \
-                --duration "$DURATION" --pids @PIDS@
+                --duration "$DURATION" --pids @PIDS@ "${settle[@]}"
         done
-        for kind in one1 one2 linked; do
+        for kind in one1 one2 linked one3; do
             run_bench workers_whatsat "$kind" whatsat --servers @SERVERS@ --connections 10 \
                 --duration "$DURATION" --pids @PIDS@
         done
@@ -777,6 +804,60 @@ if selected workers; then
     workers_row "WHATSAT-10 herd CPU us per reply" workers_whatsat herd_cpu_us_per_op
     workers_row "WHATSAT-10 load generator CPU s" workers_whatsat bench_cpu_s
     workers_row "WHATSAT-10 latency p50 ms" workers_whatsat p50_ms
+fi
+
+# per_op NAME KIND OPS_KEY: the CPU per operation, in us, of the home thread, the workers
+# and the other threads of the first server, medians over the runs of NAME against KIND.
+per_op() {
+    local f n rep
+    for f in "$TMP/out/$1.$2".*.threads; do
+        [ -f "$f" ] || continue
+        rep=${f%.threads}
+        rep=${rep##*.}
+        n=$(value "$TMP/out/$1.$2.$rep.json" "$3")
+        [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || continue
+        awk -v n="$n" '{ printf "%.2f %.2f %.2f\n", 1e6 * ($4 - $1) / n, 1e6 * ($5 - $2) / n, 1e6 * ($6 - $3) / n }' "$f"
+    done | sort -g | awk '{ r[NR] = $0 } END { if (NR) print r[int((NR + 1) / 2)] }'
+}
+
+# model NAME OPS_KEY WHAT: what one server could take at 1 to 16 cores of its own (the
+# clients elsewhere), from the per-operation costs of the workers = 3 runs: each check-in
+# or WHATSAT costs the home thread S us and a worker W us, and the other threads O us. With
+# 1 worker the home thread does it all (S + W, the crossing saved, taken as no cheaper);
+# with 2 the home thread serves half the sessions; from 3 on it serves none, and the
+# workers share the cores with it. The server takes the least of what its cores can do in
+# all (C / (S + W + O)) and what its home thread can (1 / its share).
+model() {
+    local costs
+    costs=$(per_op "$1" one3 "$2")
+    if [ -z "$costs" ]; then
+        echo "- $3: no workers = 3 run to model from"
+        return 0
+    fi
+    awk -v what="$3" -v c="$costs" 'BEGIN {
+        split(c, x, " "); s = x[1]; w = x[2]; o = x[3]
+        printf "- %s: per operation, the home thread %.1f us, a worker %.1f us, the other threads %.1f us; so\n", what, s, w, o
+        printf "\n| cores | workers | all cores, /s | home thread, /s | the server takes, /s | bound by |\n|---|---|---|---|---|---|\n"
+        n = split("1 2 4 8 16", cores, " ")
+        for (i = 1; i <= n; i++) {
+            k = cores[i]
+            all = 1e6 * k / (s + w + o)
+            home = (k == 1) ? 1e6 / (s + w) : (k == 2 ? 1e6 / (s + w / 2) : 1e6 / s)
+            if (k == 1) all = 1e6 / (s + w + o)
+            take = (all < home) ? all : home
+            printf "| %d | %d | %.0f | %.0f | %.0f | %s |\n", k, k, all, home, take, (all < home) ? "the cores" : "the store'"'"'s thread"
+        }
+        printf "\n"
+    }'
+}
+
+if selected workers; then
+    echo
+    echo "A model of one server alone on a host of its own (clients elsewhere), from the"
+    echo "first server's CPU by thread in the workers = 3 runs (/proc/PID/task), medians:"
+    echo
+    model workers_iamat check_ins "IAMAT"
+    model workers_whatsat replies "WHATSAT, cached"
 fi
 
 if [ -n "$BEFORE" ] && selected iamat50; then

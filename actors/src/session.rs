@@ -35,7 +35,7 @@ use crate::places::{self, PlacesFetcher};
 use crate::protocol::{self, Command, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore};
 pub(crate) use desk::Desk;
-use desk::{find, WhatsAt};
+use desk::{find, Whereabouts};
 pub(crate) use input::Input;
 use input::{ReadLines, ReadsInput};
 pub(crate) use limits::{ClientLimits, MAX_QUEUED, READ_BUFFER};
@@ -242,7 +242,7 @@ impl Session {
                     .spawn(ctx);
             }
             Command::WhatsAt(cmd) => {
-                let ask = WhatsAt {
+                let ask = Whereabouts {
                     client: cmd.client.into(),
                     radius: cmd.radius,
                     bound: cmd.bound,
@@ -331,7 +331,7 @@ impl Session {
 
 /// The WHATSAT answer: the client's AT line, the places JSON, a blank line; or `? line` for
 /// a client the herd has never seen.
-async fn whatsat_reply(deps: Rc<SessionDeps>, ask: WhatsAt, line: bytes::Bytes) -> Vec<u8> {
+async fn whatsat_reply(deps: Rc<SessionDeps>, ask: Whereabouts, line: bytes::Bytes) -> Vec<u8> {
     let found = match &deps.desk {
         None => find(&deps.store, &deps.places, ask).await,
         // A desk that has stopped has a store that has too.

@@ -24,7 +24,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// file again if asked to. Every [`SWEEP_EVERY`] it adds the summaries of the refusal
 /// windows that are over.
 pub(super) fn write_events<W: Sink>(buffer: &Buffer, mut out: W) -> io::Result<()> {
-    let mut batch = Batch::default();
+    let mut batch = Buffers::default();
     let mut first_error: Option<io::Error> = None;
     let mut swept = Instant::now();
     loop {
@@ -84,7 +84,7 @@ pub(super) fn write_events<W: Sink>(buffer: &Buffer, mut out: W) -> io::Result<(
 /// The writer's buffers, kept from one wake to the next so that a wake allocates nothing
 /// once they have grown to what a steady stream needs.
 #[derive(Default)]
-struct Batch {
+struct Buffers {
     /// `lanes[i]`: what lane `i` held when last taken. Each is swapped for the lane's
     /// buffer, so the lane gets the one written before, emptied.
     lanes: Vec<Vec<u8>>,
@@ -96,7 +96,7 @@ struct Batch {
     at: Vec<usize>,
 }
 
-impl Batch {
+impl Buffers {
     /// Adds a line of the writer's own, formatted by `write`.
     fn own_line(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         write(&mut self.own);

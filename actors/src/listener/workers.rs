@@ -8,7 +8,7 @@
 //! count, see [`Ticket::worker`]) and lives there to its end: its door, then its session.
 //!
 //! What crosses threads is typed messages: a session's `CheckIn` to the store and its
-//! `WhatsAt` to the desk (which asks the store and the places fetcher on the home thread,
+//! `Whereabouts` to the desk (which asks the store and the places fetcher on the home thread,
 //! see `session::desk`), and their answers; and, once per connection, the socket itself,
 //! through an unbounded channel that only the accept loop fills. No lock is
 //! taken on the way of a line (a ticket's is taken at its accept and its close).

@@ -23,7 +23,7 @@ pub(crate) type Found = Option<(Record, Option<Arc<str>>)>;
 /// Request: what a WHATSAT for `client` within `radius`, at most `bound` places, finds.
 #[derive(Message, Debug)]
 #[rtype(result = "Found")]
-pub(crate) struct WhatsAt {
+pub(crate) struct Whereabouts {
     pub(crate) client: Box<str>,
     pub(crate) radius: Radius,
     pub(crate) bound: u8,
@@ -45,10 +45,10 @@ impl Actor for Desk {
     type Context = Context<Self>;
 }
 
-impl Handler<WhatsAt> for Desk {
+impl Handler<Whereabouts> for Desk {
     type Result = ResponseFuture<Found>;
 
-    fn handle(&mut self, ask: WhatsAt, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, ask: Whereabouts, _: &mut Context<Self>) -> Self::Result {
         let (store, places) = (self.store.clone(), self.places.clone());
         Box::pin(async move { find(&store, &places, ask).await })
     }
@@ -59,9 +59,9 @@ impl Handler<WhatsAt> for Desk {
 pub(crate) async fn find(
     store: &Addr<LocationStore>,
     places: &Addr<PlacesFetcher>,
-    ask: WhatsAt,
+    ask: Whereabouts,
 ) -> Found {
-    let WhatsAt {
+    let Whereabouts {
         client,
         radius,
         bound,
