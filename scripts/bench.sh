@@ -821,31 +821,37 @@ per_op() {
 }
 
 # model NAME OPS_KEY WHAT: what one server could take at 1 to 16 cores of its own (the
-# clients elsewhere), from the per-operation costs of the workers = 3 runs: each check-in
-# or WHATSAT costs the home thread S us and a worker W us, and the other threads O us. With
-# 1 worker the home thread does it all (S + W, the crossing saved, taken as no cheaper);
-# with 2 the home thread serves half the sessions; from 3 on it serves none, and the
-# workers share the cores with it. The server takes the least of what its cores can do in
-# all (C / (S + W + O)) and what its home thread can (1 / its share).
+# clients elsewhere), from this run's costs. One worker: the measured CPU per operation of
+# the workers = 1 runs, all of it on one core. Two: the workers = 2 runs' CPU per operation
+# over both cores, and the home thread, which serves half the sessions, at S + W / 2. From
+# three on the home thread serves none: each operation costs it S us, a worker W us and the
+# other threads O us (the workers = 3 runs, by thread), the cores doing C / (S + W + O) in
+# all. The other threads are the event log's writer and the journal's applier, one each:
+# together they can do no more than 1 / O. The server takes the least of the three.
 model() {
-    local costs
+    local costs one two
     costs=$(per_op "$1" one3 "$2")
-    if [ -z "$costs" ]; then
-        echo "- $3: no workers = 3 run to model from"
+    one=$(get "$1" one1 herd_cpu_us_per_op)
+    two=$(get "$1" one2 herd_cpu_us_per_op)
+    if [ -z "$costs" ] || [ -z "$one" ] || [ -z "$two" ]; then
+        echo "- $3: not every run to model from"
         return 0
     fi
-    awk -v what="$3" -v c="$costs" 'BEGIN {
+    awk -v what="$3" -v c="$costs" -v one="$one" -v two="$two" 'BEGIN {
         split(c, x, " "); s = x[1]; w = x[2]; o = x[3]
-        printf "- %s: per operation, the home thread %.1f us, a worker %.1f us, the other threads %.1f us; so\n", what, s, w, o
-        printf "\n| cores | workers | all cores, /s | home thread, /s | the server takes, /s | bound by |\n|---|---|---|---|---|---|\n"
+        printf "- %s: with 3 workers, per operation, the home thread %.1f us, a worker %.1f us, the other threads %.1f us; with 1 worker %.1f us in all, with 2 %.1f us\n", what, s, w, o, one, two
+        printf "\n| cores | workers | all cores, /s | home thread, /s | log writer and applier, /s | the server takes, /s | bound by |\n|---|---|---|---|---|---|---|\n"
         n = split("1 2 4 8 16", cores, " ")
         for (i = 1; i <= n; i++) {
             k = cores[i]
-            all = 1e6 * k / (s + w + o)
-            home = (k == 1) ? 1e6 / (s + w) : (k == 2 ? 1e6 / (s + w / 2) : 1e6 / s)
-            if (k == 1) all = 1e6 / (s + w + o)
-            take = (all < home) ? all : home
-            printf "| %d | %d | %.0f | %.0f | %.0f | %s |\n", k, k, all, home, take, (all < home) ? "the cores" : "the store'"'"'s thread"
+            if (k == 1) { all = 1e6 / one; home = all }
+            else if (k == 2) { all = 2e6 / two; home = 1e6 / (s + w / 2) }
+            else { all = 1e6 * k / (s + w + o); home = 1e6 / s }
+            rest = (o > 0) ? 1e6 / o : 1e12
+            take = all; by = "the cores"
+            if (home < take) { take = home; by = "the store'"'"'s thread" }
+            if (rest < take) { take = rest; by = "the log writer" }
+            printf "| %d | %d | %.0f | %.0f | %.0f | %.0f | %s |\n", k, k, all, home, rest, take, by
         }
         printf "\n"
     }'
