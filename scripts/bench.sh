@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks proxy-herd against the Python asyncio baseline with `herd bench`, and prints
-# one Markdown table: scenario, figure, ours, baseline, ratio, target, met?
+# Benchmarks proxy-herd against the Python asyncio baseline and the same herd in Node.js
+# with `herd bench`, and prints one Markdown table: scenario, figure, ours, baseline,
+# ratio, target, met?, and ours against the Node.js herd.
 #
 #   scripts/bench.sh                      # about 7 minutes on 2 cores
 #   BENCH_REPEAT=1 scripts/bench.sh       # one run of each: about 2.5 minutes
@@ -30,7 +31,8 @@
 #                    else; an unknown one stops the script
 #
 # Everything runs on loopback. Each scenario gets a freshly started herd of each kind,
-# ours first, then the baseline's, with the same `herd bench` command line. The IAMAT-50 and
+# ours first, then the baseline's, then the Node.js herd's (node_herd.js beside the
+# baseline, when `node` is installed), with the same `herd bench` command line. The IAMAT-50 and
 # flood scenarios also run against ours with mutual TLS on its peer links (`tls`, its
 # certificates from `herd certs`), and a second table compares it with ours on plain links.
 # The `workers` scenario runs one server alone with `workers = 1` and `workers = 2`, and, as
@@ -207,8 +209,14 @@ OURS_SERVERS=$(servers_at "$OURS_PORT")
 BASE_SERVERS=$(servers_at "$BASE_PORT")
 
 HAVE_BASELINE=0
+HAVE_NODE=0
 if [ -f "$BASELINE/asyncio_herd.py" ] && [ -f "$BASELINE/fakeplaces.py" ]; then
     HAVE_BASELINE=1
+    if [ -f "$BASELINE/node_herd.js" ] && command -v node >/dev/null 2>&1; then
+        HAVE_NODE=1
+    else
+        echo "bench.sh: no node or no node_herd.js: no Node.js herd in this run" >&2
+    fi
     if ! python3 -c "import aiohttp" 2>/dev/null; then
         echo "bench.sh: installing aiohttp for the baseline" >&2
         python3 -m pip install --quiet aiohttp >&2 ||
@@ -395,6 +403,21 @@ start_baseline() {
     done
     for i in 0 1 2 3 4; do wait_listening $((BASE_PORT + i)); done
 }
+# The Node.js herd: the same command line, on the baseline's ports (the two never run at
+# once).
+start_node() {
+    local i
+    HERD_PIDS=()
+    mkdir -p "$TMP/logs/node"
+    for i in 0 1 2 3 4; do
+        node "$BASELINE/node_herd.js" "${NAMES[$i]}" --base-port "$BASE_PORT" \
+            --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json" \
+            --log-file "$TMP/logs/node/${NAMES[$i]}.log" 2>>"$TMP/logs/node.err" &
+        STARTED+=($!)
+        HERD_PIDS+=($!)
+    done
+    for i in 0 1 2 3 4; do wait_listening $((BASE_PORT + i)); done
+}
 
 # A few flood rounds until every server gets every check-in: the links are up (ours dial
 # with backoff, the baseline's open on first use) before anything is measured.
@@ -436,7 +459,7 @@ run_bench() {
     shift 2
     "start_$kind"
     case $kind in
-        baseline) servers=$BASE_SERVERS ;;
+        baseline | node) servers=$BASE_SERVERS ;;
         one1 | one2 | one3) servers=127.0.0.1:$OURS_PORT ;;
         apart | linked) servers=127.0.0.1:$OURS_PORT,127.0.0.1:$((OURS_PORT + 1)) ;;
         *) servers=$OURS_SERVERS ;;
@@ -477,9 +500,11 @@ startup() {
         cmd=("$HERD" serve Hill --config "$TMP/startup.toml")
         set -- "127.0.0.1:$STARTUP_OURS"
     else
-        cmd=(python3 "$BASELINE/asyncio_herd.py" Hill --base-port "$STARTUP_BASE"
+        local run=(python3 "$BASELINE/asyncio_herd.py")
+        [ "$1" = node ] && run=(node "$BASELINE/node_herd.js")
+        cmd=("${run[@]}" Hill --base-port "$STARTUP_BASE"
             --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json"
-            --log-file "$TMP/logs/startup-baseline.log")
+            --log-file "$TMP/logs/startup-$1.log")
         set -- "127.0.0.1:$STARTUP_BASE"
     fi
     echo "bench.sh: [$REP/$REPEAT] startup: ${cmd[*]}" >&2
@@ -505,6 +530,7 @@ startup_store() {
 
 KINDS=(ours)
 [ "$HAVE_BASELINE" = 1 ] && KINDS+=(baseline)
+[ "$HAVE_NODE" = 1 ] && KINDS+=(node)
 STATS=()
 [ "$HAVE_BASELINE" = 1 ] && STATS=(--places-stats "http://127.0.0.1:$FAKE_PORT/stats")
 # Repeats go round all scenarios, so a burst of other work on the machine lands in one
@@ -582,11 +608,12 @@ get() {
 # is judged: min_ratio / max_ratio (ours / baseline against LIMIT), max / equal (ours
 # alone against LIMIT), or info (no target).
 row() {
-    local ours base
+    local ours base node
     ours=$(get "$3" ours "$4")
     base=$(get "$3" baseline "$4")
+    node=$(get "$3" node "$4")
     awk -v s="$1" -v f="$2" -v o="$ours" -v b="$base" -v k="$5" -v l="$6" -v t="$7" \
-        -v have="$HAVE_BASELINE" 'BEGIN {
+        -v have="$HAVE_BASELINE" -v n="$node" 'BEGIN {
         num = "^-?[0-9]+(\\.[0-9]+)?$"
         ratio = "-"; r = ""
         if (o ~ num && b ~ num && b + 0 != 0) {
@@ -602,21 +629,27 @@ row() {
         } else if (k == "equal" && o ~ num) {
             met = (o + 0 == l + 0) ? "yes" : "**no**"
         }
+        nratio = "-"
+        if (o ~ num && n ~ num && n + 0 != 0) {
+            nr = o / n
+            nratio = (nr >= 100) ? sprintf("%.0f", nr) : sprintf("%.3g", nr)
+        }
         if (o == "") o = "-"
         if (b == "") b = "-"
-        printf "| %s | %s | %s | %s | %s | %s | %s |\n", s, f, o, b, ratio, t, met
+        if (n == "") n = "-"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s, f, o, b, ratio, t, met, n, nratio
     }'
 }
 
 UPSTREAM="fake places, ${DELAY_MS} ms"
 [ "$HAVE_BASELINE" = 1 ] || UPSTREAM="embedded places"
 echo
-echo "proxy-herd ($REVISION) vs the Python asyncio baseline, $(date -u '+%Y-%m-%d %H:%M UTC')," \
+echo "proxy-herd ($REVISION) vs the Python asyncio baseline and the Node.js herd, $(date -u '+%Y-%m-%d %H:%M UTC')," \
     "nproc $(nproc), CPU busy just before the runs $BUSY_BEFORE, ${DURATION} s per load run," \
     "$ROUNDS flood rounds, medians of $REPEAT runs"
 echo
-echo "| scenario | figure | ours | baseline | ratio | target | met? |"
-echo "|---|---|---|---|---|---|---|"
+echo "| scenario | figure | ours | baseline | ratio | target | met? | Node.js | ours / Node.js |"
+echo "|---|---|---|---|---|---|---|---|---|"
 S="IAMAT, 50 conns over all 5"
 row "$S" "check-ins/s" iamat50 check_ins_per_s min_ratio 4 ">= 4x"
 row "$S" "herd CPU us per check-in" iamat50 herd_cpu_us_per_op max_ratio 0.2 "<= 1/5"
@@ -632,7 +665,7 @@ row "$S" "latency p50 ms" iamat1 p50_ms info "" ""
 mem_row() {
     local mem
     mem=$(get "$2" mem "$3")
-    printf '| %s, store off | %s | %s | - | - | - | - |\n' "$1" "$4" "${mem:--}"
+    printf '| %s, store off | %s | %s | - | - | - | - | - | - |\n' "$1" "$4" "${mem:--}"
 }
 mem_row "IAMAT, 50 conns over all 5" iamat50 check_ins_per_s "check-ins/s"
 mem_row "IAMAT, 50 conns over all 5" iamat50 herd_cpu_us_per_op "herd CPU us per check-in"
