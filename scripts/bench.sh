@@ -340,7 +340,8 @@ start_alone() {
     local args=("$@") n=$(($# - 2)) i
     local workers=${args[$n]} config=${args[$((n + 1))]}
     HERD_PIDS=()
-    rm -rf "$TMP/data"
+    # A WHATSAT run logs every 36 KB reply whole: gigabytes; the last run's are not needed.
+    rm -rf "$TMP/data" "$TMP/logs/alone"
     for ((i = 0; i < n; i++)); do
         HERD_WORKERS=$workers "$HERD" serve "${args[$i]}" --config "$config" \
             2>>"$TMP/logs/ours.err" &
