@@ -12,6 +12,7 @@
 //! read the connection's first line, sent a neighbour's hello to the peer side, and starts
 //! a session only for a client, with that line, which the session answers as its first.
 
+mod courier;
 mod desk;
 mod input;
 mod limits;
@@ -34,6 +35,7 @@ use crate::outbox::{Outbox, ReplyBudget};
 use crate::places::{self, PlacesFetcher};
 use crate::protocol::{self, Command, Record, Timestamp};
 use crate::store::{CheckIn, LocationStore};
+pub(crate) use courier::Courier;
 pub(crate) use desk::Desk;
 use desk::{find, Whereabouts};
 pub(crate) use input::Input;
@@ -47,6 +49,9 @@ pub(crate) struct SessionDeps {
     pub(crate) name: Arc<str>,
     pub(crate) store: Addr<LocationStore>,
     pub(crate) places: Addr<PlacesFetcher>,
+    /// Where a check-in goes: the store, on the home thread; on another worker thread, its
+    /// [`Courier`], which carries a turn's check-ins to the store together.
+    pub(crate) check_ins: Recipient<CheckIn>,
     /// Where a WHATSAT goes from a worker thread that is not the home thread, to cross
     /// between threads once (see [`Desk`]); `None` on the home thread.
     pub(crate) desk: Option<Addr<Desk>>,
@@ -72,11 +77,18 @@ pub(crate) struct SessionShared {
     pub(crate) metrics: ClientMetrics,
 }
 
+/// How the sessions of a worker thread other than the home thread reach it.
+pub(crate) struct Crossing {
+    /// The worker's courier, for check-ins.
+    pub(crate) courier: Addr<Courier>,
+    /// The home thread's desk, for WHATSATs.
+    pub(crate) desk: Addr<Desk>,
+}
+
 impl SessionShared {
-    /// The sessions' dependencies on one worker, whose clients share `budget`, and whose
-    /// WHATSATs go to `desk` (`None`: the home thread's, which asks the store and the places
-    /// fetcher itself).
-    pub(crate) fn on_worker(self, budget: ReplyBudget, desk: Option<Addr<Desk>>) -> SessionDeps {
+    /// The sessions' dependencies on one worker, whose clients share `budget`, and who
+    /// reach the home thread through `crossing` (`None`: they are on it).
+    pub(crate) fn on_worker(self, budget: ReplyBudget, crossing: Option<Crossing>) -> SessionDeps {
         let SessionShared {
             name,
             store,
@@ -85,10 +97,15 @@ impl SessionShared {
             limits,
             metrics,
         } = self;
+        let (check_ins, desk) = match crossing {
+            None => (store.clone().recipient(), None),
+            Some(Crossing { courier, desk }) => (courier.recipient(), Some(desk)),
+        };
         SessionDeps {
             name,
             store,
             places,
+            check_ins,
             desk,
             log,
             limits,
@@ -218,7 +235,7 @@ impl Session {
                 // The store floods a new record before it answers, so the flood leaves
                 // before this reply does.
                 self.deps
-                    .store
+                    .check_ins
                     .send(CheckIn(record))
                     .into_actor(self)
                     .map(move |kept, act, ctx| {

@@ -7,10 +7,12 @@
 //! accepted connection goes to the worker with the fewest connections open (the admission's
 //! count, see [`Ticket::worker`]) and lives there to its end: its door, then its session.
 //!
-//! What crosses threads is typed messages: a session's `CheckIn` to the store and its
-//! `Whereabouts` to the desk (which asks the store and the places fetcher on the home thread,
-//! see `session::desk`), and their answers; and, once per connection, the socket itself,
-//! through an unbounded channel that only the accept loop fills. No lock is
+//! What crosses threads is typed messages: the check-ins of a worker's sessions, gathered
+//! per turn of its event loop by the worker's courier (`session::courier`) into one
+//! `CheckIns` to the store; a session's `Whereabouts` to the desk (which asks the store and
+//! the places fetcher on the home thread, see `session::desk`); their answers; and, once
+//! per connection, the socket itself, through an unbounded channel that only the accept
+//! loop fills. No lock is
 //! taken on the way of a line (a ticket's is taken at its accept and its close).
 //!
 //! With one or two workers the home thread serves sessions too, because threads are what a
@@ -33,7 +35,7 @@ use super::door;
 use super::handoff::ToPeers;
 use crate::admission::Ticket;
 use crate::outbox::ReplyBudget;
-use crate::session::{Desk, SessionDeps, SessionShared};
+use crate::session::{Courier, Crossing, Desk, SessionDeps, SessionShared};
 
 /// The threads client connections are spread over.
 pub(crate) struct Workers {
@@ -95,9 +97,12 @@ impl Workers {
                 ..shared.clone()
             };
             let desk = desk.clone();
-            // The loop itself holds the worker's `Rc`s, so it is made on the worker.
+            // The loop itself holds the worker's `Rc`s, so it is made on the worker, with
+            // the worker's courier.
             thread.spawn_fn(move || {
-                let deps = Rc::new(shared.on_worker(ReplyBudget::new(share), desk));
+                let courier = Courier::new(shared.store.clone()).start();
+                let crossing = desk.map(|desk| Crossing { courier, desk });
+                let deps = Rc::new(shared.on_worker(ReplyBudget::new(share), crossing));
                 actix_rt::spawn(serve(deps, to_peers, accepted));
             });
             away.push(Away {
