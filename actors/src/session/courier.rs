@@ -19,14 +19,18 @@ use futures::channel::oneshot;
 use crate::protocol::Record;
 use crate::store::{CheckIn, CheckIns, LocationStore};
 
-/// What a check-in comes to: whether it was new, or why it could not be kept.
-type Answer = Result<bool, Arc<str>>;
-
 /// Gathers one worker's check-ins for the store.
 pub(crate) struct Courier {
     store: Addr<LocationStore>,
-    /// The check-ins of this turn, each with where its answer goes.
-    gathered: Vec<(Record, oneshot::Sender<Answer>)>,
+    /// The check-ins of this turn.
+    gathered: Vec<Parcel>,
+}
+
+/// A check-in on its way, and where its answer goes: whether it was new, or why it could not
+/// be kept.
+struct Parcel {
+    record: Record,
+    answer: oneshot::Sender<Result<bool, Arc<str>>>,
 }
 
 impl Courier {
@@ -39,7 +43,11 @@ impl Courier {
 
     /// Carries what was gathered to the store, and each answer back to its session.
     fn carry(&mut self, ctx: &mut Context<Self>) {
-        let (records, answers): (Vec<Record>, Vec<_>) = self.gathered.drain(..).unzip();
+        let (records, answers): (Vec<Record>, Vec<_>) = self
+            .gathered
+            .drain(..)
+            .map(|p| (p.record, p.answer))
+            .unzip();
         let sent = self.store.send(CheckIns(records));
         ctx.spawn(
             async move {
@@ -66,7 +74,7 @@ impl Actor for Courier {
 }
 
 impl Handler<CheckIn> for Courier {
-    type Result = ResponseFuture<Answer>;
+    type Result = ResponseFuture<Result<bool, Arc<str>>>;
 
     fn handle(&mut self, CheckIn(record): CheckIn, ctx: &mut Context<Self>) -> Self::Result {
         if self.gathered.is_empty() {
@@ -77,7 +85,7 @@ impl Handler<CheckIn> for Courier {
             );
         }
         let (answer, answered) = oneshot::channel();
-        self.gathered.push((record, answer));
+        self.gathered.push(Parcel { record, answer });
         Box::pin(async move {
             answered
                 .await
@@ -108,7 +116,7 @@ mod tests {
             lines.map(|line| courier.send(CheckIn(record("Hill", line)))),
         )
         .await;
-        let answers: Vec<Answer> = answers.into_iter().map(Result::unwrap).collect();
+        let answers: Vec<_> = answers.into_iter().map(Result::unwrap).collect();
         // The second is older than the first: not new. The rest are.
         assert_eq!(answers, [Ok(true), Ok(false), Ok(true), Ok(true)]);
         // Flooded in the order sent, the older one not at all.
