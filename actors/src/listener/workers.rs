@@ -19,8 +19,8 @@
 //! small host lacks: on two cores a home thread with sessions of its own served 5-10% more
 //! check-ins than one left to the store, and its sessions reach the store without crossing
 //! a thread. From three on, the store's thread is what bounds the server (the model in
-//! docs/benchmarks.md, "Every core"): a session costs a worker about 10 us a check-in, the
-//! store's thread about 2.7 us, so a home thread that also served its share of sessions
+//! docs/benchmarks.md, "Every core"): a session costs a worker about 11 us a check-in, the
+//! store's thread about 2.3 us, so a home thread that also served its share of sessions
 //! would be the first to fill.
 
 use std::net::SocketAddr;
