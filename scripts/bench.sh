@@ -391,34 +391,25 @@ scrape_admin() {
             cat <&3) >"$TMP/out/metrics/$1.${NAMES[$i]}.prom" 2>/dev/null || true
     done
 }
-start_baseline() {
-    local i
+# start_other KIND COMMAND...: a baseline herd, five of COMMAND NAME --base-port ... (the
+# asyncio and the Node.js herds take the same command line) on the baseline's ports, which
+# the two share (they never run at once), each logging to logs/KIND/NAME.log.
+start_other() {
+    local kind=$1 i
+    shift
     HERD_PIDS=()
-    mkdir -p "$TMP/logs/baseline"
+    mkdir -p "$TMP/logs/$kind"
     for i in 0 1 2 3 4; do
-        python3 "$BASELINE/asyncio_herd.py" "${NAMES[$i]}" --base-port "$BASE_PORT" \
+        "$@" "${NAMES[$i]}" --base-port "$BASE_PORT" \
             --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json" \
-            --log-file "$TMP/logs/baseline/${NAMES[$i]}.log" 2>>"$TMP/logs/baseline.err" &
+            --log-file "$TMP/logs/$kind/${NAMES[$i]}.log" 2>>"$TMP/logs/$kind.err" &
         STARTED+=($!)
         HERD_PIDS+=($!)
     done
     for i in 0 1 2 3 4; do wait_listening $((BASE_PORT + i)); done
 }
-# The Node.js herd: the same command line, on the baseline's ports (the two never run at
-# once).
-start_node() {
-    local i
-    HERD_PIDS=()
-    mkdir -p "$TMP/logs/node"
-    for i in 0 1 2 3 4; do
-        node "$BASELINE/node_herd.js" "${NAMES[$i]}" --base-port "$BASE_PORT" \
-            --places-url "http://127.0.0.1:$FAKE_PORT/maps/api/place/nearbysearch/json" \
-            --log-file "$TMP/logs/node/${NAMES[$i]}.log" 2>>"$TMP/logs/node.err" &
-        STARTED+=($!)
-        HERD_PIDS+=($!)
-    done
-    for i in 0 1 2 3 4; do wait_listening $((BASE_PORT + i)); done
-}
+start_baseline() { start_other baseline python3 "$BASELINE/asyncio_herd.py"; }
+start_node() { start_other node node "$BASELINE/node_herd.js"; }
 
 # A few flood rounds until every server gets every check-in: the links are up (ours dial
 # with backoff, the baseline's open on first use) before anything is measured.
