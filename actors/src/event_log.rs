@@ -66,6 +66,7 @@ use prometheus_client::metrics::counter::Counter;
 use crate::peers::wire;
 
 mod format;
+mod lane;
 #[cfg(test)]
 mod lane_tests;
 #[cfg(test)]
@@ -78,7 +79,8 @@ mod writer;
 
 pub use format::escaped;
 pub(crate) use format::push_timestamp;
-use format::{event, lost_notice, with_reason};
+use format::{event, with_reason};
+use lane::{append, Lane, Lanes};
 pub(crate) use refusals::Door;
 use refusals::{refusal_line, summary_line, LoggedRefusal, Refusals, Verdict};
 use sink::{FileSink, Sink};
@@ -130,45 +132,6 @@ struct Buffer {
     failing: AtomicBool,
     /// Why the last write failed; the writer sets it before `failing`.
     write_error: Mutex<Option<String>>,
-}
-
-/// The lanes, and what the writer is asked to do besides taking them.
-struct Lanes {
-    /// The home lane first. The writer forgets a lane once no handle holds it and it has
-    /// taken the last of it.
-    all: Vec<Arc<Lane>>,
-    /// The writer is to open the file again once it has written what came before.
-    reopen: bool,
-    /// Every lane is closed, and the writer is to write what they hold and stop.
-    closed: bool,
-}
-
-/// One serving thread's buffer: shared by its handles and the writer thread only.
-struct Lane {
-    pending: Mutex<Pending>,
-}
-
-/// What the writer has not taken yet from one lane.
-struct Pending {
-    buf: Vec<u8>,
-    /// Events dropped on a full buffer and not yet reported in the log.
-    lost: u64,
-    /// The writer has been woken for a buffer half full, and has not taken it yet.
-    nudged: bool,
-    closed: bool,
-}
-
-impl Lane {
-    fn new(closed: bool) -> Lane {
-        Lane {
-            pending: Mutex::new(Pending {
-                buf: Vec::new(),
-                lost: 0,
-                nudged: false,
-                closed,
-            }),
-        }
-    }
 }
 
 impl EventLog {
@@ -411,30 +374,6 @@ impl EventLog {
             return;
         }
         append(&mut p, &self.file.buffer, write);
-    }
-}
-
-/// Appends one event to a lane's `p`, or counts it lost if there is no room; nudges the
-/// writer when `p` is half full.
-fn append(p: &mut Pending, buffer: &Buffer, write: impl FnOnce(&mut Vec<u8>)) {
-    // The count of lost events goes in just before the next event there is room for.
-    let start = p.buf.len();
-    if p.lost > 0 {
-        let lost = p.lost;
-        lost_notice(&mut p.buf, lost);
-    }
-    write(&mut p.buf);
-    p.buf.push(b'\n');
-    if p.buf.len() > buffer.capacity {
-        p.buf.truncate(start);
-        p.lost += 1;
-        buffer.dropped.inc();
-        return;
-    }
-    p.lost = 0;
-    if p.buf.len() > buffer.capacity / 2 && !p.nudged {
-        p.nudged = true;
-        buffer.wake.notify_one();
     }
 }
 

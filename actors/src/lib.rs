@@ -8,7 +8,9 @@
 //!   thread each lives on (`workers`), and the door each goes through: its first line (or,
 //!   on a TLS herd, its first byte) sends it to the peer side, on the home thread, or to a
 //!   client session on its worker.
-//! - `session`: the Session actor, one per client connection.
+//! - `session`: the Session actor, one per client connection; for the sessions of a worker
+//!   thread, the courier that carries their check-ins to the store together and the desk
+//!   on the home thread that answers their WHATSATs.
 //! - `store`: the LocationStore actor, each client's latest record, and its durable copy
 //!   (grouped commits appended to a journal on the event loop, which an applier thread
 //!   writes into SQLite).

@@ -13,6 +13,7 @@
 //! a session only for a client, with that line, which the session answers as its first.
 
 mod courier;
+mod deps;
 mod desk;
 mod input;
 mod limits;
@@ -20,7 +21,6 @@ mod replies;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -29,91 +29,19 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::admission::Ticket;
 use crate::codec::LineError;
-use crate::event_log::EventLog;
-use crate::metrics::{CheckInOutcome, ClientMetrics, OpenConnection};
-use crate::outbox::{Outbox, ReplyBudget};
-use crate::places::{self, PlacesFetcher};
+use crate::metrics::{CheckInOutcome, OpenConnection};
+use crate::outbox::Outbox;
+use crate::places;
 use crate::protocol::{self, Command, Record, Timestamp};
-use crate::store::{CheckIn, LocationStore};
+use crate::store::CheckIn;
 pub(crate) use courier::Courier;
+pub(crate) use deps::{Crossing, SessionDeps, SessionShared};
 pub(crate) use desk::Desk;
 use desk::{find, Whereabouts};
 pub(crate) use input::Input;
 use input::{ReadLines, ReadsInput};
 pub(crate) use limits::{ClientLimits, MAX_QUEUED, READ_BUFFER};
 use replies::{Reply, ReplyQueue};
-
-/// What every session on one worker thread of a server uses.
-pub(crate) struct SessionDeps {
-    /// This server's name, for AT lines.
-    pub(crate) name: Arc<str>,
-    pub(crate) store: Addr<LocationStore>,
-    pub(crate) places: Addr<PlacesFetcher>,
-    /// Where a check-in goes: the store, on the home thread; on another worker thread, its
-    /// [`Courier`], which carries a turn's check-ins to the store together.
-    pub(crate) check_ins: Recipient<CheckIn>,
-    /// Where a WHATSAT goes from a worker thread that is not the home thread, to cross
-    /// between threads once (see [`Desk`]); `None` on the home thread.
-    pub(crate) desk: Option<Addr<Desk>>,
-    pub(crate) log: EventLog,
-    pub(crate) limits: ClientLimits,
-    /// The unsent replies of every client on this worker together: past it, none of them is
-    /// read. The server's budget is split evenly over its workers, so that no count is
-    /// shared between threads and the sum stays the server's.
-    pub(crate) budget: ReplyBudget,
-    /// What `/metrics` counts of clients: connections, check-ins, WHATSATs, `?` replies.
-    pub(crate) metrics: ClientMetrics,
-}
-
-/// What every session of one server uses, but its worker's reply budget: all of it may
-/// cross threads, for each worker to make its own [`SessionDeps`] from.
-#[derive(Clone)]
-pub(crate) struct SessionShared {
-    pub(crate) name: Arc<str>,
-    pub(crate) store: Addr<LocationStore>,
-    pub(crate) places: Addr<PlacesFetcher>,
-    pub(crate) log: EventLog,
-    pub(crate) limits: ClientLimits,
-    pub(crate) metrics: ClientMetrics,
-}
-
-/// How the sessions of a worker thread other than the home thread reach it.
-pub(crate) struct Crossing {
-    /// The worker's courier, for check-ins.
-    pub(crate) courier: Addr<Courier>,
-    /// The home thread's desk, for WHATSATs.
-    pub(crate) desk: Addr<Desk>,
-}
-
-impl SessionShared {
-    /// The sessions' dependencies on one worker, whose clients share `budget`, and who
-    /// reach the home thread through `crossing` (`None`: they are on it).
-    pub(crate) fn on_worker(self, budget: ReplyBudget, crossing: Option<Crossing>) -> SessionDeps {
-        let SessionShared {
-            name,
-            store,
-            places,
-            log,
-            limits,
-            metrics,
-        } = self;
-        let (check_ins, desk) = match crossing {
-            None => (store.clone().recipient(), None),
-            Some(Crossing { courier, desk }) => (courier.recipient(), Some(desk)),
-        };
-        SessionDeps {
-            name,
-            store,
-            places,
-            check_ins,
-            desk,
-            log,
-            limits,
-            budget,
-            metrics,
-        }
-    }
-}
 
 /// A client's connection as the door hands it over: its first line already read.
 pub(crate) struct NewClient {
