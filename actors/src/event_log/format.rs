@@ -130,7 +130,7 @@ pub(super) fn push_escaped(out: &mut Vec<u8>, text: &[u8]) {
     }
 }
 
-/// `text` escaped as the event log escapes what came from outside ([`push_escaped`]): for
+/// `text` escaped as the event log escapes what came from outside (see the module doc): for
 /// whatever else shows other processes' text, such as `herd status` on a terminal.
 pub fn escaped(text: &str) -> String {
     let mut out = Vec::with_capacity(text.len());
