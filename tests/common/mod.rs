@@ -43,15 +43,37 @@ impl Drop for TempDir {
     }
 }
 
-/// `n` distinct loopback addresses that were free a moment ago.
+/// `n` distinct loopback addresses, free when picked, for servers that bind them later.
+///
+/// A port the kernel hands out for `bind(0)` or as a connection's own end is taken from its
+/// ephemeral range, and one picked there and let go could be handed to another socket
+/// before the server binds it: a test beside this one then holds the "server's" port, the
+/// server cannot start, and the test's connections reach the wrong listener. So these come
+/// from below that range, where the kernel assigns nothing, in turns of one counter for the
+/// whole test process (tests running at once never share one), from a start that differs
+/// between processes. Each is checked free as it is picked.
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<_> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr"))
-        .collect()
+    const LOWEST: u16 = 10_000;
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU16> = std::sync::OnceLock::new();
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+        .max(LOWEST + 1_000);
+    let span = ephemeral - LOWEST;
+    let next = NEXT.get_or_init(|| {
+        let start = (std::process::id() % u32::from(span)) as u16;
+        std::sync::atomic::AtomicU16::new(start)
+    });
+    let mut addrs = Vec::with_capacity(n);
+    while addrs.len() < n {
+        let turn = next.fetch_add(1, Ordering::Relaxed) % span;
+        let addr = SocketAddr::from(([127, 0, 0, 1], LOWEST + turn));
+        if TcpListener::bind(addr).is_ok() {
+            addrs.push(addr);
+        }
+    }
+    addrs
 }
 
 /// A herd.toml for `servers` (name, neighbours) on fresh ports, plus `extra` TOML (places,
