@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 use std::thread;
 
+use super::tests::{events, eventually};
 use super::{Door, EventLog};
-
-/// `2026-11-26T05:52:55.123456Z` and the space after it.
-const STAMP: usize = 28;
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().expect("an address")
@@ -21,7 +19,7 @@ fn has_events(path: &std::path::Path) -> bool {
 /// The events of a log that is closed (each line whole), without their time stamps.
 fn events_in(path: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines().map(|line| line[STAMP..].to_owned()).collect()
+    events(&text).into_iter().map(str::to_owned).collect()
 }
 
 #[test]
@@ -124,14 +122,10 @@ fn reopening_starts_a_new_file_and_loses_nothing_across_the_rename() {
         }
     });
     // Rename while events are being logged, as logrotate does, then ask for a new file.
-    while !has_events(log.path()) {
-        thread::yield_now();
-    }
+    eventually("the first events written", || has_events(log.path()));
     std::fs::rename(log.path(), &rotated).expect("renamed");
     log.reopen();
-    while !has_events(log.path()) {
-        thread::yield_now();
-    }
+    eventually("events written to the new file", || has_events(log.path()));
     writing.join().expect("the writing thread");
     log.note("event 20000");
     log.flush_and_close().expect("closed");

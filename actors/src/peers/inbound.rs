@@ -171,8 +171,7 @@ impl InboundPeer {
     fn peer_line(&mut self, from: Arc<str>, line: &[u8], ctx: &mut Context<Self>) {
         let text = std::str::from_utf8(line).unwrap_or("");
         if text == wire::PING {
-            self.deps.log.peer_sent(self.addr, wire::PONG.as_bytes());
-            self.out.push_urgent(wire::PONG.as_bytes());
+            self.send_line(wire::PONG);
             return;
         }
         if let Some(query) = Query::parse(text) {

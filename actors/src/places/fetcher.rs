@@ -287,7 +287,7 @@ impl Handler<Nearby> for PlacesFetcher {
                 match search.await {
                     Ok(text) => {
                         metrics.answered(PlacesAnswer::Embedded, ok_or_zero_results(&text));
-                        text.into()
+                        text
                     }
                     Err(_) => {
                         metrics.answered(PlacesAnswer::Embedded, UPSTREAM_UNAVAILABLE);

@@ -9,6 +9,8 @@
 //! `SyncActor` on a thread of its own, makes them instead; the serving thread only passes
 //! questions on and answers back, and a check-in never queues behind a search.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use super::{embedded, layout, NearbyQuery};
@@ -34,13 +36,15 @@ impl Actor for Searcher {
 /// Request: the places of the embedded data set in a circle, as the JSON text of a Nearby
 /// Search response in Google's layout (`OK` or `ZERO_RESULTS`).
 #[derive(Debug, Message)]
-#[rtype(result = "String")]
+#[rtype(result = "Arc<str>")]
 pub(crate) struct Search(pub(crate) NearbyQuery);
 
+/// The answer leaves as the shared text the session reads, made here: the serving thread
+/// neither renders nor copies it.
 impl Handler<Search> for Searcher {
-    type Result = String;
+    type Result = MessageResult<Search>;
 
-    fn handle(&mut self, Search(q): Search, _: &mut SyncContext<Self>) -> String {
-        layout::to_google_json(&embedded::nearby(&q))
+    fn handle(&mut self, Search(q): Search, _: &mut SyncContext<Self>) -> Self::Result {
+        MessageResult(layout::to_google_json(&embedded::nearby(&q)).into())
     }
 }
