@@ -248,12 +248,6 @@ impl Outbox {
         }
     }
 
-    /// Bulk lines still waiting to join the queue.
-    #[cfg(test)]
-    pub(crate) fn bulk_waiting(&self) -> usize {
-        self.0.borrow().bulk.len()
-    }
-
     fn push_parts(&self, parts: &[&[u8]], cap: usize) -> Result<(), Overflow> {
         let mut s = self.0.borrow_mut();
         let len: usize = parts.iter().map(|p| p.len()).sum();

@@ -73,14 +73,29 @@ impl LocationStore {
             return;
         };
         let before = newest_gone.saturating_add(1);
-        let evicted = self.table.forget_before(before);
+        let evicted = self.forget_everywhere(before, "evict records past the cap", ctx);
         self.evicted_before = self.evicted_before.max(before);
         self.metrics.evicted(evicted);
         log::info!("store: evicted {evicted} records past the cap of {cap}");
-        if let Some((_, batcher)) = &mut self.durable {
-            batcher.forget(|r| r.time().nanos() < before);
+    }
+
+    /// Drops the records older than `before` here, from the next commit and on disk; how
+    /// many the table held. When it held none, neither the commit nor the disk is touched:
+    /// they hold nothing the table does not.
+    fn forget_everywhere(
+        &mut self,
+        before: i64,
+        what: &'static str,
+        ctx: &mut Context<Self>,
+    ) -> usize {
+        let dropped = self.table.forget_before(before);
+        if dropped > 0 {
+            if let Some((_, batcher)) = &mut self.durable {
+                batcher.forget(|r| r.time().nanos() < before);
+            }
+            self.forget_on_disk(before, what, ctx);
         }
-        self.forget_on_disk(before, "evict records past the cap", ctx);
+        dropped
     }
 
     /// Deletes the records older than `before` from the disk (in order with the commits).
@@ -111,15 +126,10 @@ impl LocationStore {
     /// the table holds, so when the table had none to drop, the disk is not scanned.
     pub(super) fn forget_old(&mut self, ctx: &mut Context<Self>) {
         let Some(cutoff) = self.cutoff() else { return };
-        let dropped = self.table.forget_before(cutoff);
-        if dropped == 0 {
-            return;
+        let dropped = self.forget_everywhere(cutoff, "forget old records", ctx);
+        if dropped > 0 {
+            let age = self.bounds.max_age.map_or(0, |age| age.as_nanos());
+            log::info!("store: forgot {dropped} records older than {age} ns");
         }
-        let age = self.bounds.max_age.map_or(0, |age| age.as_nanos());
-        log::info!("store: forgot {dropped} records older than {age} ns");
-        if let Some((_, batcher)) = &mut self.durable {
-            batcher.forget(|r| r.time().nanos() < cutoff);
-        }
-        self.forget_on_disk(cutoff, "forget old records", ctx);
     }
 }

@@ -50,14 +50,13 @@ impl LocationStore {
         ctx: &mut Context<Self>,
     ) -> impl Future<Output = Result<bool, Arc<str>>> + 'static {
         let kept = self.keep(&record, true, ctx);
-        let flood = match kept {
-            Kept::No => None,
-            Kept::InMemory | Kept::Committing(_) => Some(self.floods.send(Spread {
+        let flood = (!matches!(kept, Kept::No)).then(|| {
+            self.floods.send(Spread {
                 record,
                 from: None,
                 seen: Vec::new(),
-            })),
-        };
+            })
+        });
         async move {
             let Some(flood) = flood else {
                 return Ok(false);
@@ -68,7 +67,7 @@ impl LocationStore {
                     .await
                     .unwrap_or_else(|_| Err("the store stopped".into()))
                     .map(|()| true),
-                Kept::No | Kept::InMemory => Ok(true),
+                _ => Ok(true),
             }
         }
     }

@@ -342,25 +342,32 @@ impl Handler<GetStoreStats> for LocationStore {
 pub(crate) struct Flush;
 
 impl Handler<Flush> for LocationStore {
-    type Result = ResponseFuture<()>;
+    type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
         let Some((_, batcher)) = &mut self.durable else {
-            return Box::pin(std::future::ready(()));
+            return Box::pin(fut::ready(()));
         };
         // The commit being written, then the records that wait for the next one, at once;
         // then, with a journal, until the database holds them too.
         let (waits, step) = batcher.flush();
         self.drive(step, ctx);
-        let store = ctx.address();
-        Box::pin(async move {
+        let written = async move {
             for outcome in waits {
                 let _ = outcome.await;
             }
-            if let Ok(Some(applied)) = store.send(ApplyJournal).await {
-                let _ = applied.await;
-            }
-        })
+        };
+        Box::pin(written.into_actor(self).then(|(), act, _| {
+            let applied = match &mut act.durable {
+                Some((Committer::Journal(journal), _)) => Some(journal.flush()),
+                _ => None,
+            };
+            fut::wrap_future(async move {
+                if let Some(applied) = applied {
+                    let _ = applied.await;
+                }
+            })
+        }))
     }
 }
 
@@ -375,23 +382,6 @@ impl Handler<FailWrites> for LocationStore {
         match &mut self.durable {
             Some((committer, _)) => Box::pin(committer.fail_writes(how)),
             None => Box::pin(std::future::ready(())),
-        }
-    }
-}
-
-/// Request (from [`Flush`], once the journal holds everything): write the journal into the
-/// database. Response: what resolves once it is there, if the store has a journal.
-#[derive(Message)]
-#[rtype(result = "Option<futures::channel::oneshot::Receiver<()>>")]
-struct ApplyJournal;
-
-impl Handler<ApplyJournal> for LocationStore {
-    type Result = Option<futures::channel::oneshot::Receiver<()>>;
-
-    fn handle(&mut self, _: ApplyJournal, _: &mut Context<Self>) -> Self::Result {
-        match &mut self.durable {
-            Some((Committer::Journal(journal), _)) => Some(journal.flush()),
-            _ => None,
         }
     }
 }

@@ -41,11 +41,7 @@ impl Table {
                 let held: HashSet<u64> = self.hashes_in(*range).into_iter().collect();
                 Some(Answer::Need {
                     range: *range,
-                    hashes: mine
-                        .iter()
-                        .copied()
-                        .filter(|h| !held.contains(&wire_hash(*h)))
-                        .collect(),
+                    hashes: mine.iter().copied().filter(|h| !held.contains(h)).collect(),
                 })
             }
         }
@@ -69,7 +65,7 @@ impl Table {
                 }
             }
             Answer::Need { range, hashes } => {
-                let need: HashSet<u64> = hashes.iter().map(|h| wire_hash(*h)).collect();
+                let need: HashSet<u64> = hashes.iter().copied().collect();
                 next.records.extend(
                     self.records_in(*range)
                         .filter(|r| need.contains(&wire_hash(r.hash())))
@@ -104,7 +100,7 @@ impl Table {
 
     /// Sends the records in `range` whose hashes are not among `theirs`.
     fn send_unless_in(&self, range: Range, theirs: &[u64], next: &mut Next) {
-        let theirs: HashSet<u64> = theirs.iter().map(|h| wire_hash(*h)).collect();
+        let theirs: HashSet<u64> = theirs.iter().copied().collect();
         next.records.extend(
             self.records_in(range)
                 .filter(|r| !theirs.contains(&wire_hash(r.hash())))

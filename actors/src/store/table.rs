@@ -144,13 +144,13 @@ impl Table {
 
     /// The records in `range`.
     pub(crate) fn records_in(&self, range: Range) -> impl Iterator<Item = &Record> {
-        let buckets = match (range.buckets(BUCKET_NIBBLES), range.top(BUCKET_NIBBLES)) {
-            (Some(buckets), _) => buckets.start as usize..buckets.end as usize,
-            (None, Some(top)) => top as usize..top as usize + 1,
-            // A range is either as deep as a bucket or shallower.
-            (None, None) => 0..0,
-        };
-        self.buckets[buckets]
+        // No deeper than a bucket, a range covers whole buckets; deeper, it lies in one
+        // (`top` is then always there).
+        let buckets = range.buckets(BUCKET_NIBBLES).unwrap_or_else(|| {
+            let top = range.top(BUCKET_NIBBLES).unwrap_or_default();
+            top..top + 1
+        });
+        self.buckets[buckets.start as usize..buckets.end as usize]
             .iter()
             .flat_map(|b| &b.clients)
             .filter(move |(key, _)| range.contains(*key))
