@@ -195,16 +195,7 @@ impl Journal {
             bytes.extend_from_slice(record.at_line().as_bytes());
             bytes.push(b'\n');
         }
-        #[cfg(test)]
-        if let Some(full) = self.failing {
-            let kind = if full {
-                std::io::Error::from_raw_os_error(28) // ENOSPC
-            } else {
-                std::io::Error::from(std::io::ErrorKind::PermissionDenied)
-            };
-            return Err((self.cannot_write(kind), records));
-        }
-        if let Err(error) = self.file.write_all(&bytes) {
+        if let Err(error) = self.write(&bytes) {
             let _ = self.file.set_len(self.len);
             return Err((self.cannot_write(error), records));
         }
@@ -215,6 +206,27 @@ impl Journal {
             self.seal();
         }
         Ok(())
+    }
+
+    /// Writes `bytes` at the end of the segment.
+    #[cfg(not(test))]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    /// Writes `bytes` at the end of the segment; or, told to fail, writes half of them and
+    /// fails as a full disk (or a file that cannot be written) does midway, so that what
+    /// follows a failed write is tested on a torn one.
+    #[cfg(test)]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let Some(full) = self.failing else {
+            return self.file.write_all(bytes);
+        };
+        self.file.write_all(&bytes[..bytes.len() / 2])?;
+        Err(match full {
+            true => std::io::Error::from_raw_os_error(28), // ENOSPC
+            false => std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        })
     }
 
     fn cannot_write(&self, error: std::io::Error) -> StoreError {
@@ -398,6 +410,27 @@ mod tests {
                 .all(|(_, p)| std::fs::metadata(p).unwrap().len() == 0),
             "{left:?}"
         );
+    }
+
+    #[actix::test]
+    async fn a_failed_append_is_cut_back_off_its_segment_so_no_record_follows_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), "Hill", false).unwrap();
+        let mut journal = Journal::start(db, 0, StoreMetrics::default()).unwrap();
+        let kiwi = record("Hill", "IAMAT kiwi +1+1 1");
+        journal
+            .append(vec![kiwi.clone()])
+            .map_err(|(e, _)| e)
+            .unwrap();
+        // The disk fills in the middle of the next write: half of it lands, then it fails.
+        journal.fail_writes(Some(true));
+        let pear = record("Hill", "IAMAT pear +1+1 2");
+        let (_, back) = journal.append(vec![pear.clone()]).expect_err("a full disk");
+        journal.fail_writes(None);
+        journal.append(back).map_err(|(e, _)| e).unwrap();
+        let segment = segment_path(&dir.path().join("Hill.db"), 0);
+        let text = std::fs::read_to_string(segment).unwrap();
+        assert_eq!(text, format!("{}\n{}\n", kiwi.at_line(), pear.at_line()));
     }
 
     #[test]
