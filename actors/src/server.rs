@@ -398,8 +398,7 @@ pub(crate) async fn start_with(
 /// listener's answers) goes on meanwhile; the number of the next journal segment.
 async fn load_beside(mut db: Database) -> Result<(Database, Table, u64), StartError> {
     let loaded = tokio::task::spawn_blocking(move || {
-        let table = journal::load(&db)?;
-        let next = journal::fold(&mut db, &table)?;
+        let (table, next) = journal::recover(&mut db)?;
         Ok::<_, StoreError>((db, table, next))
     });
     Ok(loaded.await.map_err(|_| StartError::LoaderGone)??)

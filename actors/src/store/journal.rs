@@ -82,7 +82,8 @@ pub(crate) fn read_segment(path: &Path) -> std::io::Result<Vec<Record>> {
 }
 
 /// Every record of the store at `db`: the database's, then what its journal took and the
-/// database did not yet (newer, where it differs).
+/// database did not yet (newer, where it differs). Reads only: for looking at a store.
+#[cfg(test)]
 pub(crate) fn load(db: &Database) -> Result<Table, StoreError> {
     let mut table = db.load()?;
     for (_, segment) in segments(db.path()) {
@@ -93,24 +94,27 @@ pub(crate) fn load(db: &Database) -> Result<Table, StoreError> {
     Ok(table)
 }
 
-/// Writes what the journal's segments hold (each client's last record) into `db`, in one
-/// transaction, and deletes them; the number the next segment takes.
-pub(crate) fn fold(db: &mut Database, held: &Table) -> Result<u64, StoreError> {
+/// Every record of the store at `db`, as [`load`] reads them, each segment read once; then
+/// what the journal held (each client's newest record) written into `db` in one
+/// transaction, and the segments deleted: the table, and the number the next segment takes.
+pub(crate) fn recover(db: &mut Database) -> Result<(Table, u64), StoreError> {
+    let mut table = db.load()?;
     let found = segments(db.path());
     let Some(&(last, _)) = found.last() else {
-        return Ok(0);
+        return Ok((table, 0));
     };
-    // Each client the journal names, with the newest record held of it (`held` is what
-    // `load` read: the database's and the journal's, under the herd's order).
+    // Each client the journal names, whose newest record (the database's or the journal's,
+    // under the herd's order) the table then holds.
     let mut clients: HashSet<std::sync::Arc<str>> = HashSet::new();
     for (_, segment) in &found {
         for record in read_segment(segment).map_err(|e| damaged_segment(segment, &e))? {
             clients.insert(record.client().clone());
+            table.offer(record);
         }
     }
     let records: Vec<Record> = clients
         .iter()
-        .filter_map(|client| held.get(client).cloned())
+        .filter_map(|client| table.get(client).cloned())
         .collect();
     db.commit(&records)?;
     for (_, segment) in found {
@@ -119,7 +123,7 @@ pub(crate) fn fold(db: &mut Database, held: &Table) -> Result<u64, StoreError> {
             error,
         })?;
     }
-    Ok(last + 1)
+    Ok((table, last + 1))
 }
 
 /// A journal segment that cannot be read.
@@ -453,11 +457,9 @@ mod tests {
         assert_eq!(table.get("kiwi"), Some(&new_kiwi));
         assert_eq!(table.get("pear"), Some(&pear));
         assert_eq!(table.get("fig"), None, "a torn line is no record");
-        assert_eq!(
-            fold(&mut db, &table).unwrap(),
-            4,
-            "the next segment comes after it"
-        );
+        let (recovered, next) = recover(&mut db).unwrap();
+        assert_eq!(recovered.len(), table.len());
+        assert_eq!(next, 4, "the next segment comes after it");
         assert!(segments(db.path()).is_empty());
         // The database alone now holds them.
         let back = db.load().unwrap();

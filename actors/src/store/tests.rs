@@ -159,8 +159,7 @@ mod durable {
     ) -> Addr<LocationStore> {
         let (floods, _) = collector::<Spread>();
         let mut db = db;
-        let table = journal::load(&db).expect("a table");
-        let next = journal::fold(&mut db, &table).expect("the journal folded");
+        let (table, next) = journal::recover(&mut db).expect("the store recovered");
         let committer = match runs {
             Runs::Journal => Committer::journal(db, next, metrics.clone()).expect("a journal"),
             Runs::OnThread => Committer::thread(db),
