@@ -16,9 +16,8 @@
 //! taken on the way of a line (a ticket's is taken at its accept and its close).
 //!
 //! With one or two workers the home thread serves sessions too, because threads are what a
-//! small host lacks: on two cores a home thread with sessions of its own served 5-10% more
-//! check-ins than one left to the store, and its sessions reach the store without crossing
-//! a thread. From three on, the store's thread is what bounds the server (the model in
+//! small host lacks: on two cores that is one event loop fewer, and its sessions reach the
+//! store without crossing a thread. From three on, the store's thread is what bounds the server (the model in
 //! docs/benchmarks.md, "Every core"): a session costs a worker about 11 us a check-in, the
 //! store's thread about 2.3 us, so a home thread that also served its share of sessions
 //! would be the first to fill.
