@@ -167,14 +167,8 @@ fn herd_status_shows_what_neighbours_and_other_servers_say_escaped() {
 
 /// `GET path` on `addr` with `Host: host`: the status code.
 fn status_code_for_host(addr: SocketAddr, path: &str, host: &str) -> u16 {
-    let mut s = std::net::TcpStream::connect(addr).expect("the admin listener answers");
-    s.set_read_timeout(Some(READ_TIMEOUT)).expect("time-out");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).expect("sent");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("an answer");
-    let code = answer.split(' ').nth(1).and_then(|c| c.parse().ok());
-    code.unwrap_or_else(|| panic!("no status code in {answer:?}"))
+    let (code, _) = http_get_as(addr, path, host).expect("the admin listener answers");
+    code
 }
 
 #[test]

@@ -563,9 +563,14 @@ pub fn check_in(files: &HerdFiles, server: &str, line: &str) -> String {
 /// `GET path` on `addr` over HTTP/1.1: the status code and the body. `None` while nothing
 /// answers there (a server still starting, or gone).
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_get_as(addr, path, &addr.to_string())
+}
+
+/// [`http_get`] with the request's `Host` header saying `host`.
+pub fn http_get_as(addr: SocketAddr, path: &str, host: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).ok()?;
     let mut answer = Vec::new();
     s.read_to_end(&mut answer).ok()?;
