@@ -106,12 +106,17 @@ pub(crate) fn parse_hello(line: &str) -> Option<Hello<'_>> {
     }
 }
 
-/// The peer protocol version that a refusal from a server older than version 2 names:
-/// such a server answers a hello it cannot parse with
-/// `HERD-REFUSED malformed hello, expected HERD-PEER 1 <from> <to>`.
+/// The peer protocol version a refusal says its server speaks, if it says one. A server of
+/// version 1 answers a hello it cannot parse with `HERD-REFUSED malformed hello, expected
+/// HERD-PEER 1 <from> <to>`; from version 2 on, a hello of another version gets
+/// `HERD-REFUSED <from> speaks peer protocol <theirs> and this server <mine>: ...`
+/// (`Refusal::Version`).
 pub(crate) fn refusal_version(refusal: &str) -> Option<u32> {
-    let (_, rest) = refusal.split_once("expected HERD-PEER ")?;
-    rest.split(' ').next()?.parse().ok()
+    let (_, rest) = refusal
+        .split_once(" and this server ")
+        .or_else(|| refusal.split_once("expected HERD-PEER "))?;
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
 }
 
 /// A fresh 32-byte nonce, hex-encoded.
@@ -167,6 +172,7 @@ pub(crate) fn argument<'a>(line: &'a str, keyword: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peers::error::Refusal;
 
     #[test]
     fn hello_round_trips_with_its_version() {
@@ -183,6 +189,17 @@ mod tests {
             refusal_version("HERD-REFUSED malformed hello, expected HERD-PEER 1 <from> <to>"),
             Some(1)
         );
+        let newer = "HERD-REFUSED Hill speaks peer protocol 2 and this server 3: run the same \
+                     herd version on both";
+        assert_eq!(refusal_version(newer), Some(3));
+        let ours = format!(
+            "HERD-REFUSED {}",
+            Refusal::Version {
+                from: "Hill".into(),
+                theirs: 1
+            }
+        );
+        assert_eq!(refusal_version(&ours), Some(VERSION));
         assert_eq!(refusal_version("HERD-REFUSED wrong secret from Hill"), None);
         assert!(is_hello(b"HERD-PEER 2 a b"));
         assert!(!is_hello(b"HERD-PEERS 1 a b"));
